@@ -1,0 +1,56 @@
+// Package gossip is hearsay's protocol core: pull gossip as a deterministic
+// state machine.
+//
+// A Core owns no goroutine, socket or timer and never reads the clock. Three
+// inputs drive it:
+//
+//   - Tick(now): time has passed; pull from peers when a pull is due.
+//   - Handle(now, from, datagram): a datagram arrived from a peer.
+//   - Push(now, topic, payload): the application publishes a message.
+//
+// After any input, Ready returns what the caller must do: datagrams to send
+// and messages to deliver to local subscribers. Randomness comes only from
+// the seeded source in Config.Rand, so the same inputs always give the same
+// outputs. The node runtime (package node) drives a Core with a UDP socket
+// and real timers; the simulator (package simulations) drives thousands of
+// them from one goroutine with a virtual clock.
+//
+// The caller's loop, in full:
+//
+//	core, err := gossip.New(gossip.DefaultConfig(id, peers))
+//	for {
+//		select {
+//		case <-timer.C: // set to core.NextTick()
+//			core.Tick(time.Now())
+//		case dg := <-datagrams:
+//			core.Handle(time.Now(), dg.From, dg.Data)
+//		case req := <-publishes:
+//			msg, err := core.Push(time.Now(), req.Topic, req.Payload)
+//			req.Reply(msg, err)
+//		}
+//		rd := core.Ready()
+//		for _, d := range rd.Datagrams {
+//			conn.WriteToUDPAddrPort(d.Data, d.To) // before the next input
+//		}
+//		for _, m := range rd.Messages {
+//			deliver(m)
+//		}
+//		timer.Reset(time.Until(core.NextTick()))
+//	}
+//
+// # The protocol
+//
+// Every round (Interval, default 200ms) a node pulls from Fanout random peers
+// (default 3), one pull every Interval/Fanout. A pull carries a digest of
+// what the puller holds: for each origin with recent messages, the ranges of
+// that origin's sequence numbers it has. The peer answers with the messages
+// of its propagation cache that lie outside those ranges, and only those,
+// packed into datagrams of at most MaxPacketSize bytes and under a
+// per-request byte budget. Because the pulls of a round are spaced out, each
+// digest already counts what the previous pull brought, and a node rarely
+// receives a message twice. docs/protocol.md gives the wire format byte by
+// byte and the measurements behind the choice of digest.
+//
+// A message is accepted once per node, as the seen filter (package filter)
+// decides; it is then offered to pullers for CacheRounds rounds.
+package gossip

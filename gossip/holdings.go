@@ -1,0 +1,98 @@
+package gossip
+
+import "sort"
+
+// heldOrigin is what this node holds of one origin's messages.
+type heldOrigin struct {
+	origin    NodeID
+	tag       OriginTag
+	ranges    []SeqRange // sorted, disjoint, non-adjacent
+	lastRound uint64     // the last round in which a message of this origin arrived
+}
+
+// holdings is the source of the pull digest: for each origin with recent
+// messages, the ranges of sequence numbers this node holds (or has refused
+// for good, such as messages past MaxAge, so that peers stop offering them).
+//
+// An origin numbers its messages contiguously, and pulled messages arrive
+// mostly in order, so a node's holdings of one origin are nearly always a
+// single range: the digest costs about 19 bytes per active origin whatever
+// the message rate. Two bounds keep it small when things go wrong: at most
+// maxRanges ranges per origin (the oldest gap is given up first: anti-entropy
+// repairs it), and origins idle for long enough are forgotten.
+type holdings struct {
+	index     map[NodeID]int32
+	origins   []heldOrigin // in order of first appearance: deterministic digests
+	maxRanges int
+}
+
+func (h *holdings) find(origin NodeID) *heldOrigin {
+	if i, ok := h.index[origin]; ok {
+		return &h.origins[i]
+	}
+	return nil
+}
+
+func (h *holdings) contains(origin NodeID, seq uint64) bool {
+	o := h.find(origin)
+	if o == nil {
+		return false
+	}
+	rs := o.ranges
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].First > seq })
+	return i > 0 && seq < rs[i-1].End
+}
+
+// add records seq as held. seq must be below MaxUint64 (the decoder refuses it).
+func (h *holdings) add(origin NodeID, seq uint64, round uint64) {
+	o := h.find(origin)
+	if o == nil {
+		if h.index == nil {
+			h.index = make(map[NodeID]int32)
+		}
+		h.index[origin] = int32(len(h.origins))
+		h.origins = append(h.origins, heldOrigin{origin: origin, tag: TagOf(origin), ranges: []SeqRange{{seq, seq + 1}}, lastRound: round})
+		return
+	}
+	o.lastRound = round
+	rs := o.ranges
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].First > seq })
+	if i > 0 && seq < rs[i-1].End {
+		return
+	}
+	joinsPrev := i > 0 && rs[i-1].End == seq
+	joinsNext := i < len(rs) && rs[i].First == seq+1
+	switch {
+	case joinsPrev && joinsNext:
+		rs[i-1].End = rs[i].End
+		rs = append(rs[:i], rs[i+1:]...)
+	case joinsPrev:
+		rs[i-1].End = seq + 1
+	case joinsNext:
+		rs[i].First = seq
+	default:
+		rs = append(rs, SeqRange{})
+		copy(rs[i+1:], rs[i:])
+		rs[i] = SeqRange{seq, seq + 1}
+		if len(rs) > h.maxRanges {
+			rs[0].End = rs[1].End
+			rs = append(rs[:1], rs[2:]...)
+		}
+	}
+	o.ranges = rs
+}
+
+// expire forgets origins whose last message arrived before round minRound.
+func (h *holdings) expire(minRound uint64) {
+	kept := h.origins[:0]
+	for _, o := range h.origins {
+		if o.lastRound < minRound {
+			delete(h.index, o.origin)
+			continue
+		}
+		h.index[o.origin] = int32(len(kept))
+		kept = append(kept, o)
+	}
+	clear(h.origins[len(kept):])
+	h.origins = kept
+}

@@ -1,0 +1,150 @@
+package gossip
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"time"
+)
+
+// NodeID identifies a node. It is chosen at random when a node is first
+// created and kept in its data directory.
+type NodeID [16]byte
+
+// String returns the ID as 32 lower-case hex digits.
+func (id NodeID) String() string { return hex.EncodeToString(id[:]) }
+
+// IsZero reports whether id is the zero ID, which no node may use.
+func (id NodeID) IsZero() bool { return id == NodeID{} }
+
+// ParseNodeID parses 32 hex digits.
+func ParseNodeID(s string) (NodeID, error) {
+	var id NodeID
+	if err := parseHex16(s, id[:]); err != nil {
+		return NodeID{}, fmt.Errorf("node ID %q: %w", s, err)
+	}
+	return id, nil
+}
+
+// MessageID identifies a message: the first 16 bytes of a SHA-256 over the
+// message's origin, sequence number, creation time, topic and payload (see
+// docs/protocol.md). Two different messages have different IDs, and the ID
+// of a received message is recomputed, never trusted from the wire.
+type MessageID [16]byte
+
+// String returns the ID as 32 lower-case hex digits.
+func (id MessageID) String() string { return hex.EncodeToString(id[:]) }
+
+// ParseMessageID parses 32 hex digits.
+func ParseMessageID(s string) (MessageID, error) {
+	var id MessageID
+	if err := parseHex16(s, id[:]); err != nil {
+		return MessageID{}, fmt.Errorf("message ID %q: %w", s, err)
+	}
+	return id, nil
+}
+
+func parseHex16(s string, dst []byte) error {
+	if len(s) != 32 {
+		return errors.New("want 32 hex digits")
+	}
+	if _, err := hex.Decode(dst, []byte(s)); err != nil {
+		return fmt.Errorf("not hex: %w", err)
+	}
+	return nil
+}
+
+// Message is an application message as the core delivers it.
+//
+// Payload is shared with the core's propagation cache: it must not be
+// modified.
+type Message struct {
+	ID      MessageID
+	Origin  NodeID
+	Seq     uint64    // per-origin sequence number, contiguous from the origin's first message
+	Created time.Time // set by the origin, millisecond precision
+	Topic   string
+	Payload []byte
+}
+
+// MaxTopicLen is the longest topic, in bytes.
+const MaxTopicLen = 255
+
+// ValidateTopic reports whether topic is a valid message topic: one to
+// MaxTopicLen bytes of dot-separated, non-empty tokens made of ASCII letters,
+// digits, '-', '_' and ':'. The wildcards '*' and '>' belong to subscription
+// patterns, not to topics.
+func ValidateTopic(topic string) error { return validateTopic(topic) }
+
+func validateTopic[T string | []byte](topic T) error {
+	if len(topic) == 0 {
+		return fmt.Errorf("%w: empty", ErrInvalidTopic)
+	}
+	if len(topic) > MaxTopicLen {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidTopic, len(topic), MaxTopicLen)
+	}
+	tokenLen := 0
+	for i := 0; i < len(topic); i++ {
+		c := topic[i]
+		switch {
+		case c == '.':
+			if tokenLen == 0 {
+				return fmt.Errorf("%w: %q has an empty token", ErrInvalidTopic, topic)
+			}
+			tokenLen = 0
+		case isTopicChar(c):
+			tokenLen++
+		default:
+			return fmt.Errorf("%w: %q has the character %q at byte %d", ErrInvalidTopic, topic, c, i)
+		}
+	}
+	if tokenLen == 0 {
+		return fmt.Errorf("%w: %q has an empty token", ErrInvalidTopic, topic)
+	}
+	return nil
+}
+
+func isTopicChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '-' || c == '_' || c == ':'
+}
+
+// idDomain separates message IDs from any other SHA-256 use.
+const idDomain = "hearsay/message/v1"
+
+// ComputeMessageID computes the ID of a message from its fields.
+func ComputeMessageID(origin NodeID, seq uint64, createdMillis int64, topic string, payload []byte) MessageID {
+	var h idHasher
+	return h.sum(origin, seq, createdMillis, []byte(topic), payload)
+}
+
+// idHasher computes message IDs reusing its hash state and scratch buffer,
+// so that the core hashes every received message without allocating.
+type idHasher struct {
+	h       hash.Hash
+	scratch []byte
+	out     [sha256.Size]byte
+}
+
+func (x *idHasher) sum(origin NodeID, seq uint64, createdMillis int64, topic []byte, payload []byte) MessageID {
+	if x.h == nil {
+		x.h = sha256.New()
+		x.scratch = make([]byte, 0, len(idDomain)+16+8+8+1+MaxTopicLen)
+	}
+	b := append(x.scratch[:0], idDomain...)
+	b = append(b, origin[:]...)
+	b = binary.BigEndian.AppendUint64(b, seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(createdMillis))
+	b = append(b, byte(len(topic)))
+	b = append(b, topic...)
+	x.scratch = b
+	x.h.Reset()
+	x.h.Write(b)
+	x.h.Write(payload)
+	var id MessageID
+	copy(id[:], x.h.Sum(x.out[:0]))
+	return id
+}

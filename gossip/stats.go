@@ -1,0 +1,64 @@
+package gossip
+
+// DropReason says why a datagram or a message was dropped.
+type DropReason int
+
+// Drop reasons. Each is a label of the dropped-messages metric.
+const (
+	DropMalformed   DropReason = iota // a datagram that does not decode
+	DropVersion                       // a datagram of another wire version
+	DropUnknownType                   // a packet type this version does not know
+	DropTooOld                        // a message older than MaxAge
+	DropFromFuture                    // a message created more than ClockSkew ahead
+	DropTooLarge                      // a message that does not fit our MaxPacketSize
+	DropCacheFull                     // no room in the propagation cache: pulled again later
+	DropFilterFull                    // the seen filter is full: pulled again later
+	DropFilterError                   // the seen filter failed: pulled again later
+	numDropReasons
+)
+
+var dropReasonNames = [numDropReasons]string{
+	"malformed", "version", "unknown_type", "too_old", "from_future",
+	"too_large", "cache_full", "filter_full", "filter_error",
+}
+
+func (r DropReason) String() string {
+	if r >= 0 && r < numDropReasons {
+		return dropReasonNames[r]
+	}
+	return "unknown"
+}
+
+// DropReasons lists every drop reason, for metrics.
+func DropReasons() []DropReason {
+	rs := make([]DropReason, numDropReasons)
+	for i := range rs {
+		rs[i] = DropReason(i)
+	}
+	return rs
+}
+
+// Stats are a core's counters (since New) and gauges (now).
+type Stats struct {
+	Rounds             uint64 // rounds started
+	PullsSent          uint64 // pull request datagrams sent
+	PullBytesOut       uint64 // bytes of those
+	PullsIn            uint64 // pull requests received and answered
+	AnswerDatagramsOut uint64 // datagrams of messages sent in answer to pulls
+	MessagesOut        uint64 // message copies sent in answers
+	MessagesIn         uint64 // message copies received
+	DatagramsOut       uint64 // all datagrams sent
+	BytesOut           uint64 // all bytes sent
+	DatagramsIn        uint64 // all datagrams received
+	BytesIn            uint64 // all bytes received
+	Published          uint64 // messages pushed by this node
+	Delivered          uint64 // messages accepted (pushed or received), each once
+	Duplicates         uint64 // received messages already held
+	Backpressure       uint64 // pushes refused with ErrBackpressure
+	FilterErrors       uint64 // seen-filter errors (I/O)
+	Dropped            [numDropReasons]uint64
+
+	CacheMessages int // messages in the propagation cache
+	CacheBytes    int // their encoded size
+	Origins       int // origins in the pull digest
+}

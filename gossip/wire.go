@@ -1,0 +1,401 @@
+package gossip
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Wire format v1; docs/protocol.md describes it byte by byte.
+
+// Every datagram starts with this header.
+const (
+	magic0        = 'H'
+	magic1        = 'S'
+	WireVersion   = 1 // the version this package speaks
+	HeaderSize    = 4 // magic (2 bytes), version, packet type
+	MinPacketSize = 512
+	MaxUDPPayload = 65507 // the largest UDP payload over IPv4
+)
+
+// PacketType is the fourth byte of every datagram.
+type PacketType byte
+
+// Packet types of wire version 1. Types 0x10 and above are reserved for
+// anti-entropy, the DHT registry and sealed (encrypted) datagrams.
+const (
+	PacketPull     PacketType = 0x01 // a pull request: a digest of what the sender holds
+	PacketMessages PacketType = 0x02 // messages, in answer to a pull
+)
+
+func (t PacketType) String() string {
+	switch t {
+	case PacketPull:
+		return "pull"
+	case PacketMessages:
+		return "messages"
+	}
+	return fmt.Sprintf("type-0x%02x", byte(t))
+}
+
+// Decoding errors. Each names what was wrong; callers count them as drops.
+var (
+	ErrShortPacket   = errors.New("wire: datagram shorter than its header")
+	ErrBadMagic      = errors.New("wire: not a hearsay datagram (bad magic)")
+	ErrVersion       = errors.New("wire: unsupported version")
+	ErrTruncated     = errors.New("wire: truncated")
+	ErrMalformed     = errors.New("wire: malformed")
+	ErrTrailingBytes = errors.New("wire: trailing bytes")
+)
+
+// AppendHeader appends the 4-byte header of a datagram of type t.
+func AppendHeader(dst []byte, t PacketType) []byte {
+	return append(dst, magic0, magic1, WireVersion, byte(t))
+}
+
+// ParseHeader checks a datagram's header and returns its type and body.
+func ParseHeader(datagram []byte) (PacketType, []byte, error) {
+	if len(datagram) < HeaderSize {
+		return 0, nil, ErrShortPacket
+	}
+	if datagram[0] != magic0 || datagram[1] != magic1 {
+		return 0, nil, ErrBadMagic
+	}
+	if datagram[2] != WireVersion {
+		return 0, nil, fmt.Errorf("%w: %d", ErrVersion, datagram[2])
+	}
+	return PacketType(datagram[3]), datagram[HeaderSize:], nil
+}
+
+// SeqRange is a half-open range [First, End) of sequence numbers.
+type SeqRange struct {
+	First, End uint64
+}
+
+// OriginTag is the 8-byte digest key of an origin: a hash of its NodeID.
+// Digests name origins by tag to halve their size; two origins share a tag
+// with odds of about n²/2^65 among n active origins, and the only cost of a
+// collision is a message not offered in one answer (the next pull, or
+// anti-entropy, brings it).
+type OriginTag uint64
+
+// TagOf returns the digest tag of origin.
+func TagOf(origin NodeID) OriginTag {
+	a := binary.BigEndian.Uint64(origin[:8])
+	b := binary.BigEndian.Uint64(origin[8:])
+	// Mix both halves (a splitmix64 finaliser), so that IDs that differ in
+	// any byte get unrelated tags and uniform partitions.
+	x := a ^ (b * 0x9e3779b97f4a7c15)
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return OriginTag(x)
+}
+
+// OriginRanges lists the sequence numbers a node holds from one origin:
+// sorted, disjoint, non-adjacent ranges.
+type OriginRanges struct {
+	Origin OriginTag
+	Ranges []SeqRange
+}
+
+// PullRequest is the body of a PacketPull datagram: "send me what I lack".
+//
+// The origin space is split into 1<<PartitionBits partitions by the low
+// bits of the origin tag; the request covers partition Partition only. Its
+// digest lists, for every origin of that partition the requester knows, the
+// sequence numbers it holds. The answer carries the cached messages of that
+// partition outside those ranges, including all messages of origins the
+// digest does not name.
+type PullRequest struct {
+	PartitionBits uint8 // 0..8
+	Partition     uint8 // < 1<<PartitionBits
+	Origins       []OriginRanges
+}
+
+// MaxPartitionBits bounds PullRequest.PartitionBits.
+const MaxPartitionBits = 8
+
+// covers reports whether the request's partition includes origin.
+func (r *PullRequest) covers(origin OriginTag) bool {
+	return partitionOf(origin, r.PartitionBits) == r.Partition
+}
+
+func partitionOf(origin OriginTag, bits uint8) uint8 {
+	return uint8(origin) & byte(1<<bits-1)
+}
+
+// AppendPullRequest appends a whole PacketPull datagram (header included).
+func AppendPullRequest(dst []byte, r *PullRequest) []byte {
+	dst = AppendHeader(dst, PacketPull)
+	dst = append(dst, r.PartitionBits, r.Partition)
+	dst = binary.AppendUvarint(dst, uint64(len(r.Origins)))
+	for i := range r.Origins {
+		dst = appendOriginRanges(dst, &r.Origins[i])
+	}
+	return dst
+}
+
+func appendOriginRanges(dst []byte, o *OriginRanges) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(o.Origin))
+	dst = binary.AppendUvarint(dst, uint64(len(o.Ranges)))
+	var prevEnd uint64
+	for i, r := range o.Ranges {
+		if i == 0 {
+			dst = binary.AppendUvarint(dst, r.First)
+		} else {
+			dst = binary.AppendUvarint(dst, r.First-prevEnd)
+		}
+		dst = binary.AppendUvarint(dst, r.End-r.First)
+		prevEnd = r.End
+	}
+	return dst
+}
+
+// originRangesSize is the encoded size of o.
+func originRangesSize(o *OriginRanges) int {
+	n := 8 + uvarintLen(uint64(len(o.Ranges)))
+	var prevEnd uint64
+	for i, r := range o.Ranges {
+		if i == 0 {
+			n += uvarintLen(r.First)
+		} else {
+			n += uvarintLen(r.First - prevEnd)
+		}
+		n += uvarintLen(r.End - r.First)
+		prevEnd = r.End
+	}
+	return n
+}
+
+// DecodePullRequest decodes a whole PacketPull datagram. It allocates at
+// most in proportion to len(datagram).
+func DecodePullRequest(datagram []byte) (*PullRequest, error) {
+	t, body, err := ParseHeader(datagram)
+	if err != nil {
+		return nil, err
+	}
+	if t != PacketPull {
+		return nil, fmt.Errorf("%w: packet type %v, want pull", ErrMalformed, t)
+	}
+	var d pullDecoder
+	return d.decode(body)
+}
+
+// pullDecoder decodes pull requests reusing its buffers, so that the core
+// answers pulls without allocating. The request it returns is valid until
+// the next decode.
+type pullDecoder struct {
+	req    PullRequest
+	ranges []SeqRange
+	spans  [][2]int
+}
+
+func (d *pullDecoder) decode(b []byte) (*PullRequest, error) {
+	r := &d.req
+	if len(b) < 3 {
+		return nil, ErrTruncated
+	}
+	r.PartitionBits, r.Partition = b[0], b[1]
+	if r.PartitionBits > MaxPartitionBits || int(r.Partition) >= 1<<r.PartitionBits {
+		return nil, fmt.Errorf("%w: partition %d of 2^%d", ErrMalformed, r.Partition, r.PartitionBits)
+	}
+	count, b, err := readUvarint(b[2:])
+	if err != nil {
+		return nil, err
+	}
+	// An origin takes at least 11 bytes: tag, range count, first, length.
+	if count > uint64(len(b)/11) {
+		return nil, fmt.Errorf("%w: %d origins in %d bytes", ErrTruncated, count, len(b))
+	}
+	r.Origins = r.Origins[:0]
+	d.ranges = d.ranges[:0]
+	d.spans = d.spans[:0]
+	for i := uint64(0); i < count; i++ {
+		var o OriginRanges
+		if len(b) < 8 {
+			return nil, ErrTruncated
+		}
+		o.Origin = OriginTag(binary.BigEndian.Uint64(b))
+		var n uint64
+		if n, b, err = readUvarint(b[8:]); err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("%w: origin %016x with no ranges", ErrMalformed, uint64(o.Origin))
+		}
+		if n > uint64(len(b)/2) {
+			return nil, fmt.Errorf("%w: %d ranges in %d bytes", ErrTruncated, n, len(b))
+		}
+		from := len(d.ranges)
+		var prevEnd uint64
+		for j := uint64(0); j < n; j++ {
+			var first, length uint64
+			if first, b, err = readUvarint(b); err != nil {
+				return nil, err
+			}
+			if j > 0 {
+				if first == 0 {
+					return nil, fmt.Errorf("%w: adjacent ranges", ErrMalformed)
+				}
+				if prevEnd > math.MaxUint64-first {
+					return nil, fmt.Errorf("%w: range overflows", ErrMalformed)
+				}
+				first += prevEnd
+			}
+			if length, b, err = readUvarint(b); err != nil {
+				return nil, err
+			}
+			if length == 0 || first > math.MaxUint64-length {
+				return nil, fmt.Errorf("%w: bad range length", ErrMalformed)
+			}
+			prevEnd = first + length
+			d.ranges = append(d.ranges, SeqRange{First: first, End: prevEnd})
+		}
+		d.spans = append(d.spans, [2]int{from, len(d.ranges)})
+		r.Origins = append(r.Origins, o)
+	}
+	if len(b) != 0 {
+		return nil, ErrTrailingBytes
+	}
+	// Slice the shared ranges array only now: appends may have moved it.
+	for i, sp := range d.spans {
+		r.Origins[i].Ranges = d.ranges[sp[0]:sp[1]:sp[1]]
+	}
+	return r, nil
+}
+
+// wireMessage is a message as it sits in a datagram: its byte fields alias
+// the datagram.
+type wireMessage struct {
+	origin  NodeID
+	seq     uint64
+	created int64 // unix milliseconds
+	topic   []byte
+	payload []byte
+	raw     []byte // the whole encoded message
+	topicAt int    // offset of topic in raw
+}
+
+// appendMessage appends the encoding of one message (no header).
+func appendMessage(dst []byte, origin NodeID, seq uint64, createdMillis int64, topic string, payload []byte) []byte {
+	dst = append(dst, origin[:]...)
+	dst = binary.AppendUvarint(dst, seq)
+	dst = binary.AppendUvarint(dst, uint64(createdMillis))
+	dst = append(dst, byte(len(topic)))
+	dst = append(dst, topic...)
+	dst = binary.AppendUvarint(dst, uint64(len(payload)))
+	return append(dst, payload...)
+}
+
+// EncodedMessageSize is the size of a message's encoding in a messages datagram.
+func EncodedMessageSize(seq uint64, createdMillis int64, topicLen, payloadLen int) int {
+	return 16 + uvarintLen(seq) + uvarintLen(uint64(createdMillis)) + 1 + topicLen +
+		uvarintLen(uint64(payloadLen)) + payloadLen
+}
+
+// decodeMessage decodes the message at the start of b and returns the rest.
+func decodeMessage(b []byte) (wireMessage, []byte, error) {
+	var m wireMessage
+	start := b
+	if len(b) < 16 {
+		return m, nil, ErrTruncated
+	}
+	copy(m.origin[:], b[:16])
+	b = b[16:]
+	var err error
+	if m.seq, b, err = readUvarint(b); err != nil {
+		return m, nil, err
+	}
+	var created uint64
+	if created, b, err = readUvarint(b); err != nil {
+		return m, nil, err
+	}
+	if created == 0 || created > math.MaxInt64 {
+		return m, nil, fmt.Errorf("%w: creation time %d", ErrMalformed, created)
+	}
+	m.created = int64(created)
+	if len(b) < 1 {
+		return m, nil, ErrTruncated
+	}
+	tl := int(b[0])
+	b = b[1:]
+	if tl == 0 || len(b) < tl {
+		return m, nil, fmt.Errorf("%w: topic", ErrTruncated)
+	}
+	m.topicAt = len(start) - len(b)
+	m.topic, b = b[:tl], b[tl:]
+	var pl uint64
+	if pl, b, err = readUvarint(b); err != nil {
+		return m, nil, err
+	}
+	if pl > uint64(len(b)) {
+		return m, nil, fmt.Errorf("%w: payload of %d bytes, %d left", ErrTruncated, pl, len(b))
+	}
+	m.payload, b = b[:pl], b[pl:]
+	m.raw = start[:len(start)-len(b)]
+	return m, b, nil
+}
+
+// DecodeMessages decodes a whole PacketMessages datagram into messages whose
+// IDs are recomputed from their contents. Topics are validated. Payloads
+// alias datagram.
+func DecodeMessages(datagram []byte) ([]Message, error) {
+	t, b, err := ParseHeader(datagram)
+	if err != nil {
+		return nil, err
+	}
+	if t != PacketMessages {
+		return nil, fmt.Errorf("%w: packet type %v, want messages", ErrMalformed, t)
+	}
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: no messages", ErrMalformed)
+	}
+	var out []Message
+	var h idHasher
+	for len(b) > 0 {
+		var m wireMessage
+		if m, b, err = decodeMessage(b); err != nil {
+			return nil, err
+		}
+		if m.seq == math.MaxUint64 {
+			return nil, fmt.Errorf("%w: sequence number 2^64-1", ErrMalformed)
+		}
+		topic := string(m.topic)
+		if err := ValidateTopic(topic); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+		out = append(out, Message{
+			ID:      h.sum(m.origin, m.seq, m.created, m.topic, m.payload),
+			Origin:  m.origin,
+			Seq:     m.seq,
+			Created: timeFromMillis(m.created),
+			Topic:   topic,
+			Payload: m.payload,
+		})
+	}
+	return out, nil
+}
+
+func readUvarint(b []byte) (uint64, []byte, error) {
+	v, n := binary.Uvarint(b)
+	if n == 0 {
+		return 0, nil, ErrTruncated
+	}
+	if n < 0 {
+		return 0, nil, fmt.Errorf("%w: varint overflows 64 bits", ErrMalformed)
+	}
+	return v, b[n:], nil
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}

@@ -1,0 +1,166 @@
+package gossip
+
+import (
+	"bytes"
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func testOrigin(b byte) NodeID {
+	var id NodeID
+	for i := range id {
+		id[i] = b + byte(i)
+	}
+	return id
+}
+
+func TestPullRequestRoundTrip(t *testing.T) {
+	req := &PullRequest{PartitionBits: 2, Partition: 3, Origins: []OriginRanges{
+		{Origin: TagOf(testOrigin(1)), Ranges: []SeqRange{{5, 10}, {12, 13}, {1 << 50, 1<<50 + 7}}},
+		{Origin: TagOf(testOrigin(2)), Ranges: []SeqRange{{0, 1}}},
+	}}
+	b := AppendPullRequest(nil, req)
+	require.Equal(t, []byte{'H', 'S', 1, byte(PacketPull)}, b[:4])
+	got, err := DecodePullRequest(b)
+	require.NoError(t, err)
+	require.Equal(t, req, got)
+	size := HeaderSize + 2 + 1
+	for i := range req.Origins {
+		size += originRangesSize(&req.Origins[i])
+	}
+	require.Equal(t, size, len(b), "originRangesSize matches the encoding")
+}
+
+func TestPullRequestByteLayout(t *testing.T) {
+	req := &PullRequest{Origins: []OriginRanges{{Origin: 0x0102030405060708, Ranges: []SeqRange{{300, 302}, {303, 304}}}}}
+	want := []byte{'H', 'S', 1, 0x01, 0, 0, 1}
+	want = append(want, 1, 2, 3, 4, 5, 6, 7, 8)
+	want = append(want, 2, 0xac, 0x02, 2, 1, 1) // 2 ranges; first 300 (varint ac 02), length 2; gap 1, length 1
+	require.Equal(t, want, AppendPullRequest(nil, req))
+}
+
+func TestDecodePullRequestRejects(t *testing.T) {
+	good := AppendPullRequest(nil, &PullRequest{Origins: []OriginRanges{{Origin: TagOf(testOrigin(1)), Ranges: []SeqRange{{1, 2}, {4, 9}}}}})
+	for name, b := range map[string][]byte{
+		"empty":          {},
+		"short header":   {'H', 'S', 1},
+		"bad magic":      {'X', 'S', 1, 1, 0, 0, 0},
+		"bad version":    {'H', 'S', 9, 1, 0, 0, 0},
+		"wrong type":     {'H', 'S', 1, 2, 0, 0, 0},
+		"no body":        {'H', 'S', 1, 1},
+		"partition bits": {'H', 'S', 1, 1, 9, 0, 0},
+		"partition >= n": {'H', 'S', 1, 1, 1, 2, 0},
+		"huge count":     {'H', 'S', 1, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"truncated":      good[:len(good)-1],
+		"trailing":       append(append([]byte(nil), good...), 0),
+		"zero ranges":    append(append([]byte{'H', 'S', 1, 1, 0, 0, 1}, 1, 2, 3, 4, 5, 6, 7, 8), 0, 0, 0),
+		"zero length":    append(append([]byte{'H', 'S', 1, 1, 0, 0, 1}, []byte{1, 2, 3, 4, 5, 6, 7, 8}...), 1, 5, 0),
+		"adjacent":       append(append([]byte{'H', 'S', 1, 1, 0, 0, 1}, []byte{1, 2, 3, 4, 5, 6, 7, 8}...), 2, 5, 1, 0, 1),
+		"overflow":       append(append([]byte{'H', 'S', 1, 1, 0, 0, 1}, []byte{1, 2, 3, 4, 5, 6, 7, 8}...), 1, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 5),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := DecodePullRequest(b)
+			require.Error(t, err)
+		})
+	}
+}
+
+func TestMessagesRoundTrip(t *testing.T) {
+	b := AppendHeader(nil, PacketMessages)
+	b = appendMessage(b, testOrigin(7), 42, 1_700_000_000_123, "orders.created", []byte("hello"))
+	b = appendMessage(b, testOrigin(8), math.MaxUint64-1, 1, "a", nil)
+	ms, err := DecodeMessages(b)
+	require.NoError(t, err)
+	require.Len(t, ms, 2)
+	require.Equal(t, testOrigin(7), ms[0].Origin)
+	require.Equal(t, uint64(42), ms[0].Seq)
+	require.Equal(t, int64(1_700_000_000_123), ms[0].Created.UnixMilli())
+	require.Equal(t, "orders.created", ms[0].Topic)
+	require.Equal(t, []byte("hello"), ms[0].Payload)
+	require.Equal(t, ComputeMessageID(testOrigin(7), 42, 1_700_000_000_123, "orders.created", []byte("hello")), ms[0].ID)
+	require.Equal(t, "a", ms[1].Topic)
+	require.Empty(t, ms[1].Payload)
+	require.Equal(t, EncodedMessageSize(42, 1_700_000_000_123, len("orders.created"), 5)+
+		EncodedMessageSize(math.MaxUint64-1, 1, 1, 0), len(b)-HeaderSize)
+}
+
+func TestDecodeMessagesRejects(t *testing.T) {
+	one := appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), 1, 1000, "t", []byte("abc"))
+	for name, b := range map[string][]byte{
+		"no messages":   AppendHeader(nil, PacketMessages),
+		"truncated":     one[:len(one)-1],
+		"trailing byte": append(append([]byte(nil), one...), 1),
+		"bad topic":     appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), 1, 1000, "a..b", nil),
+		"wildcard":      appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), 1, 1000, "a.*", nil),
+		"zero created":  appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), 1, 0, "a", nil),
+		"max seq":       appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), math.MaxUint64, 10, "a", nil),
+		"pull type":     AppendPullRequest(nil, &PullRequest{}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := DecodeMessages(b)
+			require.Error(t, err)
+		})
+	}
+}
+
+func TestValidateTopic(t *testing.T) {
+	for _, ok := range []string{"a", "orders.created", "A-b_c:d.0", string(bytes.Repeat([]byte("a"), 255))} {
+		require.NoError(t, ValidateTopic(ok), ok)
+	}
+	for _, bad := range []string{"", ".", "a.", ".a", "a..b", "a b", "a.*", "a.>", "é", string(bytes.Repeat([]byte("a"), 256))} {
+		require.ErrorIs(t, ValidateTopic(bad), ErrInvalidTopic, bad)
+	}
+}
+
+func TestIDsParse(t *testing.T) {
+	id := ComputeMessageID(testOrigin(1), 1, 1, "a", nil)
+	got, err := ParseMessageID(id.String())
+	require.NoError(t, err)
+	require.Equal(t, id, got)
+	_, err = ParseMessageID("zz")
+	require.Error(t, err)
+	n, err := ParseNodeID(testOrigin(3).String())
+	require.NoError(t, err)
+	require.Equal(t, testOrigin(3), n)
+	_, err = ParseNodeID("0123456789abcdef0123456789abcdeg")
+	require.Error(t, err)
+}
+
+// Fuzz targets: decoders must never panic, and whatever decodes must encode
+// back to the same bytes.
+
+func FuzzDecodePullRequest(f *testing.F) {
+	f.Add(AppendPullRequest(nil, &PullRequest{}))
+	f.Add(AppendPullRequest(nil, &PullRequest{PartitionBits: 3, Partition: 5, Origins: []OriginRanges{
+		{Origin: TagOf(testOrigin(1)), Ranges: []SeqRange{{1, 5}, {9, 10}}},
+		{Origin: TagOf(testOrigin(9)), Ranges: []SeqRange{{1 << 60, 1<<60 + 1}}},
+	}}))
+	f.Add([]byte{'H', 'S', 1, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodePullRequest(b)
+		if err != nil {
+			return
+		}
+		require.Equal(t, b, AppendPullRequest(nil, r))
+	})
+}
+
+func FuzzDecodeMessages(f *testing.F) {
+	f.Add(appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), 1, 1000, "orders.created", []byte("x")))
+	two := appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), 1<<40, 1_700_000_000_000, "a.b", nil)
+	f.Add(appendMessage(two, testOrigin(2), 3, 5, "c", bytes.Repeat([]byte{7}, 300)))
+	f.Add([]byte{'H', 'S', 1, 2})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ms, err := DecodeMessages(b)
+		if err != nil {
+			return
+		}
+		out := AppendHeader(nil, PacketMessages)
+		for _, m := range ms {
+			out = appendMessage(out, m.Origin, m.Seq, m.Created.UnixMilli(), m.Topic, m.Payload)
+		}
+		require.Equal(t, b, out)
+	})
+}
