@@ -205,8 +205,8 @@ type Core struct {
 	hasher idHasher
 	pulls  pullDecoder
 	wanted map[OriginTag]int // scratch: the origins a pull names, by index
-	ranges []OriginRanges // scratch for building digests
-	sizes  []int          // scratch for building digests
+	ranges []OriginRanges    // scratch for building digests
+	sizes  []int             // scratch for building digests
 
 	stats Stats
 }

@@ -24,7 +24,9 @@ func (p fixedPeers) SamplePeers(rng *rand.Rand, n int, dst []netip.AddrPort) []n
 
 var t0 = time.Unix(1_700_000_000, 0)
 
-func addr(i int) netip.AddrPort { return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(i + 1)}), 7600) }
+func addr(i int) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(i + 1)}), 7600)
+}
 
 // harness runs cores with instant delivery, in a deterministic order.
 type harness struct {
