@@ -1,0 +1,408 @@
+// Package node runs a hearsay node: it drives the gossip core (package
+// gossip) with a UDP socket, real timers, a seen filter and a registry of
+// peers, and hands delivered messages to local subscribers. It also serves
+// the local HTTP API (api.go).
+package node
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hearsay-io/hearsay/filter"
+	"github.com/hearsay-io/hearsay/gossip"
+	"github.com/hearsay-io/hearsay/registry"
+	"github.com/hearsay-io/hearsay/registry/static"
+	"github.com/hearsay-io/hearsay/transport"
+)
+
+// Errors callers branch on. Publish also returns gossip.ErrBackpressure,
+// gossip.ErrMessageTooLarge and gossip.ErrInvalidTopic.
+var (
+	ErrClosed         = errors.New("node: closed")
+	ErrSlowSubscriber = errors.New("node: subscriber too slow, its buffer overflowed")
+)
+
+// Filter kinds.
+const (
+	FilterLevelDB = "leveldb"
+	FilterMemory  = "memory"
+)
+
+// Config configures a Node. Zero values take the defaults written beside
+// each field.
+type Config struct {
+	// Name is a human-readable name. Default: the name stored in DataDir,
+	// else the hostname plus a short random suffix (then stored).
+	Name string
+	// DataDir holds the node's identity and, with the leveldb filter, its
+	// seen filter. Empty: nothing is kept, the node gets a new ID at every
+	// start, and Filter must be "memory".
+	DataDir string
+	// Bind is the UDP address gossip listens on. Default "0.0.0.0:7600".
+	Bind string
+	// Advertise is the address peers should use for this node, shown in
+	// status. Default: the bound address.
+	Advertise string
+	// Registry supplies the peers. Default: an empty static registry.
+	Registry registry.Registry
+	// Filter is the seen-filter kind: "leveldb" (default with a DataDir) or
+	// "memory" (default without).
+	Filter string
+	// FilterSync makes the leveldb filter fsync every write: it then survives
+	// power loss, not only process crashes. Default false.
+	FilterSync bool
+	// MemoryFilterSize bounds the memory filter, in IDs. Default 1<<20.
+	MemoryFilterSize int
+	// Gossip tunes the protocol core: Fanout, Interval, MaxPacketSize,
+	// MaxAge, cache bounds (see gossip.Config for their defaults). The node
+	// sets ID, Peers, Filter and Rand itself.
+	Gossip gossip.Config
+	// UDP tunes the socket (buffer sizes).
+	UDP transport.UDPConfig
+	// SubscriberBuffer is how many messages a subscriber may fall behind
+	// before it is cut off with ErrSlowSubscriber. Default 1024.
+	SubscriberBuffer int
+	// Logger receives the node's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Node is a running hearsay node. Its methods are safe for concurrent use.
+type Node struct {
+	cfg     Config
+	id      gossip.NodeID
+	name    string
+	logger  *slog.Logger
+	udp     *transport.UDP
+	filter  filter.SeenFilter
+	started time.Time
+
+	mu      sync.Mutex // guards everything below, and the core
+	core    *gossip.Core
+	subs    map[*Subscription]struct{}
+	closed  bool
+	sendErr uint64
+
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New creates a node: it loads or creates its identity, opens its seen
+// filter and binds its UDP socket. Start runs it.
+func New(cfg Config) (*Node, error) {
+	if cfg.Bind == "" {
+		cfg.Bind = "0.0.0.0:7600"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SubscriberBuffer <= 0 {
+		cfg.SubscriberBuffer = 1024
+	}
+	if cfg.Registry == nil {
+		empty, err := static.New(static.Config{})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Registry = empty
+	}
+	if cfg.Filter == "" {
+		cfg.Filter = FilterMemory
+		if cfg.DataDir != "" {
+			cfg.Filter = FilterLevelDB
+		}
+	}
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("node: data dir: %w", err)
+		}
+	}
+	id, name, err := loadIdentity(cfg.DataDir, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, id: id, name: name, logger: cfg.Logger.With("node", name),
+		subs: map[*Subscription]struct{}{}, done: make(chan struct{})}
+
+	switch cfg.Filter {
+	case FilterMemory:
+		n.filter = filter.NewMemory(filter.MemoryConfig{MaxEntries: cfg.MemoryFilterSize})
+	case FilterLevelDB:
+		if cfg.DataDir == "" {
+			return nil, errors.New("node: the leveldb filter needs a data dir")
+		}
+		db, err := filter.OpenLevelDB(filepath.Join(cfg.DataDir, "seen"), filter.LevelDBConfig{Sync: cfg.FilterSync})
+		if err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		n.filter = db
+	default:
+		return nil, fmt.Errorf("node: unknown filter %q (want leveldb or memory)", cfg.Filter)
+	}
+
+	gc := cfg.Gossip
+	gc.ID, gc.Peers, gc.Filter = id, cfg.Registry, n.filter
+	var seed [16]byte
+	_, _ = crand.Read(seed[:])
+	gc.Rand = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+	if n.core, err = gossip.New(gc); err != nil {
+		n.filter.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if n.udp, err = transport.ListenUDP(cfg.Bind, cfg.UDP); err != nil {
+		n.filter.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	return n, nil
+}
+
+// Start runs the node's read loop and gossip timer.
+func (n *Node) Start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	if !n.started.IsZero() {
+		return errors.New("node: already started")
+	}
+	n.started = time.Now()
+	n.wg.Add(2)
+	go n.readLoop()
+	go n.tickLoop()
+	n.logger.Info("node started", "id", n.id.String(), "gossip_addr", n.Addr().String(), "filter", n.cfg.Filter)
+	return nil
+}
+
+func (n *Node) readLoop() {
+	defer n.wg.Done()
+	err := n.udp.Serve(func(from netip.AddrPort, datagram []byte) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.closed {
+			return
+		}
+		n.core.Handle(time.Now(), from, datagram)
+		n.flushLocked()
+	})
+	if err != nil {
+		n.logger.Error("UDP read loop stopped", "err", err)
+	}
+}
+
+// reloader is a registry that can re-read its source (a peers file).
+type reloader interface {
+	ReloadIfChanged() (bool, error)
+}
+
+func (n *Node) tickLoop() {
+	defer n.wg.Done()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	reload := time.NewTicker(time.Second)
+	defer reload.Stop()
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-reload.C:
+			if r, ok := n.cfg.Registry.(reloader); ok {
+				if changed, err := r.ReloadIfChanged(); err != nil {
+					n.logger.Warn("peers file not reloaded, keeping the old peers", "err", err)
+				} else if changed {
+					n.logger.Info("peers file reloaded", "peers", len(n.cfg.Registry.Peers()))
+				}
+			}
+			continue
+		case <-timer.C:
+		}
+		n.mu.Lock()
+		if n.closed {
+			n.mu.Unlock()
+			return
+		}
+		n.core.Tick(time.Now())
+		n.flushLocked()
+		next := n.core.NextTick()
+		n.mu.Unlock()
+		timer.Reset(time.Until(next))
+	}
+}
+
+// flushLocked sends the core's datagrams and hands its messages to
+// subscribers. The datagrams must go out before the core's next input.
+func (n *Node) flushLocked() {
+	rd := n.core.Ready()
+	for _, d := range rd.Datagrams {
+		if err := n.udp.Send(d.To, d.Data); err != nil {
+			n.sendErr++
+			n.logger.Debug("send failed", "to", d.To.String(), "err", err)
+		}
+	}
+	for _, m := range rd.Messages {
+		for s := range n.subs {
+			s.offer(m)
+		}
+	}
+}
+
+// Publish publishes a message to the cluster and returns its ID. The message
+// is also delivered to this node's own subscribers. Errors:
+// gossip.ErrInvalidTopic, gossip.ErrMessageTooLarge, gossip.ErrBackpressure
+// (retry later), ErrClosed.
+func (n *Node) Publish(ctx context.Context, topic string, payload []byte) (gossip.MessageID, error) {
+	if err := ctx.Err(); err != nil {
+		return gossip.MessageID{}, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return gossip.MessageID{}, ErrClosed
+	}
+	m, err := n.core.Push(time.Now(), topic, payload)
+	if err != nil {
+		return gossip.MessageID{}, err
+	}
+	n.flushLocked()
+	return m.ID, nil
+}
+
+// Subscribe returns a subscription to the messages whose topic matches
+// pattern (see ParsePattern), from now on.
+func (n *Node) Subscribe(pattern string) (*Subscription, error) {
+	p, err := ParsePattern(pattern)
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, ErrClosed
+	}
+	ch := make(chan gossip.Message, n.cfg.SubscriberBuffer)
+	s := &Subscription{C: ch, ch: ch, pattern: p, node: n}
+	n.subs[s] = struct{}{}
+	return s, nil
+}
+
+// Close stops the node gracefully: the loops end, subscriptions close with
+// ErrClosed, and the seen filter is closed so LevelDB is left consistent.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	for s := range n.subs {
+		s.endLocked(ErrClosed)
+	}
+	n.mu.Unlock()
+	close(n.done)
+	err := n.udp.Close()
+	n.wg.Wait()
+	if ferr := n.filter.Close(); ferr != nil && err == nil {
+		err = fmt.Errorf("node: closing seen filter: %w", ferr)
+	}
+	n.logger.Info("node stopped")
+	return err
+}
+
+// ID returns the node's ID.
+func (n *Node) ID() gossip.NodeID { return n.id }
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.name }
+
+// Addr returns the bound UDP address.
+func (n *Node) Addr() netip.AddrPort { return n.udp.LocalAddr() }
+
+// AdvertiseAddr returns the address peers should use: Config.Advertise, or
+// the bound address.
+func (n *Node) AdvertiseAddr() string {
+	if n.cfg.Advertise != "" {
+		return n.cfg.Advertise
+	}
+	return n.Addr().String()
+}
+
+// Peers returns the registry's current peers.
+func (n *Node) Peers() []netip.AddrPort { return n.cfg.Registry.Peers() }
+
+// Registry returns the node's registry.
+func (n *Node) Registry() registry.Registry { return n.cfg.Registry }
+
+// Stats returns the core's counters, the socket's, and the number of
+// subscribers.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return Stats{Gossip: n.core.Stats(), UDP: n.udp.Stats(), Subscribers: len(n.subs), FilterIDs: n.filter.Len()}
+}
+
+// Stats is a snapshot of a node's counters.
+type Stats struct {
+	Gossip      gossip.Stats
+	UDP         transport.UDPStats
+	Subscribers int
+	FilterIDs   int
+}
+
+// Subscription delivers the messages matching a pattern on C. C is closed
+// when the subscription ends: by Close, by the node closing, or because the
+// subscriber fell more than Config.SubscriberBuffer messages behind; Err then
+// says which.
+type Subscription struct {
+	C       <-chan gossip.Message
+	ch      chan gossip.Message
+	pattern Pattern
+	node    *Node
+	err     error // guarded by node.mu
+}
+
+// offer delivers m without ever blocking the node.
+func (s *Subscription) offer(m gossip.Message) {
+	if !s.pattern.Match(m.Topic) {
+		return
+	}
+	select {
+	case s.ch <- m:
+	default:
+		s.endLocked(ErrSlowSubscriber)
+	}
+}
+
+func (s *Subscription) endLocked(err error) {
+	if s.err != nil {
+		return
+	}
+	s.err = err
+	close(s.ch)
+	delete(s.node.subs, s)
+}
+
+// Close ends the subscription.
+func (s *Subscription) Close() {
+	s.node.mu.Lock()
+	defer s.node.mu.Unlock()
+	s.endLocked(ErrClosed)
+}
+
+// Err reports why the subscription ended, or nil while it is open.
+func (s *Subscription) Err() error {
+	s.node.mu.Lock()
+	defer s.node.mu.Unlock()
+	return s.err
+}
+
+// Pattern returns the subscription's pattern.
+func (s *Subscription) Pattern() Pattern { return s.pattern }
