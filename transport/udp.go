@@ -1,0 +1,213 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MaxUDPPayload is the largest payload of an IPv4 UDP datagram:
+// 65535 - 20 (IP header) - 8 (UDP header).
+const MaxUDPPayload = 65507
+
+// Handler receives one datagram. datagram is only valid during the call: the
+// buffer is reused for the next datagram, so a handler that keeps any of it
+// must copy it.
+type Handler func(from netip.AddrPort, datagram []byte)
+
+// UDPConfig configures a UDP transport. The zero value is ready to use.
+type UDPConfig struct {
+	// ReadBuffer is the socket receive buffer (SO_RCVBUF) in bytes. A large
+	// buffer absorbs bursts while the handler is busy. Default (0): 4 MiB.
+	// The kernel may cap it (net.core.rmem_max on Linux); that is fine. A
+	// negative value leaves the system default untouched.
+	ReadBuffer int
+	// WriteBuffer is the socket send buffer (SO_SNDBUF) in bytes.
+	// Default (0): 4 MiB. A negative value leaves the system default.
+	WriteBuffer int
+	// MaxDatagram is the largest datagram, in bytes, handed to the Handler.
+	// Larger ones are dropped and counted in UDPStats.Oversized.
+	// Default (0): MaxUDPPayload (65507).
+	MaxDatagram int
+}
+
+const defaultSocketBuffer = 4 << 20
+
+func (c UDPConfig) withDefaults() UDPConfig {
+	if c.ReadBuffer == 0 {
+		c.ReadBuffer = defaultSocketBuffer
+	}
+	if c.WriteBuffer == 0 {
+		c.WriteBuffer = defaultSocketBuffer
+	}
+	if c.MaxDatagram <= 0 {
+		c.MaxDatagram = MaxUDPPayload
+	}
+	return c
+}
+
+// UDPStats counts what a UDP transport did since it was opened.
+type UDPStats struct {
+	DatagramsIn  uint64 // datagrams handed to the Handler
+	BytesIn      uint64 // bytes handed to the Handler
+	DatagramsOut uint64 // datagrams sent without error
+	BytesOut     uint64 // bytes sent without error
+	ReadErrors   uint64 // failed reads other than the one caused by Close
+	WriteErrors  uint64 // failed sends
+	Oversized    uint64 // datagrams larger than MaxDatagram, dropped
+}
+
+// UDP is a UDP socket carrying hearsay datagrams. Send is safe for
+// concurrent use, also while Serve runs.
+type UDP struct {
+	conn        *net.UDPConn
+	local       netip.AddrPort
+	maxDatagram int
+	closed      atomic.Bool
+	closeOnce   sync.Once
+
+	datagramsIn  atomic.Uint64
+	bytesIn      atomic.Uint64
+	datagramsOut atomic.Uint64
+	bytesOut     atomic.Uint64
+	readErrors   atomic.Uint64
+	writeErrors  atomic.Uint64
+	oversized    atomic.Uint64
+}
+
+// ListenUDP opens a UDP socket on addr ("host:port"; ":0" picks a free port
+// on every interface).
+func ListenUDP(addr string, cfg UDPConfig) (*UDP, error) {
+	cfg = cfg.withDefaults()
+	laddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen udp %s: %w", addr, err)
+	}
+	conn, err := net.ListenUDP("udp", laddr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen udp %s: %w", addr, err)
+	}
+	if cfg.ReadBuffer > 0 {
+		if err := conn.SetReadBuffer(cfg.ReadBuffer); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("transport: listen udp %s: set read buffer: %w", addr, err)
+		}
+	}
+	if cfg.WriteBuffer > 0 {
+		if err := conn.SetWriteBuffer(cfg.WriteBuffer); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("transport: listen udp %s: set write buffer: %w", addr, err)
+		}
+	}
+	var local netip.AddrPort
+	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
+		local = unmapAddrPort(ua.AddrPort())
+	}
+	return &UDP{conn: conn, local: local, maxDatagram: cfg.MaxDatagram}, nil
+}
+
+// LocalAddr is the address the socket is bound to, with the port the kernel
+// chose when ":0" was asked for.
+func (u *UDP) LocalAddr() netip.AddrPort { return u.local }
+
+// Send writes one datagram to to. It does not block on the receiver; a full
+// network or receiver drops the datagram silently, as UDP does.
+func (u *UDP) Send(to netip.AddrPort, datagram []byte) error {
+	// Unmapped so an IPv4 peer given as ::ffff:a.b.c.d also works on an
+	// IPv4-only socket; Go maps it back for dual-stack sockets.
+	n, err := u.conn.WriteToUDPAddrPort(datagram, unmapAddrPort(to))
+	if err != nil {
+		u.writeErrors.Add(1)
+		return fmt.Errorf("transport: send to %s: %w", to, err)
+	}
+	u.datagramsOut.Add(1)
+	u.bytesOut.Add(uint64(n))
+	return nil
+}
+
+// readBuffers recycles Serve's read buffers across transports and restarts.
+var readBuffers sync.Pool // of *[]byte
+
+// Serve reads datagrams and calls h for each, on the calling goroutine, one
+// at a time: a slow handler delays reading (the socket buffer absorbs
+// bursts). It blocks until Close and then returns nil. Transient read errors
+// are counted in UDPStats.ReadErrors and the loop goes on. Serve may run on
+// several goroutines at once to read in parallel; each has its own buffer.
+func (u *UDP) Serve(h Handler) error {
+	if h == nil {
+		return errors.New("transport: serve: nil handler")
+	}
+	// One byte beyond MaxDatagram: a read that fills it was truncated, so the
+	// datagram was too large.
+	size := u.maxDatagram + 1
+	bufp, _ := readBuffers.Get().(*[]byte)
+	if bufp == nil || cap(*bufp) < size {
+		b := make([]byte, size)
+		bufp = &b
+	}
+	defer readBuffers.Put(bufp)
+	buf := (*bufp)[:size]
+
+	var backoff time.Duration
+	for {
+		n, from, err := u.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if u.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			u.readErrors.Add(1)
+			// A persistent error must not turn the loop into a busy spin.
+			backoff = min(max(2*backoff, time.Millisecond), 100*time.Millisecond)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if n > u.maxDatagram {
+			u.oversized.Add(1)
+			continue
+		}
+		u.datagramsIn.Add(1)
+		u.bytesIn.Add(uint64(n))
+		h(unmapAddrPort(from), buf[:n])
+	}
+}
+
+// Close closes the socket and makes Serve return. Calling it again does
+// nothing and returns nil.
+func (u *UDP) Close() error {
+	var err error
+	u.closeOnce.Do(func() {
+		u.closed.Store(true)
+		if cerr := u.conn.Close(); cerr != nil {
+			err = fmt.Errorf("transport: close udp %s: %w", u.local, cerr)
+		}
+	})
+	return err
+}
+
+// Stats returns the counters. Each is read atomically; together they are
+// not one consistent snapshot while traffic flows.
+func (u *UDP) Stats() UDPStats {
+	return UDPStats{
+		DatagramsIn:  u.datagramsIn.Load(),
+		BytesIn:      u.bytesIn.Load(),
+		DatagramsOut: u.datagramsOut.Load(),
+		BytesOut:     u.bytesOut.Load(),
+		ReadErrors:   u.readErrors.Load(),
+		WriteErrors:  u.writeErrors.Load(),
+		Oversized:    u.oversized.Load(),
+	}
+}
+
+// unmapAddrPort turns ::ffff:a.b.c.d into a.b.c.d so that one IPv4 peer has
+// one netip.AddrPort whether it reached a dual-stack or an IPv4 socket.
+func unmapAddrPort(ap netip.AddrPort) netip.AddrPort {
+	if ap.Addr().Is4In6() {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return ap
+}
