@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/hearsay-io/hearsay/filter"
 	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/registry"
@@ -91,6 +93,9 @@ type Node struct {
 	subs    map[*Subscription]struct{}
 	closed  bool
 	sendErr uint64
+	refused [numRefusals]uint64 // publishes refused, by reason
+
+	tickSeconds prometheus.Histogram // time spent in one Tick and its sends
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -132,6 +137,11 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, id: id, name: name, logger: cfg.Logger.With("node", name),
 		subs: map[*Subscription]struct{}{}, done: make(chan struct{})}
+	n.tickSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "hearsay_round_duration_seconds",
+		Help:    "Time the node spends in one gossip tick: digest, pulls sent, cache and filter upkeep.",
+		Buckets: prometheus.ExponentialBuckets(10e-6, 4, 10),
+	})
 
 	switch cfg.Filter {
 	case FilterMemory:
@@ -230,10 +240,12 @@ func (n *Node) tickLoop() {
 			n.mu.Unlock()
 			return
 		}
-		n.core.Tick(time.Now())
+		start := time.Now()
+		n.core.Tick(start)
 		n.flushLocked()
 		next := n.core.NextTick()
 		n.mu.Unlock()
+		n.tickSeconds.Observe(time.Since(start).Seconds())
 		timer.Reset(time.Until(next))
 	}
 }
@@ -270,6 +282,16 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte) (gossi
 	}
 	m, err := n.core.Push(time.Now(), topic, payload)
 	if err != nil {
+		switch { // the API counts what it refuses before reaching here itself
+		case errors.Is(err, gossip.ErrBackpressure):
+			n.refused[refusedBackpressure]++
+		case errors.Is(err, gossip.ErrMessageTooLarge):
+			n.refused[refusedTooLarge]++
+		case errors.Is(err, gossip.ErrInvalidTopic):
+			n.refused[refusedInvalidTopic]++
+		default:
+			n.refused[refusedError]++
+		}
 		return gossip.MessageID{}, err
 	}
 	n.flushLocked()
@@ -346,7 +368,8 @@ func (n *Node) Registry() registry.Registry { return n.cfg.Registry }
 func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return Stats{Gossip: n.core.Stats(), UDP: n.udp.Stats(), Subscribers: len(n.subs), FilterIDs: n.filter.Len()}
+	return Stats{Gossip: n.core.Stats(), UDP: n.udp.Stats(), Subscribers: len(n.subs),
+		FilterIDs: n.filter.Len(), Refused: n.refused, SendErrors: n.sendErr}
 }
 
 // Stats is a snapshot of a node's counters.
@@ -355,6 +378,84 @@ type Stats struct {
 	UDP         transport.UDPStats
 	Subscribers int
 	FilterIDs   int
+	Refused     [numRefusals]uint64 // publishes refused, indexed like RefusalReasons
+	SendErrors  uint64
+}
+
+func (n *Node) countRefusal(reason int) {
+	n.mu.Lock()
+	n.refused[reason]++
+	n.mu.Unlock()
+}
+
+// Why a publish was refused; the labels of hearsay_messages_refused_total.
+const (
+	refusedBackpressure = iota
+	refusedTooLarge
+	refusedInvalidTopic
+	refusedError
+	numRefusals
+)
+
+// RefusalReasons names the entries of Stats.Refused.
+var RefusalReasons = [numRefusals]string{"backpressure", "too_large", "invalid_topic", "error"}
+
+// Status is a node's state as GET /v1/status shows it.
+type Status struct {
+	Name              string  `json:"name"`
+	ID                string  `json:"id"`
+	Version           string  `json:"version"`
+	GossipAddr        string  `json:"gossip_addr"`
+	BindAddr          string  `json:"bind_addr"`
+	Peers             int     `json:"peers"`
+	Filter            string  `json:"filter"`
+	FilterIDs         int     `json:"filter_ids"`
+	MessagesPublished uint64  `json:"messages_published"`
+	MessagesDelivered uint64  `json:"messages_delivered"`
+	Duplicates        uint64  `json:"duplicates"`
+	CacheMessages     int     `json:"cache_messages"`
+	CacheBytes        int     `json:"cache_bytes"`
+	Subscribers       int     `json:"subscribers"`
+	Rounds            uint64  `json:"rounds"`
+	Fanout            int     `json:"fanout"`
+	Interval          string  `json:"interval"`
+	MaxPacketSize     int     `json:"max_packet_size"`
+	UptimeSeconds     float64 `json:"uptime_seconds"`
+}
+
+// Status returns the node's status.
+func (n *Node) Status() Status {
+	st := n.Stats()
+	gc := n.core.Config()
+	s := Status{
+		Name: n.name, ID: n.id.String(), Version: Version,
+		GossipAddr: n.AdvertiseAddr(), BindAddr: n.Addr().String(),
+		Peers: len(n.cfg.Registry.Peers()), Filter: n.cfg.Filter, FilterIDs: st.FilterIDs,
+		MessagesPublished: st.Gossip.Published, MessagesDelivered: st.Gossip.Delivered,
+		Duplicates: st.Gossip.Duplicates, CacheMessages: st.Gossip.CacheMessages,
+		CacheBytes: st.Gossip.CacheBytes, Subscribers: st.Subscribers, Rounds: st.Gossip.Rounds,
+		Fanout: gc.Fanout, Interval: gc.Interval.String(), MaxPacketSize: gc.MaxPacketSize,
+	}
+	n.mu.Lock()
+	started := n.started
+	n.mu.Unlock()
+	if !started.IsZero() {
+		s.UptimeSeconds = time.Since(started).Seconds()
+	}
+	return s
+}
+
+// MaxPayload is the largest payload a message on topic may carry here.
+func (n *Node) MaxPayload(topic string) int {
+	limit := n.core.Config().MaxPacketSize - gossip.HeaderSize
+	// A sequence number and a time as large as their encodings get in
+	// practice; the core does the exact check.
+	const seq, created = 1 << 62, 1 << 45
+	p := max(limit-gossip.EncodedMessageSize(seq, created, len(topic), 0), 0)
+	for p > 0 && gossip.EncodedMessageSize(seq, created, len(topic), p) > limit {
+		p--
+	}
+	return p
 }
 
 // Subscription delivers the messages matching a pattern on C. C is closed

@@ -1,0 +1,251 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hearsay-io/hearsay/gossip"
+)
+
+// Version is the hearsay version shown in status; the command sets it.
+var Version = "devel"
+
+// APIConfig configures the local HTTP API. docs/api.md documents it.
+type APIConfig struct {
+	// KeepAlive is the interval of SSE keep-alive comments. Default 15s.
+	KeepAlive time.Duration
+	// WriteTimeout bounds each write to a stream, so that a client that
+	// stopped reading is let go. Default 30s.
+	WriteTimeout time.Duration
+	// ProcessMetrics adds the Go runtime and process collectors to /metrics.
+	// Leave it off when several nodes share a process.
+	ProcessMetrics bool
+}
+
+// API serves a node's local HTTP API. It is an http.Handler.
+type API struct {
+	node    *Node
+	cfg     APIConfig
+	mux     *http.ServeMux
+	metrics *prometheus.Registry
+}
+
+// NewAPI returns the HTTP API of n.
+func NewAPI(n *Node, cfg APIConfig) *API {
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 15 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	a := &API{node: n, cfg: cfg, mux: http.NewServeMux(), metrics: prometheus.NewRegistry()}
+	a.metrics.MustRegister(newStatsCollector(n), n.tickSeconds)
+	if cfg.ProcessMetrics {
+		a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	a.mux.HandleFunc("/v1/messages", a.only(http.MethodPost, a.publish))
+	a.mux.HandleFunc("/v1/messages/stream", a.only(http.MethodGet, a.stream))
+	a.mux.HandleFunc("/v1/status", a.only(http.MethodGet, a.status))
+	a.mux.HandleFunc("/v1/peers", a.only(http.MethodGet, a.peers))
+	a.mux.HandleFunc("/healthz", a.only(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	}))
+	a.mux.Handle("/metrics", a.only(http.MethodGet, promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}).ServeHTTP))
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
+	})
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+func (a *API) only(method string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+			w.Header().Set("Allow", method)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, method))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// publish: POST /v1/messages?topic=T with the raw payload as body.
+func (a *API) publish(w http.ResponseWriter, r *http.Request) {
+	topic := r.URL.Query().Get("topic")
+	if err := gossip.ValidateTopic(topic); err != nil {
+		a.node.countRefusal(refusedInvalidTopic)
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	limit := a.node.MaxPayload(topic)
+	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)+1))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig) || len(payload) > limit:
+		a.node.countRefusal(refusedTooLarge)
+		writeError(w, http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("payload larger than %d bytes, the most a message on this topic can carry with max packet size %d", limit, a.node.core.Config().MaxPacketSize))
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("reading body: %v", err))
+		return
+	}
+	id, err := a.node.Publish(r.Context(), topic, payload)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusAccepted, map[string]string{"id": id.String()})
+	case errors.Is(err, gossip.ErrInvalidTopic):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, gossip.ErrMessageTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+	case errors.Is(err, gossip.ErrBackpressure):
+		// A cache full of spreading messages drains within CacheRounds rounds.
+		w.Header().Set("Retry-After", strconv.Itoa(a.retryAfterSeconds()))
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, ErrClosed):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func (a *API) retryAfterSeconds() int {
+	gc := a.node.core.Config()
+	// A few rounds usually free room; never less than a second.
+	return max(1, int((4*gc.Interval).Seconds()+0.999))
+}
+
+// MessageJSON is a message as the API shows it.
+type MessageJSON struct {
+	ID      string `json:"id"`
+	Topic   string `json:"topic"`
+	Origin  string `json:"origin"`
+	Created string `json:"created"` // RFC 3339 with milliseconds
+	Payload []byte `json:"payload"` // base64 (standard encoding, as encoding/json writes []byte)
+}
+
+// NewMessageJSON converts a message for the API.
+func NewMessageJSON(m gossip.Message) MessageJSON {
+	return MessageJSON{
+		ID: m.ID.String(), Topic: m.Topic, Origin: m.Origin.String(),
+		Created: m.Created.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+		Payload: m.Payload,
+	}
+}
+
+// stream: GET /v1/messages/stream?topic=PATTERN, as Server-Sent Events.
+func (a *API) stream(w http.ResponseWriter, r *http.Request) {
+	pattern := r.URL.Query().Get("topic")
+	sub, err := a.node.Subscribe(pattern)
+	if err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, ErrClosed) {
+			code = http.StatusServiceUnavailable
+		}
+		writeError(w, code, err.Error())
+		return
+	}
+	defer sub.Close()
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // no proxy buffering
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	keepAlive := time.NewTicker(a.cfg.KeepAlive)
+	defer keepAlive.Stop()
+	write := func(chunk []byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(a.cfg.WriteTimeout))
+		if _, err := w.Write(chunk); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	var buf []byte
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-keepAlive.C:
+			if !write([]byte(": keep-alive\n\n")) {
+				return
+			}
+		case m, ok := <-sub.C:
+			if !ok {
+				reason := "node shutting down"
+				if errors.Is(sub.Err(), ErrSlowSubscriber) {
+					reason = "subscriber too slow: more than the buffer of messages behind; reconnect"
+				}
+				data, _ := json.Marshal(map[string]string{"error": reason})
+				write(fmt.Appendf(nil, "event: error\ndata: %s\n\n", data))
+				return
+			}
+			buf = appendEvent(buf[:0], m)
+			// Send whatever else is already queued in the same write.
+			for more := true; more && len(buf) < 64<<10; {
+				select {
+				case m2, ok := <-sub.C:
+					if !ok {
+						more = false
+						break
+					}
+					buf = appendEvent(buf, m2)
+				default:
+					more = false
+				}
+			}
+			if !write(buf) {
+				return
+			}
+		}
+	}
+}
+
+func appendEvent(buf []byte, m gossip.Message) []byte {
+	data, _ := json.Marshal(NewMessageJSON(m))
+	buf = append(buf, "id: "...)
+	buf = append(buf, m.ID.String()...)
+	buf = append(buf, "\nevent: message\ndata: "...)
+	buf = append(buf, data...)
+	return append(buf, "\n\n"...)
+}
+
+func (a *API) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.node.Status())
+}
+
+func (a *API) peers(w http.ResponseWriter, r *http.Request) {
+	peers := a.node.Peers()
+	out := make([]string, len(peers))
+	for i, p := range peers {
+		out[i] = p.String()
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,88 @@
+package node
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hearsay-io/hearsay/gossip"
+)
+
+// statsCollector turns a node's counters into Prometheus metrics at scrape time,
+// so that the hot path only increments plain integers.
+type statsCollector struct {
+	n                                      *Node
+	published, delivered, duplicates       *prometheus.Desc
+	refused, dropped                       *prometheus.Desc
+	datagrams, bytes, pulls, messagesWire  *prometheus.Desc
+	peers, cacheMessages, cacheBytes, subs *prometheus.Desc
+	filterIDs, rounds, socketErrors        *prometheus.Desc
+}
+
+func newStatsCollector(n *Node) *statsCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("hearsay_"+name, help, labels, nil)
+	}
+	return &statsCollector{
+		n:             n,
+		published:     d("messages_published_total", "Messages published by this node."),
+		delivered:     d("messages_delivered_total", "Messages delivered to this node's subscribers, each once (published here or received)."),
+		duplicates:    d("messages_duplicate_total", "Received copies of messages already held."),
+		refused:       d("messages_refused_total", "Publishes refused, by reason.", "reason"),
+		dropped:       d("messages_dropped_total", "Received datagrams or messages dropped, by reason.", "reason"),
+		datagrams:     d("datagrams_total", "UDP datagrams, by direction.", "direction"),
+		bytes:         d("bytes_total", "UDP payload bytes, by direction.", "direction"),
+		pulls:         d("pulls_total", "Pull requests, by direction.", "direction"),
+		messagesWire:  d("message_copies_total", "Message copies carried in answers to pulls, by direction.", "direction"),
+		peers:         d("peers", "Peers in the registry."),
+		cacheMessages: d("cache_messages", "Messages in the propagation cache."),
+		cacheBytes:    d("cache_bytes", "Encoded bytes in the propagation cache."),
+		subs:          d("subscribers", "Open subscriptions."),
+		filterIDs:     d("filter_ids", "Message IDs held by the seen filter."),
+		rounds:        d("rounds_total", "Gossip rounds started."),
+		socketErrors:  d("socket_errors_total", "UDP read and write errors, and oversized datagrams.", "kind"),
+	}
+}
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.published, c.delivered, c.duplicates, c.refused, c.dropped,
+		c.datagrams, c.bytes, c.pulls, c.messagesWire, c.peers, c.cacheMessages, c.cacheBytes, c.subs,
+		c.filterIDs, c.rounds, c.socketErrors} {
+		ch <- d
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.n.Stats()
+	g := s.Gossip
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v int) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
+	}
+	counter(c.published, g.Published)
+	counter(c.delivered, g.Delivered)
+	counter(c.duplicates, g.Duplicates)
+	for i, reason := range RefusalReasons {
+		counter(c.refused, s.Refused[i], reason)
+	}
+	for _, r := range gossip.DropReasons() {
+		counter(c.dropped, g.Dropped[r], r.String())
+	}
+	counter(c.datagrams, s.UDP.DatagramsIn, "in")
+	counter(c.datagrams, s.UDP.DatagramsOut, "out")
+	counter(c.bytes, s.UDP.BytesIn, "in")
+	counter(c.bytes, s.UDP.BytesOut, "out")
+	counter(c.pulls, g.PullsSent, "out")
+	counter(c.pulls, g.PullsIn, "in")
+	counter(c.messagesWire, g.MessagesOut, "out")
+	counter(c.messagesWire, g.MessagesIn, "in")
+	gauge(c.peers, len(c.n.Peers()))
+	gauge(c.cacheMessages, g.CacheMessages)
+	gauge(c.cacheBytes, g.CacheBytes)
+	gauge(c.subs, s.Subscribers)
+	gauge(c.filterIDs, s.FilterIDs)
+	counter(c.rounds, g.Rounds)
+	counter(c.socketErrors, s.UDP.ReadErrors, "read")
+	counter(c.socketErrors, s.UDP.WriteErrors, "write")
+	counter(c.socketErrors, s.UDP.Oversized, "oversized")
+}
