@@ -58,13 +58,6 @@ func NodeAddr(i int) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4(a), 7600)
 }
 
-// nodeIndex is the inverse of NodeAddr.
-func nodeIndex(a netip.AddrPort) int {
-	b := a.Addr().As4()
-	b[0] = 0
-	return int(binary.BigEndian.Uint32(b[:])) - 1
-}
-
 // fullMembership lets node self sample every other node of n, in O(1) memory.
 type fullMembership struct {
 	n, self int
