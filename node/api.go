@@ -1,12 +1,16 @@
 package node
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hearsay-io/hearsay/gossip"
+	"github.com/hearsay-io/hearsay/security"
 )
 
 // Version is the hearsay version shown in status; the command sets it.
@@ -29,6 +34,11 @@ type APIConfig struct {
 	// ProcessMetrics adds the Go runtime and process collectors to /metrics.
 	// Leave it off when several nodes share a process.
 	ProcessMetrics bool
+	// Token, if set, is required as "Authorization: Bearer TOKEN" on every
+	// endpoint but /healthz.
+	Token string
+	// BodyTimeout bounds the time to read a request body. Default 10s.
+	BodyTimeout time.Duration
 }
 
 // API serves a node's local HTTP API. It is an http.Handler.
@@ -47,6 +57,9 @@ func NewAPI(n *Node, cfg APIConfig) *API {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 30 * time.Second
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 10 * time.Second
+	}
 	a := &API{node: n, cfg: cfg, mux: http.NewServeMux(), metrics: prometheus.NewRegistry()}
 	a.metrics.MustRegister(newStatsCollector(n), n.tickSeconds)
 	if cfg.ProcessMetrics {
@@ -61,6 +74,8 @@ func NewAPI(n *Node, cfg APIConfig) *API {
 		io.WriteString(w, "ok\n")
 	}))
 	a.mux.Handle("/metrics", a.only(http.MethodGet, promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}).ServeHTTP))
+	a.mux.HandleFunc("/v1/keys", a.keys)
+	a.mux.HandleFunc("/v1/keys/", a.key)
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
 	})
@@ -68,7 +83,34 @@ func NewAPI(n *Node, cfg APIConfig) *API {
 }
 
 // ServeHTTP implements http.Handler.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.Token != "" && r.URL.Path != "/healthz" && !a.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="hearsay"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong API token (Authorization: Bearer TOKEN)")
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+func (a *API) authorized(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	// Compare hashes: ConstantTimeCompare leaks the length of its inputs.
+	want := sha256.Sum256([]byte(a.cfg.Token))
+	have := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(want[:], have[:]) == 1 && ok
+}
+
+// readBody reads a request body of at most limit bytes within BodyTimeout.
+// tooLarge reports a body over the limit.
+func (a *API) readBody(w http.ResponseWriter, r *http.Request, limit int) (body []byte, tooLarge bool, err error) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(a.cfg.BodyTimeout))
+	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)+1))
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) || len(body) > limit {
+		return nil, true, nil
+	}
+	return body, false, err
+}
 
 func (a *API) only(method string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -102,13 +144,12 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit := a.node.MaxPayload(topic)
-	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)+1))
-	var tooBig *http.MaxBytesError
+	payload, tooLarge, err := a.readBody(w, r, limit)
 	switch {
-	case errors.As(err, &tooBig) || len(payload) > limit:
+	case tooLarge:
 		a.node.countRefusal(refusedTooLarge)
 		writeError(w, http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("payload larger than %d bytes, the most a message on this topic can carry with max packet size %d", limit, a.node.core.Config().MaxPacketSize))
+			fmt.Sprintf("payload larger than %d bytes, the most a message on this topic can carry with max packet size %d", limit, a.node.core.Config().MaxPacketSize+security.Overhead))
 		return
 	case err != nil:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("reading body: %v", err))
@@ -248,4 +289,68 @@ func (a *API) peers(w http.ResponseWriter, r *http.Request) {
 		out[i] = p.String()
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// keys: GET /v1/keys lists the keyring; POST /v1/keys installs the key of
+// the passphrase in the body.
+func (a *API) keys(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		writeJSON(w, http.StatusOK, map[string]any{"encrypted": a.node.Encrypted(), "keys": a.node.Keys()})
+	case http.MethodPost:
+		passphrase, tooLarge, err := a.readBody(w, r, 4096)
+		if tooLarge {
+			writeError(w, http.StatusRequestEntityTooLarge, "passphrase longer than 4096 bytes")
+			return
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("reading body: %v", err))
+			return
+		}
+		id, err := a.node.InstallPassphrase(bytes.TrimRight(passphrase, "\r\n"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusCreated, map[string]string{"id": id.String()})
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: use GET or POST", r.Method, r.URL.Path))
+	}
+}
+
+// key: POST /v1/keys/ID/use makes a key primary; DELETE /v1/keys/ID
+// removes it.
+func (a *API) key(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, "/v1/keys/")
+	idText, action, _ := strings.Cut(rest, "/")
+	id, err := keyIDFromPath(idText)
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	switch {
+	case action == "use" && r.Method == http.MethodPost:
+		err = a.node.UseKey(id)
+	case action == "" && r.Method == http.MethodDelete:
+		err = a.node.RemoveKey(id)
+	case action == "use" || action == "":
+		allow := map[string]string{"use": "POST", "": "DELETE"}[action]
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, allow))
+		return
+	default:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
+		return
+	}
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, map[string]any{"encrypted": a.node.Encrypted(), "keys": a.node.Keys()})
+	case errors.Is(err, security.ErrUnknownKey):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, security.ErrRemovePrimary):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
 }

@@ -15,6 +15,7 @@ type statsCollector struct {
 	datagrams, bytes, pulls, messagesWire  *prometheus.Desc
 	peers, cacheMessages, cacheBytes, subs *prometheus.Desc
 	filterIDs, rounds, socketErrors        *prometheus.Desc
+	datagramDrops, encrypted               *prometheus.Desc
 }
 
 func newStatsCollector(n *Node) *statsCollector {
@@ -39,13 +40,16 @@ func newStatsCollector(n *Node) *statsCollector {
 		filterIDs:     d("filter_ids", "Message IDs held by the seen filter."),
 		rounds:        d("rounds_total", "Gossip rounds started."),
 		socketErrors:  d("socket_errors_total", "UDP read and write errors, and oversized datagrams.", "kind"),
+		datagramDrops: d("datagrams_dropped_total", "Datagrams dropped by the node before or after the protocol core: "+
+			"security (plaintext, sealed, truncated, unknown_key, auth_failed, stale, replay) and send limits (amplification, peer_round_cap).", "reason"),
+		encrypted: d("encrypted", "1 if this node seals its datagrams."),
 	}
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.published, c.delivered, c.duplicates, c.refused, c.dropped,
 		c.datagrams, c.bytes, c.pulls, c.messagesWire, c.peers, c.cacheMessages, c.cacheBytes, c.subs,
-		c.filterIDs, c.rounds, c.socketErrors} {
+		c.filterIDs, c.rounds, c.socketErrors, c.datagramDrops, c.encrypted} {
 		ch <- d
 	}
 }
@@ -85,4 +89,17 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.socketErrors, s.UDP.ReadErrors, "read")
 	counter(c.socketErrors, s.UDP.WriteErrors, "write")
 	counter(c.socketErrors, s.UDP.Oversized, "oversized")
+	for _, reason := range datagramDropReasons {
+		counter(c.datagramDrops, s.Drops[reason], reason)
+	}
+	enc := 0
+	if c.n.Encrypted() {
+		enc = 1
+	}
+	gauge(c.encrypted, enc)
 }
+
+// datagramDropReasons are the labels of hearsay_datagrams_dropped_total,
+// all exported from the start so that rates work from the first scrape.
+var datagramDropReasons = []string{"plaintext", "sealed", "truncated", "unknown_key", "auth_failed",
+	"stale", "replay", "seal_error", "amplification", "peer_round_cap"}

@@ -24,6 +24,7 @@ import (
 	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/registry"
 	"github.com/hearsay-io/hearsay/registry/static"
+	"github.com/hearsay-io/hearsay/security"
 	"github.com/hearsay-io/hearsay/transport"
 )
 
@@ -71,6 +72,21 @@ type Config struct {
 	Gossip gossip.Config
 	// UDP tunes the socket (buffer sizes).
 	UDP transport.UDPConfig
+	// Keyring holds the cluster keys. Nil: the keyring kept in DataDir
+	// (keyring.json), or an empty one without a DataDir. With no key,
+	// datagrams travel unencrypted (for development: the agent warns).
+	Keyring *security.Keyring
+	// Security tunes the replay window of sealed datagrams.
+	Security security.SealerConfig
+	// Cluster names the cluster; with a passphrase it salts the key, so
+	// every node of a cluster must use the same name. Default "hearsay".
+	Cluster string
+	// KDF are the Argon2id parameters for passphrases installed at run time
+	// (InstallPassphrase). Default security.DefaultKDFParams.
+	KDF security.KDFParams
+	// MaxBytesPerPeerRound caps the bytes sent to any one address per round
+	// (Gossip.Interval). Default: twice Gossip.MaxAnswerBytes.
+	MaxBytesPerPeerRound int
 	// SubscriberBuffer is how many messages a subscriber may fall behind
 	// before it is cut off with ErrSlowSubscriber. Default 1024.
 	SubscriberBuffer int
@@ -94,6 +110,11 @@ type Node struct {
 	closed  bool
 	sendErr uint64
 	refused [numRefusals]uint64 // publishes refused, by reason
+	sealer  *security.Sealer
+	openBuf []byte
+	sealBuf []byte
+	drops   map[string]uint64 // datagrams dropped before the core, by reason
+	limits  sendLimits
 
 	tickSeconds prometheus.Histogram // time spent in one Tick and its sends
 
@@ -120,6 +141,9 @@ func New(cfg Config) (*Node, error) {
 		}
 		cfg.Registry = empty
 	}
+	if cfg.Cluster == "" {
+		cfg.Cluster = "hearsay"
+	}
 	if cfg.Filter == "" {
 		cfg.Filter = FilterMemory
 		if cfg.DataDir != "" {
@@ -135,8 +159,20 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Keyring == nil {
+		path := ""
+		if cfg.DataDir != "" {
+			path = filepath.Join(cfg.DataDir, "keyring.json")
+		}
+		ring, err := security.OpenKeyringFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		cfg.Keyring = ring
+	}
 	n := &Node{cfg: cfg, id: id, name: name, logger: cfg.Logger.With("node", name),
-		subs: map[*Subscription]struct{}{}, done: make(chan struct{})}
+		subs: map[*Subscription]struct{}{}, done: make(chan struct{}),
+		sealer: security.NewSealer(cfg.Keyring, cfg.Security), drops: map[string]uint64{}}
 	n.tickSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "hearsay_round_duration_seconds",
 		Help:    "Time the node spends in one gossip tick: digest, pulls sent, cache and filter upkeep.",
@@ -161,6 +197,12 @@ func New(cfg Config) (*Node, error) {
 
 	gc := cfg.Gossip
 	gc.ID, gc.Peers, gc.Filter = id, cfg.Registry, n.filter
+	// Room for sealing is always kept, so that a cluster can turn
+	// encryption on without changing which messages fit.
+	if gc.MaxPacketSize == 0 {
+		gc.MaxPacketSize = 1400
+	}
+	gc.MaxPacketSize -= security.Overhead
 	var seed [16]byte
 	_, _ = crand.Read(seed[:])
 	gc.Rand = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
@@ -168,6 +210,12 @@ func New(cfg Config) (*Node, error) {
 		n.filter.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	gc = n.core.Config()
+	perRound := cfg.MaxBytesPerPeerRound
+	if perRound <= 0 {
+		perRound = 2 * gc.MaxAnswerBytes
+	}
+	n.limits = newSendLimits(perRound, gc.Interval, cfg.Registry.Peers)
 	if n.udp, err = transport.ListenUDP(cfg.Bind, cfg.UDP); err != nil {
 		n.filter.Close()
 		return nil, fmt.Errorf("node: %w", err)
@@ -201,7 +249,20 @@ func (n *Node) readLoop() {
 		if n.closed {
 			return
 		}
-		n.core.Handle(time.Now(), from, datagram)
+		now := time.Now()
+		n.limits.received(from, len(datagram), now)
+		if n.cfg.Keyring.Enabled() {
+			plain, err := n.sealer.Open(n.openBuf[:0], datagram, now)
+			if err != nil {
+				n.drops[security.DropReason(err)]++
+				return
+			}
+			n.openBuf, datagram = plain, plain
+		} else if security.IsSealed(datagram) {
+			n.drops["sealed"]++ // we have no key: a sealed datagram is not for us
+			return
+		}
+		n.core.Handle(now, from, datagram)
 		n.flushLocked()
 	})
 	if err != nil {
@@ -254,8 +315,27 @@ func (n *Node) tickLoop() {
 // subscribers. The datagrams must go out before the core's next input.
 func (n *Node) flushLocked() {
 	rd := n.core.Ready()
+	encrypted := n.cfg.Keyring.Enabled()
+	now := time.Now()
 	for _, d := range rd.Datagrams {
-		if err := n.udp.Send(d.To, d.Data); err != nil {
+		data := d.Data
+		size := len(data)
+		if encrypted {
+			size += security.Overhead
+		}
+		if reason := n.limits.allow(d.To, size, now); reason != "" {
+			n.drops[reason]++
+			continue
+		}
+		if encrypted {
+			sealed, err := n.sealer.Seal(n.sealBuf[:0], data, now)
+			if err != nil {
+				n.drops["seal_error"]++
+				continue
+			}
+			n.sealBuf, data = sealed, sealed
+		}
+		if err := n.udp.Send(d.To, data); err != nil {
 			n.sendErr++
 			n.logger.Debug("send failed", "to", d.To.String(), "err", err)
 		}
@@ -368,8 +448,12 @@ func (n *Node) Registry() registry.Registry { return n.cfg.Registry }
 func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	drops := make(map[string]uint64, len(n.drops))
+	for k, v := range n.drops {
+		drops[k] = v
+	}
 	return Stats{Gossip: n.core.Stats(), UDP: n.udp.Stats(), Subscribers: len(n.subs),
-		FilterIDs: n.filter.Len(), Refused: n.refused, SendErrors: n.sendErr}
+		FilterIDs: n.filter.Len(), Refused: n.refused, SendErrors: n.sendErr, Drops: drops}
 }
 
 // Stats is a snapshot of a node's counters.
@@ -380,6 +464,10 @@ type Stats struct {
 	FilterIDs   int
 	Refused     [numRefusals]uint64 // publishes refused, indexed like RefusalReasons
 	SendErrors  uint64
+	// Drops counts datagrams dropped outside the core, by reason: security
+	// (plaintext, sealed, truncated, unknown_key, auth_failed, stale,
+	// replay) and send limits (amplification, peer_round_cap).
+	Drops map[string]uint64
 }
 
 func (n *Node) countRefusal(reason int) {
@@ -420,6 +508,8 @@ type Status struct {
 	Fanout            int     `json:"fanout"`
 	Interval          string  `json:"interval"`
 	MaxPacketSize     int     `json:"max_packet_size"`
+	Encrypted         bool    `json:"encrypted"`
+	Keys              int     `json:"keys"`
 	UptimeSeconds     float64 `json:"uptime_seconds"`
 }
 
@@ -434,7 +524,8 @@ func (n *Node) Status() Status {
 		MessagesPublished: st.Gossip.Published, MessagesDelivered: st.Gossip.Delivered,
 		Duplicates: st.Gossip.Duplicates, CacheMessages: st.Gossip.CacheMessages,
 		CacheBytes: st.Gossip.CacheBytes, Subscribers: st.Subscribers, Rounds: st.Gossip.Rounds,
-		Fanout: gc.Fanout, Interval: gc.Interval.String(), MaxPacketSize: gc.MaxPacketSize,
+		Fanout: gc.Fanout, Interval: gc.Interval.String(), MaxPacketSize: gc.MaxPacketSize + security.Overhead,
+		Encrypted: n.cfg.Keyring.Enabled(), Keys: len(n.cfg.Keyring.List()),
 	}
 	n.mu.Lock()
 	started := n.started
