@@ -1,0 +1,383 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+	"unicode"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hearsay-io/hearsay/gossip"
+	"github.com/hearsay-io/hearsay/node"
+	"github.com/hearsay-io/hearsay/registry/static"
+)
+
+// Registry kinds.
+const (
+	registryStatic     = "static"
+	registryDHT        = "dht"
+	registryMemberlist = "memberlist"
+)
+
+// agentConfig is the agent's configuration, checked in full before anything
+// starts.
+type agentConfig struct {
+	Name      string   // empty: the name stored in DataDir, or hostname plus a suffix
+	Bind      string   // UDP host:port for gossip
+	Advertise string   // host:port peers use for this node; empty: Bind
+	API       string   // TCP host:port of the HTTP API; empty: no API
+	Peers     []string // host:port entries of --peers and --join
+	PeersFile string   // empty: none
+	Registry  string   // registryStatic
+	DataDir   string   // empty: nothing kept (memory filter only)
+	Filter    string   // node.FilterLevelDB or node.FilterMemory
+	Gossip    gossip.Config
+	LogLevel  slog.Level
+	LogFormat string // "text" or "json"
+}
+
+func (p *program) agentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "agent",
+		Usage: "run a node until interrupted (SIGHUP re-reads --peers-file)",
+		Description: "Runs a gossip node on --bind (UDP) and its HTTP API on --api (TCP). Give every agent\n" +
+			"of a cluster the same --peers list: an agent leaves itself out of it.\n" +
+			"SIGINT or SIGTERM stop the agent gracefully; SIGHUP re-reads --peers-file and\n" +
+			"re-resolves the peers' host names (a changed file is also picked up within a second).",
+		Flags: []cli.Flag{
+			stringFlag("name", "", "the node's `NAME` in status and logs (default: the name kept in --data-dir, else hostname-xxxx)"),
+			stringFlag("bind", "0.0.0.0:7600", "UDP `HOST:PORT` to gossip on"),
+			stringFlag("advertise", "", "`HOST:PORT` other agents reach this one at, when it differs from --bind (NAT, 0.0.0.0)"),
+			stringFlag("api", "127.0.0.1:7601", "TCP `HOST:PORT` of the HTTP API; empty disables the API"),
+			stringFlag("peers", "", "comma-separated `LIST` of HOST:PORT of the agents to gossip with; this agent's own address may be in it"),
+			stringFlag("peers-file", "", "`FILE` of peers, one HOST:PORT per line, # starts a comment"),
+			stringFlag("registry", registryStatic, "`KIND` of peer registry: static (dht and memberlist are not available yet)"),
+			stringFlag("join", "", "comma-separated `LIST` of HOST:PORT of agents to join; with the static registry they are added to the peers"),
+			stringFlag("data-dir", "./hearsay-data", "`DIR` keeping the node's identity and seen filter; empty keeps nothing (needs --filter memory)"),
+			stringFlag("filter", node.FilterLevelDB, "seen filter `KIND`: leveldb (survives restarts, in --data-dir) or memory"),
+			stringFlag("fanout", "3", "pull from `N` random peers per round (1 to 64)"),
+			stringFlag("interval", "200ms", "`DURATION` of a gossip round"),
+			stringFlag("max-packet-size", "1400", "largest datagram in `BYTES` (512 to 65507); also bounds a message"),
+			stringFlag("cache-rounds", "30", "offer a new message to pullers for `N` rounds (1 to 100000)"),
+			stringFlag("log-level", "info", "`LEVEL` of the logs: debug, info, warn or error"),
+			stringFlag("log-format", "text", "`FORMAT` of the logs on stderr: text or json"),
+		},
+		Action: func(c *cli.Context) error {
+			cfg, err := agentConfigFromFlags(c)
+			if err != nil {
+				return err
+			}
+			return p.runAgent(c.Context, cfg)
+		},
+	}
+}
+
+// agentConfigFromFlags reads and checks the agent's flags.
+func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
+	var cfg agentConfig
+	var err error
+	if err := noArgs(c); err != nil {
+		return cfg, err
+	}
+	if cfg.Name, err = nameValue(c, "name"); err != nil {
+		return cfg, err
+	}
+	if cfg.Bind, err = hostPortValue(c, "bind"); err != nil {
+		return cfg, err
+	}
+	if flagValue(c, "advertise") != "" {
+		if cfg.Advertise, err = hostPortValue(c, "advertise"); err != nil {
+			return cfg, err
+		}
+	}
+	if flagValue(c, "api") != "" {
+		if cfg.API, err = hostPortValue(c, "api"); err != nil {
+			return cfg, err
+		}
+	}
+	if cfg.Registry, err = choiceValue(c, "registry", registryStatic, registryDHT, registryMemberlist); err != nil {
+		return cfg, err
+	}
+	if cfg.Registry != registryStatic {
+		return cfg, flagErrorf("registry", "%q is not available yet; use static (--peers, --peers-file, --join)", cfg.Registry)
+	}
+	if cfg.Peers, err = hostPortListValue(c, "peers"); err != nil {
+		return cfg, err
+	}
+	join, err := hostPortListValue(c, "join")
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Peers = append(cfg.Peers, join...)
+	cfg.PeersFile = flagValue(c, "peers-file")
+	cfg.DataDir = flagValue(c, "data-dir")
+	if cfg.Filter, err = choiceValue(c, "filter", node.FilterLevelDB, node.FilterMemory); err != nil {
+		return cfg, err
+	}
+	if cfg.Filter == node.FilterLevelDB && cfg.DataDir == "" {
+		return cfg, flagErrorf("data-dir", "the leveldb filter keeps its data in --data-dir; give one, or use --filter memory")
+	}
+	if cfg.Gossip.Fanout, err = intValue(c, "fanout", 1, 64); err != nil {
+		return cfg, err
+	}
+	if cfg.Gossip.Interval, err = durationValue(c, "interval", time.Millisecond); err != nil {
+		return cfg, err
+	}
+	if cfg.Gossip.MaxPacketSize, err = intValue(c, "max-packet-size", gossip.MinPacketSize, gossip.MaxUDPPayload); err != nil {
+		return cfg, err
+	}
+	if cfg.Gossip.CacheRounds, err = intValue(c, "cache-rounds", 1, 100_000); err != nil {
+		return cfg, err
+	}
+	if cfg.LogLevel, err = logLevelValue(c, "log-level"); err != nil {
+		return cfg, err
+	}
+	if cfg.LogFormat, err = choiceValue(c, "log-format", "text", "json"); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// nameValue checks a node name: printable, at most 128 bytes.
+func nameValue(c *cli.Context, flag string) (string, error) {
+	s := flagValue(c, flag)
+	if len(s) > 128 {
+		return "", flagErrorf(flag, "longer than 128 bytes")
+	}
+	if i := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }); i >= 0 {
+		return "", flagErrorf(flag, "must be printable, got %q", s)
+	}
+	return s, nil
+}
+
+func logLevelValue(c *cli.Context, flag string) (slog.Level, error) {
+	s, err := choiceValue(c, flag, "debug", "info", "warn", "error")
+	if err != nil {
+		return 0, err
+	}
+	var level slog.Level
+	err = level.UnmarshalText([]byte(s))
+	return level, err // the choices are all valid
+}
+
+func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Timeouts of the API server. There is no WriteTimeout: streams are long;
+// the API bounds each write to a stream itself.
+const (
+	apiReadHeaderTimeout = 10 * time.Second
+	apiIdleTimeout       = 120 * time.Second
+	// shutdownTimeout bounds how long in-flight API requests may take to
+	// finish once the agent is told to stop.
+	shutdownTimeout = 10 * time.Second
+)
+
+// agent runs an agent until ctx is cancelled (SIGINT, SIGTERM).
+func (p *program) agent(ctx context.Context, cfg agentConfig) error {
+	logger := newLogger(p.stderr, cfg.LogLevel, cfg.LogFormat)
+
+	peers, err := newPeerRegistry(cfg)
+	if err != nil {
+		return err
+	}
+	// Listen before the node starts, so that a busy API port stops the
+	// agent before it gossips.
+	var apiListener net.Listener
+	if cfg.API != "" {
+		if apiListener, err = net.Listen("tcp", cfg.API); err != nil {
+			return fmt.Errorf("--api: %w", err)
+		}
+		defer apiListener.Close() // after Shutdown this is a no-op
+	}
+	n, err := node.New(node.Config{
+		Name:      cfg.Name,
+		DataDir:   cfg.DataDir,
+		Bind:      cfg.Bind,
+		Advertise: cfg.Advertise,
+		Registry:  peers,
+		Filter:    cfg.Filter,
+		Gossip:    cfg.Gossip,
+		Logger:    logger,
+	})
+	if err != nil {
+		return err
+	}
+	if err := n.Start(); err != nil {
+		n.Close()
+		return err
+	}
+
+	var server *http.Server
+	serveErr := make(chan error, 1)
+	if apiListener != nil {
+		server = newAPIServer(n, node.APIConfig{ProcessMetrics: true}, logger)
+		go func() { serveErr <- server.Serve(apiListener) }()
+	}
+	apiURL := "none"
+	if apiListener != nil {
+		apiURL = "http://" + apiListener.Addr().String()
+	}
+	logger.Info("hearsay agent running", "name", n.Name(), "id", n.ID().String(),
+		"gossip_addr", n.Addr().String(), "advertise", n.AdvertiseAddr(), "api", apiURL,
+		"peers", len(peers.Peers()), "version", node.Version)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("stopping")
+			break loop
+		case <-hup:
+			if err := peers.Reload(); err != nil {
+				logger.Warn("SIGHUP: peers not reloaded, keeping the current ones", "err", err)
+			} else {
+				logger.Info("SIGHUP: peers reloaded", "peers", peers.Len())
+			}
+		case err := <-serveErr:
+			runErr = fmt.Errorf("API server: %w", err)
+			break loop
+		}
+	}
+
+	if server != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		if err := server.Shutdown(shutdownCtx); err != nil {
+			logger.Warn("API requests still running at shutdown, closing them", "err", err)
+			server.Close()
+		}
+		cancel()
+	}
+	if err := n.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// newAPIServer returns the HTTP server of a node's API. Shutdown ends its
+// event streams, which otherwise stay open as long as their clients do.
+func newAPIServer(n *node.Node, cfg node.APIConfig, logger *slog.Logger) *http.Server {
+	streams, endStreams := context.WithCancel(context.Background())
+	server := &http.Server{
+		Handler:           node.NewAPI(n, cfg),
+		ReadHeaderTimeout: apiReadHeaderTimeout,
+		IdleTimeout:       apiIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return streams },
+	}
+	server.RegisterOnShutdown(endStreams)
+	return server
+}
+
+// newPeerRegistry builds the static registry of --peers, --join and
+// --peers-file, leaving this agent's own address out of it.
+func newPeerRegistry(cfg agentConfig) (*static.Registry, error) {
+	sc := static.Config{Peers: cfg.Peers, File: cfg.PeersFile, Self: selfHint(cfg)}
+	reg, err := static.New(sc)
+	if err != nil {
+		return nil, peerRegistryError(err)
+	}
+	if sc.Self.IsValid() && !sc.Self.Addr().IsUnspecified() {
+		return reg, nil
+	}
+	// Bound to every interface and not told its address: find this agent
+	// in the list by its port and one of this host's addresses.
+	port := sc.Self.Port()
+	self, ok := findSelf(reg.Peers(), port, localAddrs())
+	if !ok {
+		return reg, nil
+	}
+	sc.Self = self
+	if reg, err = static.New(sc); err != nil {
+		return nil, peerRegistryError(err)
+	}
+	return reg, nil
+}
+
+func peerRegistryError(err error) error {
+	var entryErr *static.EntryError
+	switch {
+	case errors.As(err, &entryErr) && entryErr.File != "":
+		return fmt.Errorf("--peers-file: %w", err)
+	case errors.As(err, &entryErr):
+		return fmt.Errorf("--peers/--join: %w", err)
+	case errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("--peers-file: %w", err)
+	}
+	return err
+}
+
+// selfHint is the address other agents list for this one, as far as the
+// flags tell: --advertise, else --bind, resolved. It may be unspecified
+// (0.0.0.0:7600) or invalid.
+func selfHint(cfg agentConfig) netip.AddrPort {
+	for _, hostport := range []string{cfg.Advertise, cfg.Bind} {
+		if hostport == "" {
+			continue
+		}
+		if strings.HasPrefix(hostport, ":") {
+			hostport = "0.0.0.0" + hostport
+		}
+		if ap, err := netip.ParseAddrPort(hostport); err == nil {
+			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+		if ua, err := net.ResolveUDPAddr("udp", hostport); err == nil {
+			ap := ua.AddrPort()
+			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+	}
+	return netip.AddrPort{}
+}
+
+// findSelf returns the first peer on port whose address is one of local.
+func findSelf(peers []netip.AddrPort, port uint16, local []netip.Addr) (netip.AddrPort, bool) {
+	for _, p := range peers {
+		if p.Port() != port {
+			continue
+		}
+		for _, a := range local {
+			if p.Addr() == a {
+				return p, true
+			}
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// localAddrs lists this host's interface addresses.
+func localAddrs() []netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if ipnet, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipnet.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
+}
