@@ -14,29 +14,26 @@ import (
 // ListenAPI listens for the API on addr: "host:port" for TCP, or
 // "unix:/path/to.sock" for a Unix socket, created with mode 0600 so that only
 // the node's user can talk to it. A stale socket file left by a crashed agent
-// is replaced; any other file at that path is not.
+// is replaced; any other file at that path is not. Errors do not name the
+// flag or setting: the caller does.
 func ListenAPI(addr string) (net.Listener, error) {
 	path, isUnix := strings.CutPrefix(addr, "unix:")
 	if !isUnix {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("api: %w", err)
-		}
-		return ln, nil
+		return net.Listen("tcp", addr)
 	}
 	if path == "" {
-		return nil, errors.New("api: unix: needs a path, as in unix:/run/hearsay.sock")
+		return nil, errors.New("unix: needs a path, as in unix:/run/hearsay.sock")
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&fs.ModeSocket == 0 {
-			return nil, fmt.Errorf("api: %s exists and is not a socket", path)
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
 		}
 		if c, err := net.Dial("unix", path); err == nil {
 			c.Close()
-			return nil, fmt.Errorf("api: %s is in use by another process", path)
+			return nil, fmt.Errorf("%s is in use by another process", path)
 		}
 		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("api: removing stale socket: %w", err)
+			return nil, fmt.Errorf("removing stale socket: %w", err)
 		}
 	}
 	// Create the socket with no permissions for others from the start,
@@ -45,11 +42,11 @@ func ListenAPI(addr string) (net.Listener, error) {
 	ln, err := net.Listen("unix", path)
 	umask(old)
 	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
+		return nil, err
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("api: %w", err)
+		return nil, err
 	}
 	return ln, nil
 }

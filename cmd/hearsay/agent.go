@@ -21,6 +21,7 @@ import (
 	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/node"
 	"github.com/hearsay-io/hearsay/registry/static"
+	"github.com/hearsay-io/hearsay/security"
 )
 
 // Registry kinds.
@@ -45,6 +46,11 @@ type agentConfig struct {
 	Gossip    gossip.Config
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
+
+	Cluster      string        // salts the passphrase's key
+	Passphrase   []byte        // from --passphrase-file or HEARSAY_PASSPHRASE; empty: no encryption
+	APIToken     string        // empty: the API needs no token
+	ReplayWindow time.Duration // sealed datagrams' timestamp window
 }
 
 func (p *program) agentCommand() *cli.Command {
@@ -59,7 +65,11 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("name", "", "the node's `NAME` in status and logs (default: the name kept in --data-dir, else hostname-xxxx)"),
 			stringFlag("bind", "0.0.0.0:7600", "UDP `HOST:PORT` to gossip on"),
 			stringFlag("advertise", "", "`HOST:PORT` other agents reach this one at, when it differs from --bind (NAT, 0.0.0.0)"),
-			stringFlag("api", "127.0.0.1:7601", "TCP `HOST:PORT` of the HTTP API; empty disables the API"),
+			stringFlag("api", "127.0.0.1:7601", "`HOST:PORT` of the HTTP API, or unix:/PATH for a Unix socket (mode 0600); empty disables the API"),
+			stringFlag("api-token", "", "require `TOKEN` as \"Authorization: Bearer TOKEN\" on every API endpoint but /healthz"),
+			stringFlag("cluster", "hearsay", "cluster `NAME`; with a passphrase it salts the key, so all agents of a cluster must agree"),
+			stringFlag("passphrase-file", "", "`FILE` holding the cluster passphrase (or set HEARSAY_PASSPHRASE); without one, gossip is not encrypted"),
+			stringFlag("replay-window", "30s", "drop sealed datagrams whose timestamp is further than `DURATION` from this clock"),
 			stringFlag("peers", "", "comma-separated `LIST` of HOST:PORT of the agents to gossip with; this agent's own address may be in it"),
 			stringFlag("peers-file", "", "`FILE` of peers, one HOST:PORT per line, # starts a comment"),
 			stringFlag("registry", registryStatic, "`KIND` of peer registry: static (dht and memberlist are not available yet)"),
@@ -101,10 +111,25 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 			return cfg, err
 		}
 	}
-	if flagValue(c, "api") != "" {
+	if api := flagValue(c, "api"); strings.HasPrefix(api, "unix:") {
+		if api == "unix:" {
+			return cfg, flagErrorf("api", "unix: needs a path, as in unix:/run/hearsay.sock")
+		}
+		cfg.API = api
+	} else if api != "" {
 		if cfg.API, err = hostPortValue(c, "api"); err != nil {
 			return cfg, err
 		}
+	}
+	cfg.APIToken = flagValue(c, "api-token")
+	if cfg.Cluster = flagValue(c, "cluster"); cfg.Cluster == "" {
+		return cfg, flagErrorf("cluster", "must not be empty")
+	}
+	if cfg.ReplayWindow, err = durationValue(c, "replay-window", time.Second); err != nil {
+		return cfg, err
+	}
+	if cfg.Passphrase, err = passphraseValue(c, "passphrase-file"); err != nil {
+		return cfg, err
 	}
 	if cfg.Registry, err = choiceValue(c, "registry", registryStatic, registryDHT, registryMemberlist); err != nil {
 		return cfg, err
@@ -201,7 +226,7 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 	// agent before it gossips.
 	var apiListener net.Listener
 	if cfg.API != "" {
-		if apiListener, err = net.Listen("tcp", cfg.API); err != nil {
+		if apiListener, err = node.ListenAPI(cfg.API); err != nil {
 			return fmt.Errorf("--api: %w", err)
 		}
 		defer apiListener.Close() // after Shutdown this is a no-op
@@ -215,9 +240,22 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 		Filter:    cfg.Filter,
 		Gossip:    cfg.Gossip,
 		Logger:    logger,
+		Cluster:   cfg.Cluster,
+		Security:  security.SealerConfig{ReplayWindow: cfg.ReplayWindow},
 	})
 	if err != nil {
 		return err
+	}
+	if len(cfg.Passphrase) > 0 {
+		// Installed, and primary only if the keyring kept in the data dir
+		// was empty: a rotation done through the API survives a restart.
+		if _, err := n.InstallPassphrase(cfg.Passphrase); err != nil {
+			n.Close()
+			return fmt.Errorf("--passphrase-file: %w", err)
+		}
+	}
+	if !n.Encrypted() {
+		logger.Warn("no passphrase: gossip is NOT encrypted or authenticated; for development only (see --passphrase-file)")
 	}
 	if err := n.Start(); err != nil {
 		n.Close()
@@ -227,16 +265,19 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 	var server *http.Server
 	serveErr := make(chan error, 1)
 	if apiListener != nil {
-		server = newAPIServer(n, node.APIConfig{ProcessMetrics: true}, logger)
+		server = newAPIServer(n, node.APIConfig{ProcessMetrics: true, Token: cfg.APIToken}, logger)
 		go func() { serveErr <- server.Serve(apiListener) }()
 	}
 	apiURL := "none"
 	if apiListener != nil {
 		apiURL = "http://" + apiListener.Addr().String()
+		if strings.HasPrefix(cfg.API, "unix:") {
+			apiURL = cfg.API
+		}
 	}
 	logger.Info("hearsay agent running", "name", n.Name(), "id", n.ID().String(),
 		"gossip_addr", n.Addr().String(), "advertise", n.AdvertiseAddr(), "api", apiURL,
-		"peers", len(peers.Peers()), "version", node.Version)
+		"peers", len(peers.Peers()), "encrypted", n.Encrypted(), "version", node.Version)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

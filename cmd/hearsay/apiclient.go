@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,10 +15,14 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// apiFlag is the --api flag of the commands that talk to an agent. It reads
-// HEARSAY_API, like the agent's own --api, so one variable serves both.
-func apiFlag() cli.Flag {
-	return stringFlag("api", "127.0.0.1:7601", "the agent's API: `HOST:PORT` or an http:// URL")
+// apiFlags are the flags of the commands that talk to an agent. They read
+// HEARSAY_API and HEARSAY_API_TOKEN, like the agent's own, so one
+// environment serves both.
+func apiFlags() []cli.Flag {
+	return []cli.Flag{
+		stringFlag("api", "127.0.0.1:7601", "the agent's API: `HOST:PORT`, an http:// URL, or unix:/PATH"),
+		stringFlag("api-token", "", "bearer `TOKEN` the agent's API requires (agent --api-token)"),
+	}
 }
 
 // requestTimeout bounds every API request but the event stream.
@@ -28,18 +33,31 @@ const maxErrorBody = 64 << 10
 
 // apiClient talks to an agent's local HTTP API.
 type apiClient struct {
-	base *url.URL
-	http *http.Client
+	base  *url.URL
+	http  *http.Client
+	token string
 }
 
 func newAPIClient(c *cli.Context) (*apiClient, error) {
+	// No client timeout: it would cut event streams. Requests carry their
+	// own deadline instead.
+	client := &apiClient{http: &http.Client{}, token: flagValue(c, "api-token")}
+	if path, ok := strings.CutPrefix(flagValue(c, "api"), "unix:"); ok {
+		if path == "" {
+			return nil, flagErrorf("api", "unix: needs a path, as in unix:/run/hearsay.sock")
+		}
+		client.base = &url.URL{Scheme: "http", Host: "hearsay"}
+		client.http.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		}}
+		return client, nil
+	}
 	base, err := apiURLValue(c, "api")
 	if err != nil {
 		return nil, err
 	}
-	// No client timeout: it would cut event streams. Requests carry their
-	// own deadline instead.
-	return &apiClient{base: base, http: &http.Client{}}, nil
+	client.base = base
+	return client, nil
 }
 
 func (a *apiClient) url(path string, query url.Values) string {
@@ -65,6 +83,9 @@ func (a *apiClient) newRequest(ctx context.Context, method, path string, query u
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
 	return req, nil
 }

@@ -94,6 +94,8 @@ func (p *program) newApp() *cli.App {
 			p.statusCommand(),
 			p.peersCommand(),
 			p.demoCommand(),
+			p.keygenCommand(),
+			p.keysCommand(),
 			p.versionCommand(),
 		},
 		Action: func(c *cli.Context) error {
@@ -106,11 +108,16 @@ func (p *program) newApp() *cli.App {
 		// Errors are printed, and the exit status chosen, by run alone.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
-	for _, cmd := range app.Commands {
-		cmd.OnUsageError = onUsageError
-		// Without this "hearsay push --topic t help" would show help
-		// instead of publishing "help".
-		cmd.HideHelpCommand = true
+	var setUp func(cmds []*cli.Command)
+	setUp = func(cmds []*cli.Command) {
+		for _, cmd := range cmds {
+			cmd.OnUsageError = onUsageError
+			// Without this "hearsay push --topic t help" would show help
+			// instead of publishing "help".
+			cmd.HideHelpCommand = len(cmd.Subcommands) == 0
+			setUp(cmd.Subcommands)
+		}
 	}
+	setUp(app.Commands)
 	return app
 }

@@ -34,7 +34,7 @@ func (p *program) pushCommand() *cli.Command {
 		Description: "Publishes DATA, or standard input when DATA is - or absent, on --topic.\n" +
 			"When the agent is busy (503) it retries up to 5 times, waiting as the agent asks.",
 		Flags: []cli.Flag{
-			apiFlag(),
+			apiFlags()[0], apiFlags()[1],
 			stringFlag("topic", "", "`TOPIC` to publish on: dot-separated tokens of letters, digits, - _ : (required)"),
 		},
 		Action: p.push,

@@ -12,7 +12,7 @@ func (p *program) statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:   "status",
 		Usage:  "print a running agent's status (GET /v1/status) as JSON",
-		Flags:  []cli.Flag{apiFlag()},
+		Flags:  apiFlags(),
 		Action: p.printJSON("/v1/status"),
 	}
 }
@@ -21,7 +21,7 @@ func (p *program) peersCommand() *cli.Command {
 	return &cli.Command{
 		Name:   "peers",
 		Usage:  "print a running agent's peers (GET /v1/peers) as JSON",
-		Flags:  []cli.Flag{apiFlag()},
+		Flags:  apiFlags(),
 		Action: p.printJSON("/v1/peers"),
 	}
 }

@@ -37,7 +37,7 @@ func (p *program) subscribeCommand() *cli.Command {
 			"({\"id\",\"topic\",\"origin\",\"created\",\"payload\" (base64)}), or with --format raw the\n" +
 			"payload itself. Patterns: \"orders.*\" matches one token, \"orders.>\" one or more, \">\" all.",
 		Flags: []cli.Flag{
-			apiFlag(),
+			apiFlags()[0], apiFlags()[1],
 			stringFlag("topic", ">", "topic `PATTERN` to receive"),
 			stringFlag("format", "json", "`FORMAT` of each line: json or raw (the decoded payload)"),
 		},
