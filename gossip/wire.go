@@ -388,6 +388,11 @@ func readUvarint(b []byte) (uint64, []byte, error) {
 	if n < 0 {
 		return 0, nil, fmt.Errorf("%w: varint overflows 64 bits", ErrMalformed)
 	}
+	// One value, one encoding: a longer form than needed (a last byte of
+	// zero) is refused, so that a datagram re-encodes to the same bytes.
+	if n > 1 && b[n-1] == 0 {
+		return 0, nil, fmt.Errorf("%w: non-minimal varint", ErrMalformed)
+	}
 	return v, b[n:], nil
 }
 

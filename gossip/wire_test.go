@@ -58,6 +58,7 @@ func TestDecodePullRequestRejects(t *testing.T) {
 		"zero ranges":    append(append([]byte{'H', 'S', 1, 1, 0, 0, 1}, 1, 2, 3, 4, 5, 6, 7, 8), 0, 0, 0),
 		"zero length":    append(append([]byte{'H', 'S', 1, 1, 0, 0, 1}, []byte{1, 2, 3, 4, 5, 6, 7, 8}...), 1, 5, 0),
 		"adjacent":       append(append([]byte{'H', 'S', 1, 1, 0, 0, 1}, []byte{1, 2, 3, 4, 5, 6, 7, 8}...), 2, 5, 1, 0, 1),
+		"long varint":    {'H', 'S', 1, 1, 0, 0, 0x80, 0x00},
 		"overflow":       append(append([]byte{'H', 'S', 1, 1, 0, 0, 1}, []byte{1, 2, 3, 4, 5, 6, 7, 8}...), 1, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 5),
 	} {
 		t.Run(name, func(t *testing.T) {
