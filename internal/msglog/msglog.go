@@ -1,0 +1,53 @@
+// Package msglog keeps the messages a node accepted during its retention
+// window: for anti-entropy (to send a peer the bodies it lacks) and for
+// resuming event streams (everything accepted after a given message). Two
+// implementations: Memory and LevelDB (survives restarts).
+//
+// Entries are numbered in the order they were appended (acceptance order),
+// pruned by creation time, and evicted oldest-first when the log is over its
+// byte bound. Neither implementation is safe for concurrent use.
+package msglog
+
+import (
+	"errors"
+	"time"
+)
+
+// ID is a 16-byte message ID.
+type ID = [16]byte
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("msglog: closed")
+
+// Entry is a logged message.
+type Entry struct {
+	Seq     uint64    // acceptance order, from 1
+	ID      ID        //
+	Created time.Time // the message's creation time (millisecond precision)
+	Data    []byte    // the message's wire encoding; owned by the caller once returned
+}
+
+// Log is a message log.
+type Log interface {
+	// Append logs a message unless its ID is already there. It returns the
+	// IDs it evicted to stay within its byte bound.
+	Append(id ID, created time.Time, data []byte) (evicted []ID, err error)
+	// Get returns the message's encoding, or ok=false.
+	Get(id ID) (data []byte, ok bool, err error)
+	// Contains reports whether the ID is logged.
+	Contains(id ID) (bool, error)
+	// Prune removes the messages created before cutoff and returns their IDs.
+	Prune(cutoff time.Time) (removed []ID, err error)
+	// After calls fn for each entry appended after the entry of id, in order,
+	// until fn returns false. found=false if id is not in the log (pruned, or
+	// never seen): nothing is called then.
+	After(id ID, fn func(Entry) bool) (found bool, err error)
+	// ForEach calls fn for every entry in acceptance order until it returns false.
+	ForEach(fn func(Entry) bool) error
+	// LastSeq is the sequence number of the last append (0 if none ever).
+	LastSeq() uint64
+	// Len and Bytes are the number and total size of the logged messages.
+	Len() int
+	Bytes() int64
+	Close() error
+}
