@@ -192,4 +192,3 @@ func (h *createdHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return e
 }
-
