@@ -26,7 +26,14 @@ type PacketType byte
 // anti-entropy, the DHT registry and sealed (encrypted) datagrams.
 const (
 	PacketPull     PacketType = 0x01 // a pull request: a digest of what the sender holds
-	PacketMessages PacketType = 0x02 // messages, in answer to a pull
+	PacketMessages PacketType = 0x02 // messages, in answer to a pull or a fetch, or pushed by anti-entropy
+	PacketFetch    PacketType = 0x03 // "send me these messages", by ID (anti-entropy)
+)
+
+// Anti-entropy packet types, 0x10 to 0x1f, belong to package merkle.
+const (
+	firstAEPacket PacketType = 0x10
+	lastAEPacket  PacketType = 0x1f
 )
 
 func (t PacketType) String() string {
@@ -35,6 +42,8 @@ func (t PacketType) String() string {
 		return "pull"
 	case PacketMessages:
 		return "messages"
+	case PacketFetch:
+		return "fetch"
 	}
 	return fmt.Sprintf("type-0x%02x", byte(t))
 }
@@ -266,6 +275,41 @@ func (d *pullDecoder) decode(b []byte) (*PullRequest, error) {
 		r.Origins[i].Ranges = d.ranges[sp[0]:sp[1]:sp[1]]
 	}
 	return r, nil
+}
+
+// AppendFetch appends a whole PacketFetch datagram asking for ids.
+func AppendFetch(dst []byte, ids []MessageID) []byte {
+	dst = AppendHeader(dst, PacketFetch)
+	dst = binary.AppendUvarint(dst, uint64(len(ids)))
+	for _, id := range ids {
+		dst = append(dst, id[:]...)
+	}
+	return dst
+}
+
+// MaxFetchIDs is how many IDs fit in one fetch datagram of size packetSize.
+func MaxFetchIDs(packetSize int) int { return (packetSize - HeaderSize - 3) / 16 }
+
+// DecodeFetch decodes a whole PacketFetch datagram, appending the IDs to dst.
+func DecodeFetch(dst []MessageID, datagram []byte) ([]MessageID, error) {
+	t, b, err := ParseHeader(datagram)
+	if err != nil {
+		return nil, err
+	}
+	if t != PacketFetch {
+		return nil, fmt.Errorf("%w: packet type %v, want fetch", ErrMalformed, t)
+	}
+	n, b, err := readUvarint(b)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 || n != uint64(len(b)/16) || len(b)%16 != 0 {
+		return nil, fmt.Errorf("%w: %d IDs in %d bytes", ErrMalformed, n, len(b))
+	}
+	for ; len(b) > 0; b = b[16:] {
+		dst = append(dst, MessageID(b[:16]))
+	}
+	return dst, nil
 }
 
 // wireMessage is a message as it sits in a datagram: its byte fields alias

@@ -180,3 +180,37 @@ func TestMessageByteLayout(t *testing.T) {
 		0x02, 0x68, 0x69}
 	require.Equal(t, want, appendMessage(AppendHeader(nil, PacketMessages), o, 42, 1_700_000_000_123, "a.b", []byte("hi")))
 }
+
+func TestFetchRoundTrip(t *testing.T) {
+	ids := []MessageID{{1}, {2, 3}, {0xff}}
+	b := AppendFetch(nil, ids)
+	require.Equal(t, HeaderSize+1+48, len(b))
+	got, err := DecodeFetch(nil, b)
+	require.NoError(t, err)
+	require.Equal(t, ids, got)
+	for name, bad := range map[string][]byte{
+		"empty":     AppendFetch(nil, nil),
+		"short":     b[:len(b)-1],
+		"long":      append(append([]byte(nil), b...), 0),
+		"count":     {'H', 'S', 1, 3, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"wrong":     AppendHeader(nil, PacketPull),
+		"long vint": append([]byte{'H', 'S', 1, 3, 0x83, 0x00}, make([]byte, 48)...),
+	} {
+		_, err := DecodeFetch(nil, bad)
+		require.Error(t, err, name)
+	}
+	require.Equal(t, 87, MaxFetchIDs(1400))
+	require.LessOrEqual(t, len(AppendFetch(nil, make([]MessageID, MaxFetchIDs(1400)))), 1400)
+}
+
+func FuzzDecodeFetch(f *testing.F) {
+	f.Add(AppendFetch(nil, []MessageID{{1}, {2}}))
+	f.Add([]byte{'H', 'S', 1, 3, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ids, err := DecodeFetch(nil, b)
+		if err != nil {
+			return
+		}
+		require.Equal(t, b, AppendFetch(nil, ids))
+	})
+}

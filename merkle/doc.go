@@ -1,0 +1,61 @@
+// Package merkle is hearsay's anti-entropy: Merkle trees over the IDs of the
+// messages a node retains, and the protocol by which two nodes find, in a
+// few round trips and with bytes that grow with the number of differences
+// rather than the number of messages, which IDs each lacks.
+//
+// A Tree holds a set of 16-byte IDs in a radix tree of fixed shape (fanout
+// 2^FanoutBits; a subtree of at most LeafSize IDs is a leaf), so that two
+// nodes' trees can be compared node by node. Leaf and inner hashes are
+// domain-separated (a 0x00 or 0x01 byte first, as in RFC 6962), and empty
+// subtrees hash to EmptyHash without being stored.
+//
+// Reconciliation is a pair of deterministic state machines that own no
+// goroutine, socket or timer and never read the clock. The initiator runs a
+// Session (or Sessions, for one session per peer at a time); the peer answers
+// with a Responder, which keeps no state between queries. Each query carries
+// positions where the trees differ; each answer carries the responder's
+// nodes there: the children's hashes of an inner node, the IDs of a leaf.
+// The session compares them with its own tree and asks about the children
+// that differ, until every difference is found. Lost datagrams are resent
+// after RetryTimeout, at most MaxAttempts times; every datagram fits in
+// MaxPacketSize and a session spends at most MaxSessionBytes.
+// docs/anti-entropy.md gives the wire format byte by byte and the
+// measurements behind the tree's shape.
+//
+// The caller's loop, in full (the initiator, every AEInterval, with one
+// random peer; Responder answers come back as PacketAnswer datagrams):
+//
+//	sessions, err := merkle.NewSessions[netip.AddrPort](tree, merkle.SessionsConfig{
+//		Session: merkle.SessionConfig{Rand: rng},
+//	})
+//	responder, err := merkle.NewResponder(tree, merkle.ResponderConfig{})
+//	for {
+//		select {
+//		case <-aeTicker.C:
+//			sessions.Start(time.Now(), randomPeer())
+//		case <-timer.C: // set to sessions.NextTick()
+//			sessions.Tick(time.Now())
+//		case dg := <-datagrams:
+//			switch typ, _ := merkle.PacketTypeOf(dg.Data); typ {
+//			case merkle.PacketQuery:
+//				if answer, err := responder.Answer(nil, dg.Data); err == nil {
+//					conn.WriteToUDPAddrPort(answer, dg.From)
+//				}
+//			case merkle.PacketAnswer:
+//				sessions.Handle(time.Now(), dg.From, dg.Data)
+//			}
+//		}
+//		rd := sessions.Ready()
+//		for _, d := range rd.Datagrams {
+//			conn.WriteToUDPAddrPort(d.Data, d.To)
+//		}
+//		for _, f := range rd.Finished {
+//			pull(f.Peer, f.Result.Missing) // what this node lacks
+//			push(f.Peer, f.Result.Extra)   // what the peer lacks
+//		}
+//		timer.Reset(time.Until(sessions.NextTick()))
+//	}
+//
+// The tree must hold the IDs of the messages the node retains, and change
+// only between inputs: Insert on acceptance, Remove on expiry.
+package merkle

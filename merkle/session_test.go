@@ -1,0 +1,520 @@
+package merkle
+
+import (
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// net drives a session against a responder, the way a runtime would, with
+// a virtual clock, a fixed round-trip time and a seeded loss rate on each
+// direction.
+type net struct {
+	t        testing.TB
+	loss     float64
+	rng      *rand.Rand
+	rtt      time.Duration
+	now      time.Time
+	dropped  int
+	maxSteps int
+}
+
+func newNet(t testing.TB, loss float64, seed uint64) *net {
+	return &net{t: t, loss: loss, rng: newRand(seed), rtt: 20 * time.Millisecond, now: time.Unix(1_700_000_000, 0), maxSteps: 1_000_000}
+}
+
+func (n *net) lost() bool {
+	if n.loss > 0 && n.rng.Float64() < n.loss {
+		n.dropped++
+		return true
+	}
+	return false
+}
+
+// run drives s, already created, to its end against r and returns its
+// result and the number of round trips: the exchanges in which at least one
+// query was sent.
+func (n *net) run(s *Session, r *Responder) (Result, int) {
+	n.t.Helper()
+	s.Start(n.now)
+	rounds := 0
+	for step := 0; !s.Done(); step++ {
+		require.Less(n.t, step, n.maxSteps, "the session does not end")
+		queries := s.Ready()
+		if len(queries) == 0 {
+			next := s.NextTick()
+			require.False(n.t, next.IsZero(), "a session with nothing in flight must be done")
+			n.now = next
+			s.Tick(n.now)
+			continue
+		}
+		rounds++
+		var answers [][]byte
+		for _, q := range queries {
+			if n.lost() {
+				continue
+			}
+			a, err := r.Answer(nil, q)
+			require.NoError(n.t, err)
+			require.LessOrEqual(n.t, len(a), r.cfg.MaxPacketSize)
+			answers = append(answers, a)
+		}
+		n.now = n.now.Add(n.rtt)
+		for _, a := range answers {
+			if n.lost() {
+				continue
+			}
+			if err := s.Handle(n.now, a); err != nil && !errors.Is(err, ErrStaleAnswer) {
+				require.ErrorIs(n.t, err, s.Result().Err)
+			}
+		}
+		s.Tick(n.now)
+	}
+	return s.Result(), rounds
+}
+
+func mustSession(t testing.TB, tree *Tree, cfg SessionConfig) *Session {
+	t.Helper()
+	if cfg.Rand == nil {
+		cfg.Rand = newRand(99)
+	}
+	s, err := NewSession(tree, cfg)
+	require.NoError(t, err)
+	return s
+}
+
+func mustResponder(t testing.TB, tree *Tree) *Responder {
+	t.Helper()
+	r, err := NewResponder(tree, ResponderConfig{})
+	require.NoError(t, err)
+	return r
+}
+
+// replicas returns two trees holding shared plus, each, its own extra IDs.
+func replicas(t testing.TB, cfg TreeConfig, shared, onlyA, onlyB []ID) (*Tree, *Tree) {
+	t.Helper()
+	a, err := BuildTree(cfg, slices.Concat(shared, onlyA))
+	require.NoError(t, err)
+	b, err := BuildTree(cfg, slices.Concat(shared, onlyB))
+	require.NoError(t, err)
+	return a, b
+}
+
+// apply makes a and b equal from a session's result, as the runtime would
+// by pulling Missing and pushing Extra.
+func apply(a, b *Tree, res Result) {
+	for _, id := range res.Missing {
+		a.Insert(id)
+	}
+	for _, id := range res.Extra {
+		b.Insert(id)
+	}
+}
+
+// requireSameIDs checks that want and got hold the same IDs, in any order.
+func requireSameIDs(t testing.TB, want, got []ID, msgAndArgs ...any) {
+	t.Helper()
+	want = slices.SortedFunc(slices.Values(want), ID.Compare)
+	got = slices.SortedFunc(slices.Values(got), ID.Compare)
+	require.Equal(t, nilIfEmpty(want), nilIfEmpty(got), msgAndArgs...)
+}
+
+func requireSameSets(t testing.TB, a, b *Tree) {
+	t.Helper()
+	require.Equal(t, a.Len(), b.Len())
+	require.Equal(t, a.Root(), b.Root())
+	require.True(t, slices.Equal(slices.Collect(a.All()), slices.Collect(b.All())))
+}
+
+func TestSessionEqualTreesTakeOneSmallRoundTrip(t *testing.T) {
+	ids := randomIDs(newRand(1), 10_000)
+	a, b := replicas(t, TreeConfig{}, ids, nil, nil)
+	res, rounds := newNet(t, 0, 1).run(mustSession(t, a, SessionConfig{}), mustResponder(t, b))
+	require.NoError(t, res.Err)
+	require.Empty(t, res.Missing)
+	require.Empty(t, res.Extra)
+	require.Equal(t, 1, rounds)
+	require.Less(t, res.Stats.BytesSent+res.Stats.BytesReceived, 100)
+}
+
+func TestSessionReconciles100kReplicasDifferingBy100OnEachSide(t *testing.T) {
+	rng := newRand(2)
+	shared := randomIDs(rng, 100_000)
+	onlyA, onlyB := randomIDs(rng, 100), randomIDs(rng, 100)
+	a, b := replicas(t, TreeConfig{}, shared, onlyA, onlyB)
+
+	res, rounds := newNet(t, 0, 2).run(mustSession(t, a, SessionConfig{}), mustResponder(t, b))
+	require.NoError(t, res.Err)
+	requireSameIDs(t, onlyB, res.Missing)
+	requireSameIDs(t, onlyA, res.Extra)
+	t.Logf("%d round trips, %d queries, %d bytes sent, %d received", rounds, res.Stats.Queries, res.Stats.BytesSent, res.Stats.BytesReceived)
+	require.LessOrEqual(t, rounds, 10)
+
+	apply(a, b, res)
+	requireSameSets(t, a, b)
+	// And now they agree in one round trip.
+	res, rounds = newNet(t, 0, 3).run(mustSession(t, a, SessionConfig{Rand: newRand(3)}), mustResponder(t, b))
+	require.NoError(t, res.Err)
+	require.Equal(t, 1, rounds)
+}
+
+// TestSessionSurvives30PercentLoss drops 30% of the datagrams in each
+// direction, deterministically. A session that gives up does so with
+// ErrTimeout after MaxAttempts sends of one query, and reports the true
+// differences it found; the next session finishes the job.
+func TestSessionSurvives30PercentLoss(t *testing.T) {
+	rng := newRand(4)
+	shared := randomIDs(rng, 100_000)
+	onlyA, onlyB := randomIDs(rng, 100), randomIDs(rng, 100)
+	a, b := replicas(t, TreeConfig{}, shared, onlyA, onlyB)
+
+	var missing, extra []ID
+	for attempt := 0; ; attempt++ {
+		require.Less(t, attempt, 3, "three sessions were not enough")
+		n := newNet(t, 0.3, uint64(40+attempt))
+		res, rounds := n.run(mustSession(t, a, SessionConfig{Rand: newRand(uint64(attempt))}), mustResponder(t, b))
+		t.Logf("session %d: err %v, %d round trips, %d queries (%d resent), %d datagrams dropped",
+			attempt, res.Err, rounds, res.Stats.Queries, res.Stats.Resends, n.dropped)
+		require.Positive(t, n.dropped)
+		missing = append(missing, res.Missing...)
+		extra = append(extra, res.Extra...)
+		apply(a, b, res)
+		if res.Err == nil {
+			break
+		}
+		require.ErrorIs(t, res.Err, ErrTimeout)
+	}
+	requireSameIDs(t, onlyB, missing)
+	requireSameIDs(t, onlyA, extra)
+	requireSameSets(t, a, b)
+}
+
+func TestSessionGivesUpOnASilentPeer(t *testing.T) {
+	a := mustTree(t, TreeConfig{}, randomIDs(newRand(5), 100)...)
+	s := mustSession(t, a, SessionConfig{MaxAttempts: 3, RetryTimeout: time.Second})
+	now := time.Unix(0, 0)
+	s.Start(now)
+	require.Len(t, s.Ready(), 1)
+	require.Equal(t, now.Add(time.Second), s.NextTick())
+	s.Tick(now.Add(999 * time.Millisecond))
+	require.Empty(t, s.Ready(), "not yet due")
+	sent := 1
+	for !s.Done() {
+		now = s.NextTick()
+		s.Tick(now)
+		sent += len(s.Ready())
+	}
+	require.Equal(t, 3, sent, "MaxAttempts sends in all")
+	require.Equal(t, time.Unix(3, 0), now)
+	require.ErrorIs(t, s.Result().Err, ErrTimeout)
+	require.True(t, s.NextTick().IsZero())
+	require.ErrorIs(t, s.Handle(now, []byte("late")), ErrSessionDone)
+}
+
+func TestSessionShapeMismatch(t *testing.T) {
+	ids := randomIDs(newRand(6), 100)
+	a := mustTree(t, TreeConfig{FanoutBits: 4}, ids...)
+	b := mustTree(t, TreeConfig{FanoutBits: 2}, ids...)
+	res, _ := newNet(t, 0, 6).run(mustSession(t, a, SessionConfig{}), mustResponder(t, b))
+	require.ErrorIs(t, res.Err, ErrShapeMismatch)
+}
+
+// TestSessionBudgetConverges gives sessions a budget far below what the
+// differences need: each ends with ErrBudgetExceeded and the differences it
+// found, and a series of them converges.
+func TestSessionBudgetConverges(t *testing.T) {
+	rng := newRand(7)
+	shared := randomIDs(rng, 20_000)
+	onlyA, onlyB := randomIDs(rng, 500), randomIDs(rng, 500)
+	a, b := replicas(t, TreeConfig{}, shared, onlyA, onlyB)
+	want := map[ID]bool{}
+	for _, id := range slices.Concat(onlyA, onlyB) {
+		want[id] = true
+	}
+	sessions := 0
+	for {
+		sessions++
+		require.Less(t, sessions, 50)
+		res, _ := newNet(t, 0, uint64(sessions)).run(mustSession(t, a, SessionConfig{Rand: newRand(uint64(sessions)), MaxSessionBytes: 8 << 10}), mustResponder(t, b))
+		require.LessOrEqual(t, res.Stats.BytesSent+res.Stats.BytesReceived, 8<<10)
+		for _, id := range slices.Concat(res.Missing, res.Extra) {
+			require.True(t, want[id], "only true differences")
+		}
+		apply(a, b, res)
+		if res.Err == nil {
+			break
+		}
+		require.ErrorIs(t, res.Err, ErrBudgetExceeded)
+		require.NotEmpty(t, slices.Concat(res.Missing, res.Extra), "every session makes progress")
+	}
+	t.Logf("converged in %d sessions of 8 KiB", sessions)
+	requireSameSets(t, a, b)
+}
+
+func TestSessionOneSideEmpty(t *testing.T) {
+	ids := randomIDs(newRand(8), 3000)
+	full := mustTree(t, TreeConfig{}, ids...)
+	empty := mustTree(t, TreeConfig{})
+
+	res, _ := newNet(t, 0, 8).run(mustSession(t, empty, SessionConfig{}), mustResponder(t, full))
+	require.NoError(t, res.Err)
+	requireSameIDs(t, ids, res.Missing)
+	require.Empty(t, res.Extra)
+
+	res, rounds := newNet(t, 0, 9).run(mustSession(t, full, SessionConfig{}), mustResponder(t, empty))
+	require.NoError(t, res.Err)
+	require.Equal(t, 1, rounds, "the peer's empty root says it all")
+	requireSameIDs(t, ids, res.Extra)
+
+	res, _ = newNet(t, 0, 10).run(mustSession(t, full, SessionConfig{MaxDifferences: 100}), mustResponder(t, empty))
+	require.ErrorIs(t, res.Err, ErrTooManyDifferences)
+	require.Len(t, res.Extra, 100)
+}
+
+// TestSessionExactOnManyShapes reconciles small random sets on every kind of
+// shape, IDs sharing long prefixes included, and checks the result against
+// the set differences.
+func TestSessionExactOnManyShapes(t *testing.T) {
+	shapes := []TreeConfig{
+		{FanoutBits: 1, LeafSize: 1}, {FanoutBits: 2, LeafSize: 4}, {FanoutBits: 3, LeafSize: 16},
+		{FanoutBits: 4, LeafSize: 2}, {FanoutBits: 5, LeafSize: 8}, {FanoutBits: 6, LeafSize: 32},
+	}
+	for si, cfg := range shapes {
+		for trial := range 10 {
+			rng := newRand(uint64(100*si + trial))
+			pool := randomIDs(rng, 1+rng.IntN(2000))
+			for i := range 20 { // near-twins reach the deepest levels
+				id := pool[0]
+				id[15] ^= byte(i + 1)
+				pool = append(pool, id)
+			}
+			var shared, onlyA, onlyB []ID
+			for _, id := range pool {
+				switch rng.IntN(10) {
+				case 0:
+					onlyA = append(onlyA, id)
+				case 1:
+					onlyB = append(onlyB, id)
+				default:
+					shared = append(shared, id)
+				}
+			}
+			a, b := replicas(t, cfg, shared, onlyA, onlyB)
+			s := mustSession(t, a, SessionConfig{
+				Rand: rng, MaxInFlight: 1 + rng.IntN(8), MaxPacketSize: 4096,
+				HashSize: MinHashSize + rng.IntN(MaxHashSize-MinHashSize+1),
+			})
+			r, err := NewResponder(b, ResponderConfig{MaxPacketSize: 4096})
+			require.NoError(t, err)
+			res, _ := newNet(t, 0.1, uint64(trial)).run(s, r)
+			require.NoError(t, res.Err, "%+v trial %d", cfg, trial)
+			requireSameIDs(t, onlyB, res.Missing, "%+v trial %d", cfg, trial)
+			requireSameIDs(t, onlyA, res.Extra, "%+v trial %d", cfg, trial)
+			apply(a, b, res)
+			requireSameSets(t, a, b)
+		}
+	}
+}
+
+func TestSessionDropsStaleAndMalformedAnswers(t *testing.T) {
+	rng := newRand(11)
+	shared := randomIDs(rng, 5000)
+	a, b := replicas(t, TreeConfig{}, shared, randomIDs(rng, 5), randomIDs(rng, 5))
+	r := mustResponder(t, b)
+	s := mustSession(t, a, SessionConfig{})
+	now := time.Unix(0, 0)
+	s.Start(now)
+	q := slices.Clone(s.Ready()[0])
+
+	other := mustSession(t, a, SessionConfig{Rand: newRand(12)})
+	other.Start(now)
+	foreign, err := r.Answer(nil, other.Ready()[0])
+	require.NoError(t, err)
+	require.ErrorIs(t, s.Handle(now, foreign), ErrStaleAnswer, "another session's answer")
+
+	require.ErrorIs(t, s.Handle(now, []byte{'H', 'S', 1, PacketAnswer, 1}), ErrMalformed)
+	require.ErrorIs(t, s.Handle(now, q), ErrMalformed, "a query is not an answer")
+
+	ans, err := r.Answer(nil, q)
+	require.NoError(t, err)
+	require.NoError(t, s.Handle(now, ans))
+	require.ErrorIs(t, s.Handle(now, ans), ErrStaleAnswer, "a duplicate")
+	require.Equal(t, 1, s.Result().Stats.Stale)
+	require.False(t, s.Done())
+}
+
+// TestSessionRejectsLyingPeers feeds answers that contradict the protocol.
+func TestSessionRejectsLyingPeers(t *testing.T) {
+	a := mustTree(t, TreeConfig{}, randomIDs(newRand(13), 1000)...)
+	start := func() (*Session, *Query) {
+		s := mustSession(t, a, SessionConfig{})
+		s.Start(time.Unix(0, 0))
+		q, err := DecodeQuery(s.Ready()[0])
+		require.NoError(t, err)
+		return s, q
+	}
+	answer := func(q *Query, entries ...Entry) []byte {
+		return AppendAnswer(nil, &Answer{Session: q.Session, Seq: q.Seq, Shape: q.Shape, HashSize: q.HashSize, Entries: entries})
+	}
+	outside := ID{0xff}
+	for name, entries := range map[string][]Entry{
+		"no entries":    nil,
+		"too many":      {{Kind: EntryEqual}, {Kind: EntryEqual}},
+		"leaf too deep": {{Kind: EntryLeaf, Skip: 3}},
+	} {
+		s, q := start()
+		require.ErrorIs(t, s.Handle(time.Unix(0, 0), answer(q, entries...)), ErrProtocol, name)
+		require.True(t, s.Done())
+	}
+
+	// A leaf ID outside the queried subtree: descend once, then lie.
+	s, q := start()
+	children := Entry{Kind: EntryInner, Children: []byte{0x01}, Data: make([]byte, 8)}
+	require.NoError(t, s.Handle(time.Unix(0, 0), answer(q, children)))
+	q, err := DecodeQuery(s.Ready()[0])
+	require.NoError(t, err)
+	require.Equal(t, 1, q.Items[0].Pos.Level)
+	lie := Entry{Kind: EntryLeaf, Data: outside[:]}
+	require.ErrorIs(t, s.Handle(time.Unix(0, 0), answer(q, lie)), ErrProtocol)
+
+	s, q = start()
+	bad := AppendAnswer(nil, &Answer{Session: q.Session, Seq: q.Seq, Shape: q.Shape, HashSize: 9, Entries: []Entry{{Kind: EntryEqual}}})
+	require.ErrorIs(t, s.Handle(time.Unix(0, 0), bad), ErrProtocol, "hash size not the one asked")
+}
+
+func TestSessionConfigValidation(t *testing.T) {
+	tr := mustTree(t, TreeConfig{})
+	for name, cfg := range map[string]SessionConfig{
+		"no rand":     {},
+		"packet size": {Rand: newRand(1), MaxPacketSize: 100},
+		"hash size":   {Rand: newRand(1), HashSize: 40},
+		"budget":      {Rand: newRand(1), MaxSessionBytes: 1000},
+		"in flight":   {Rand: newRand(1), MaxInFlight: -1},
+		"attempts":    {Rand: newRand(1), MaxAttempts: -1},
+		"timeout":     {Rand: newRand(1), RetryTimeout: -time.Second},
+		"differences": {Rand: newRand(1), MaxDifferences: -1},
+	} {
+		_, err := NewSession(tr, cfg)
+		require.ErrorIs(t, err, ErrInvalidConfig, name)
+	}
+	wide := mustTree(t, TreeConfig{FanoutBits: 8})
+	_, err := NewSession(wide, SessionConfig{Rand: newRand(1)})
+	require.ErrorIs(t, err, ErrInvalidConfig, "256 8-byte hashes do not fit in 1400 bytes")
+	bigLeaves := mustTree(t, TreeConfig{LeafSize: 64})
+	_, err = NewSession(bigLeaves, SessionConfig{Rand: newRand(1), MaxPacketSize: 512})
+	require.ErrorIs(t, err, ErrInvalidConfig, "64 IDs do not fit in 512 bytes")
+	_, err = NewResponder(tr, ResponderConfig{MaxPacketSize: 70000})
+	require.ErrorIs(t, err, ErrInvalidConfig)
+}
+
+func TestSessionsOnePerPeer(t *testing.T) {
+	rng := newRand(20)
+	shared := randomIDs(rng, 5000)
+	local := mustTree(t, TreeConfig{}, shared...)
+	peers := map[string]*Responder{}
+	want := map[string][]ID{}
+	for _, name := range []string{"b", "c"} {
+		extra := randomIDs(rng, 7)
+		peers[name] = mustResponder(t, mustTree(t, TreeConfig{}, slices.Concat(shared, extra)...))
+		want[name] = extra
+	}
+	m, err := NewSessions[string](local, SessionsConfig{Session: SessionConfig{Rand: rng}, MaxSessions: 2})
+	require.NoError(t, err)
+	now := time.Unix(0, 0)
+	require.NoError(t, m.Start(now, "b"))
+	require.ErrorIs(t, m.Start(now, "b"), ErrSessionActive)
+	require.NoError(t, m.Start(now, "c"))
+	require.ErrorIs(t, m.Start(now, "d"), ErrTooManySessions)
+	require.True(t, m.Active("b"))
+	require.Equal(t, 2, m.Len())
+	require.False(t, m.NextTick().IsZero())
+
+	got := map[string]Result{}
+	for step := 0; m.Len() > 0; step++ {
+		require.Less(t, step, 100)
+		rd := m.Ready()
+		for _, f := range rd.Finished {
+			got[f.Peer] = f.Result
+		}
+		for _, dg := range rd.Datagrams {
+			ans, err := peers[dg.To].Answer(nil, dg.Data)
+			require.NoError(t, err)
+			require.NoError(t, m.Handle(now, dg.To, ans))
+		}
+	}
+	for _, f := range m.Ready().Finished {
+		got[f.Peer] = f.Result
+	}
+	for name, ids := range want {
+		require.NoError(t, got[name].Err)
+		requireSameIDs(t, ids, got[name].Missing, name)
+		require.Empty(t, got[name].Extra)
+	}
+	require.False(t, m.Active("b"))
+	require.True(t, m.NextTick().IsZero())
+	ans, err := peers["b"].Answer(nil, AppendQuery(nil, sampleQuery()))
+	require.NoError(t, err)
+	require.ErrorIs(t, m.Handle(now, "b", ans), ErrStaleAnswer, "no session with b any more")
+
+	// A silent peer times out and frees its slot.
+	require.NoError(t, m.Start(now, "silent"))
+	for m.Len() > 0 {
+		m.Ready()
+		now = m.NextTick()
+		m.Tick(now)
+	}
+	fin := m.Ready().Finished
+	require.Len(t, fin, 1)
+	require.ErrorIs(t, fin[0].Result.Err, ErrTimeout)
+}
+
+// TestSessionToleratesTreeChangesBetweenInputs inserts and removes IDs on
+// both sides while a session runs, as gossip and expiry do: the session
+// ends, and what it reports held at some moment.
+func TestSessionToleratesTreeChangesBetweenInputs(t *testing.T) {
+	rng := newRand(21)
+	shared := randomIDs(rng, 20_000)
+	onlyA, onlyB := randomIDs(rng, 50), randomIDs(rng, 50)
+	a, b := replicas(t, TreeConfig{}, shared, onlyA, onlyB)
+	everA, everB := map[ID]bool{}, map[ID]bool{}
+	for _, id := range slices.Concat(shared, onlyA) {
+		everA[id] = true
+	}
+	for _, id := range slices.Concat(shared, onlyB) {
+		everB[id] = true
+	}
+	s := mustSession(t, a, SessionConfig{MaxInFlight: 2})
+	r := mustResponder(t, b)
+	now := time.Unix(0, 0)
+	s.Start(now)
+	for step := 0; !s.Done(); step++ {
+		require.Less(t, step, 1000)
+		for _, q := range s.Ready() {
+			ans, err := r.Answer(nil, q)
+			require.NoError(t, err)
+			for _, id := range randomIDs(rng, 3) {
+				a.Insert(id)
+				everA[id] = true
+				b.Insert(id)
+				everB[id] = true
+			}
+			a.Remove(shared[rng.IntN(len(shared))])
+			b.Remove(shared[rng.IntN(len(shared))])
+			_ = s.Handle(now, ans)
+		}
+	}
+	res := s.Result()
+	require.NoError(t, res.Err)
+	for _, id := range res.Missing {
+		require.True(t, everB[id])
+	}
+	for _, id := range res.Extra {
+		require.True(t, everA[id])
+	}
+	require.NotEmpty(t, res.Missing)
+	require.NotEmpty(t, res.Extra)
+}

@@ -1,0 +1,283 @@
+package merkle
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// randomIDs returns n distinct random IDs drawn from rng.
+func randomIDs(rng *rand.Rand, n int) []ID {
+	ids := make([]ID, n)
+	for i := range ids {
+		binary.BigEndian.PutUint64(ids[i][:8], rng.Uint64())
+		binary.BigEndian.PutUint64(ids[i][8:], rng.Uint64())
+	}
+	return ids
+}
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x6d65726b6c65)) }
+
+func mustTree(t testing.TB, cfg TreeConfig, ids ...ID) *Tree {
+	t.Helper()
+	tr, err := NewTree(cfg)
+	require.NoError(t, err)
+	for _, id := range ids {
+		tr.Insert(id)
+	}
+	return tr
+}
+
+// refHash is the tree's hash of the subtree at level holding ids (sorted,
+// all sharing their first level·b bits), computed from scratch by the
+// definition: the model the incremental tree must agree with.
+func refHash(ids []ID, level int, cfg TreeConfig) Hash {
+	if len(ids) <= cfg.LeafSize || level >= maxLevel(cfg.FanoutBits) {
+		in := []byte{0x00}
+		for _, id := range ids {
+			in = append(in, id[:]...)
+		}
+		return sha256.Sum256(in)
+	}
+	subs := make([][]ID, 1<<cfg.FanoutBits)
+	for _, id := range ids {
+		i := childIndex(&id, level, cfg.FanoutBits)
+		subs[i] = append(subs[i], id)
+	}
+	in := []byte{0x01}
+	for _, sub := range subs {
+		h := refHash(sub, level+1, cfg)
+		in = append(in, h[:]...)
+	}
+	return sha256.Sum256(in)
+}
+
+func sortedKeys(set map[ID]bool) []ID {
+	ids := make([]ID, 0, len(set))
+	for id := range set {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, ID.Compare)
+	return ids
+}
+
+func TestEmptyTreeRootIsTheDocumentedConstant(t *testing.T) {
+	tr := mustTree(t, TreeConfig{})
+	want, _ := hex.DecodeString("6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d")
+	require.Equal(t, want, tr.Root().Bytes())
+	require.Equal(t, Hash(sha256.Sum256([]byte{0x00})), tr.Root())
+	require.Equal(t, EmptyHash, tr.Root())
+	require.Zero(t, tr.Len())
+}
+
+func TestTreeInsertRemoveContains(t *testing.T) {
+	ids := randomIDs(newRand(1), 2000)
+	tr := mustTree(t, TreeConfig{})
+	for i, id := range ids {
+		require.False(t, tr.Contains(id))
+		require.True(t, tr.Insert(id))
+		require.False(t, tr.Insert(id), "a second insert changes nothing")
+		require.True(t, tr.Contains(id))
+		require.Equal(t, i+1, tr.Len())
+	}
+	var absent ID
+	absent[0] = 0xaa
+	require.False(t, tr.Contains(absent))
+	require.False(t, tr.Remove(absent))
+	for i, id := range ids {
+		require.True(t, tr.Remove(id))
+		require.False(t, tr.Remove(id))
+		require.False(t, tr.Contains(id))
+		require.Equal(t, len(ids)-i-1, tr.Len())
+	}
+	require.Equal(t, EmptyHash, tr.Root())
+}
+
+func TestTreeRootIndependentOfInsertionOrder(t *testing.T) {
+	rng := newRand(2)
+	ids := randomIDs(rng, 5000)
+	cfg := TreeConfig{}
+	want := mustTree(t, cfg, ids...).Root()
+	for range 3 {
+		rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		require.Equal(t, want, mustTree(t, cfg, ids...).Root())
+	}
+	built, err := BuildTree(cfg, append(ids, ids[:10]...))
+	require.NoError(t, err)
+	require.Equal(t, want, built.Root(), "bulk build agrees with inserts")
+	require.Equal(t, len(ids), built.Len())
+	sorted := slices.SortedFunc(slices.Values(ids), ID.Compare)
+	require.Equal(t, refHash(sorted, 0, DefaultTreeConfig()), want)
+}
+
+func TestTreeRootChangesOnAnyChange(t *testing.T) {
+	rng := newRand(3)
+	ids := randomIDs(rng, 3000)
+	tr := mustTree(t, TreeConfig{}, ids...)
+	seen := map[Hash]bool{tr.Root(): true}
+	for _, id := range randomIDs(rng, 200) {
+		tr.Insert(id)
+		require.False(t, seen[tr.Root()], "insert gives a new root")
+		seen[tr.Root()] = true
+	}
+	for _, id := range ids[:200] {
+		tr.Remove(id)
+		require.False(t, seen[tr.Root()], "remove gives a new root")
+		seen[tr.Root()] = true
+	}
+}
+
+func TestRemovingWhatWasInsertedRestoresTheRoot(t *testing.T) {
+	rng := newRand(4)
+	for _, cfg := range []TreeConfig{{}, {FanoutBits: 1, LeafSize: 1}, {FanoutBits: 8, LeafSize: 64}} {
+		tr := mustTree(t, cfg, randomIDs(rng, 3000)...)
+		before := tr.Root()
+		batch := randomIDs(rng, 500)
+		for _, id := range batch {
+			tr.Insert(id)
+		}
+		require.NotEqual(t, before, tr.Root())
+		rng.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+		for _, id := range batch {
+			tr.Remove(id)
+		}
+		require.Equal(t, before, tr.Root(), "%+v", cfg)
+		require.Equal(t, 3000, tr.Len())
+	}
+}
+
+// TestTreeDomainSeparation checks the bytes hashed: 0x00 before a leaf's IDs
+// and 0x01 before an inner node's child hashes, so that a leaf whose IDs
+// spell out an inner node's child hashes still hashes differently.
+func TestTreeDomainSeparation(t *testing.T) {
+	cfg := TreeConfig{FanoutBits: 1, LeafSize: 2}
+	// Three IDs, two under child 0 and one under child 1: the root is inner.
+	a, b, c := ID{0x01}, ID{0x02}, ID{0x81}
+	tr := mustTree(t, cfg, a, b, c)
+	left := sha256.Sum256(slices.Concat([]byte{0x00}, a[:], b[:]))
+	right := sha256.Sum256(slices.Concat([]byte{0x00}, c[:]))
+	root := sha256.Sum256(slices.Concat([]byte{0x01}, left[:], right[:]))
+	require.Equal(t, Hash(root), tr.Root())
+	require.Equal(t, Hash(left), tr.HashAt(tr.PositionOf(a, 1)))
+
+	// Four IDs whose bytes are the root's input less its prefix byte: as a
+	// leaf they hash with 0x00 in front, so not to the root.
+	var forged []ID
+	body := slices.Concat(left[:], right[:])
+	for i := 0; i < len(body); i += 16 {
+		forged = append(forged, ID(body[i:i+16]))
+	}
+	require.NotEqual(t, tr.Root(), leafHash(forged))
+	require.Equal(t, Hash(sha256.Sum256(slices.Concat([]byte{0x00}, body))), leafHash(forged))
+}
+
+// TestTreeMatchesModel runs random inserts and removes on trees of many
+// shapes and checks every observable against a from-scratch model.
+func TestTreeMatchesModel(t *testing.T) {
+	shapes := []TreeConfig{
+		{FanoutBits: 1, LeafSize: 1}, {FanoutBits: 2, LeafSize: 3}, {FanoutBits: 3, LeafSize: 16},
+		{FanoutBits: 4, LeafSize: 8}, {FanoutBits: 5, LeafSize: 2}, {FanoutBits: 7, LeafSize: 4},
+		{FanoutBits: 8, LeafSize: 64},
+	}
+	for si, cfg := range shapes {
+		rng := newRand(uint64(10 + si))
+		tr := mustTree(t, cfg)
+		set := map[ID]bool{}
+		// A few IDs share long prefixes, to reach the deepest levels.
+		pool := randomIDs(rng, 300)
+		for i := 0; i < 40; i++ {
+			id := pool[0]
+			id[15] ^= byte(i)
+			id[14] ^= byte(i >> 3)
+			pool = append(pool, id)
+		}
+		for step := range 3000 {
+			id := pool[rng.IntN(len(pool))]
+			if rng.IntN(3) == 0 {
+				require.Equal(t, set[id], tr.Remove(id))
+				delete(set, id)
+			} else {
+				require.Equal(t, !set[id], tr.Insert(id))
+				set[id] = true
+			}
+			if step%100 != 0 {
+				continue
+			}
+			want := sortedKeys(set)
+			require.Equal(t, refHash(want, 0, cfg), tr.Root(), "%+v step %d", cfg, step)
+			require.Equal(t, len(want), tr.Len())
+			require.Equal(t, nilIfEmpty(want), nilIfEmpty(slices.Collect(tr.All())))
+			// Random positions, above and below the leaves.
+			for range 20 {
+				level := rng.IntN(maxLevel(cfg.FanoutBits) + 1)
+				p := tr.PositionOf(pool[rng.IntN(len(pool))], level)
+				var under []ID
+				for _, id := range want {
+					if hasPrefix(&id, &p.Prefix, level*cfg.FanoutBits) {
+						under = append(under, id)
+					}
+				}
+				require.Equal(t, under, nilIfEmpty(slices.Collect(tr.IDs(p))))
+				require.Equal(t, len(under), tr.CountAt(p))
+				require.Equal(t, refHash(under, level, cfg), tr.HashAt(p), "%+v level %d", cfg, level)
+			}
+		}
+		built, err := BuildTree(cfg, sortedKeys(set))
+		require.NoError(t, err)
+		require.Equal(t, tr.Root(), built.Root())
+	}
+}
+
+func nilIfEmpty(ids []ID) []ID {
+	if len(ids) == 0 {
+		return nil
+	}
+	return ids
+}
+
+func TestChildPositionsAndIndexes(t *testing.T) {
+	for b := MinFanoutBits; b <= MaxFanoutBits; b++ {
+		rng := newRand(uint64(b))
+		for _, id := range randomIDs(rng, 50) {
+			p := Position{}
+			for level := 0; level < maxLevel(b); level++ {
+				i := childIndex(&id, level, b)
+				c, ok := childPosition(p, i, b)
+				require.True(t, ok)
+				require.Equal(t, Position{Level: level + 1, Prefix: maskBits(id, (level+1)*b)}, c)
+				p = c
+			}
+			require.Equal(t, id, p.Prefix, "the deepest prefix is the whole ID")
+			_, ok := childPosition(p, 0, b)
+			require.False(t, ok, "nothing below the deepest level")
+		}
+	}
+	// b = 3: the deepest level has one real bit of three; odd children would
+	// set the 129th bit.
+	p := Position{Level: 42}
+	_, ok := childPosition(p, 1, 3)
+	require.False(t, ok)
+	_, ok = childPosition(p, 4, 3)
+	require.True(t, ok)
+}
+
+func TestNewTreeRejectsBadShapes(t *testing.T) {
+	for _, cfg := range []TreeConfig{{FanoutBits: 9}, {FanoutBits: -1}, {LeafSize: 65}, {LeafSize: -2}} {
+		_, err := NewTree(cfg)
+		require.ErrorIs(t, err, ErrInvalidConfig, "%+v", cfg)
+	}
+}
+
+func TestInvalidPositionsAreEmpty(t *testing.T) {
+	tr := mustTree(t, TreeConfig{}, randomIDs(newRand(5), 100)...)
+	for _, p := range []Position{{Level: -1}, {Level: 1000}} {
+		require.Equal(t, EmptyHash, tr.HashAt(p))
+		require.Zero(t, tr.CountAt(p))
+		require.Empty(t, slices.Collect(tr.IDs(p)))
+	}
+}
