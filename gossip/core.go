@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/hearsay-io/hearsay/filter"
+	"github.com/hearsay-io/hearsay/internal/msglog"
 )
 
 // Errors that Push returns and callers branch on.
@@ -78,6 +79,19 @@ type Config struct {
 	// MaxRangesPerOrigin bounds the ranges per origin in a pull digest; past
 	// it the oldest gap is given up to anti-entropy. Default 16.
 	MaxRangesPerOrigin int
+
+	// Log keeps the accepted messages for Retention, for anti-entropy (and
+	// for the node to resume event streams). Nil: no log and no
+	// anti-entropy. The core appends to and prunes it; it must hold no other
+	// writer.
+	Log msglog.Log
+	// Retention is how long messages stay in the log, by creation time; at
+	// most MaxAge. Default MaxAge.
+	Retention time.Duration
+	// AEInterval is how often the node reconciles its log with one random
+	// peer. Default 10s; negative: never (the log and tree are still kept,
+	// and peers' sessions answered).
+	AEInterval time.Duration
 }
 
 // DefaultConfig returns a Config with every default filled in, for the
@@ -119,6 +133,12 @@ func (c *Config) setDefaults() {
 	if c.MaxRangesPerOrigin == 0 {
 		c.MaxRangesPerOrigin = 16
 	}
+	if c.Retention == 0 {
+		c.Retention = c.MaxAge
+	}
+	if c.AEInterval == 0 {
+		c.AEInterval = 10 * time.Second
+	}
 	if c.Filter == nil {
 		c.Filter = filter.NewMemory(filter.MemoryConfig{})
 	}
@@ -159,6 +179,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("gossip: CacheBytes %d is below MaxPacketSize %d", c.CacheBytes, c.MaxPacketSize)
 	case c.MaxRangesPerOrigin < 1:
 		return fmt.Errorf("gossip: MaxRangesPerOrigin %d is below 1", c.MaxRangesPerOrigin)
+	case c.Retention < 0 || c.Retention > c.MaxAge:
+		return fmt.Errorf("gossip: Retention %v out of range 0..MaxAge (%v)", c.Retention, c.MaxAge)
 	}
 	return nil
 }
@@ -208,8 +230,13 @@ type Core struct {
 	ranges []OriginRanges    // scratch for building digests
 	sizes  []int             // scratch for building digests
 
+	ae *antiEntropy // nil without a log
+
 	stats Stats
 }
+
+// sessionRand is what merkle sessions draw their IDs from.
+type sessionRand = *rand.Rand
 
 // New returns a Core for cfg.
 func New(cfg Config) (*Core, error) {
@@ -224,6 +251,13 @@ func New(cfg Config) (*Core, error) {
 		held:         holdings{maxRanges: cfg.MaxRangesPerOrigin},
 		slotInterval: cfg.Interval / time.Duration(cfg.Fanout),
 	}
+	if cfg.Log != nil {
+		ae, err := newAntiEntropy(&c.cfg, c.rng)
+		if err != nil {
+			return nil, err
+		}
+		c.ae = ae
+	}
 	return c, nil
 }
 
@@ -235,7 +269,13 @@ func (c *Core) ID() NodeID { return c.cfg.ID }
 
 // NextTick returns when the core next wants Tick to be called. Before the
 // first Tick it returns the zero time: tick at once.
-func (c *Core) NextTick() time.Time { return c.nextPull }
+func (c *Core) NextTick() time.Time {
+	next := c.nextPull
+	if ae := c.nextAntiEntropy(); !ae.IsZero() && ae.Before(next) {
+		next = ae
+	}
+	return next
+}
 
 // Ready returns the outputs accumulated since the last Ready.
 func (c *Core) Ready() Ready {
@@ -268,8 +308,11 @@ func (c *Core) Tick(now time.Time) {
 		c.started = true
 		// A random phase keeps nodes started together from pulling in lockstep.
 		c.nextPull = now.Add(time.Duration(c.rng.Int64N(int64(c.slotInterval) + 1)))
+		c.pruneLog(now)
+		c.tickAntiEntropy(now)
 		return
 	}
+	c.tickAntiEntropy(now)
 	// After a long pause (a suspended process), skip the missed pulls
 	// rather than send them in a burst.
 	if now.Sub(c.nextPull) > c.cfg.Interval {
@@ -301,6 +344,7 @@ func (c *Core) startRound(now time.Time) {
 	if _, err := c.cfg.Filter.Prune(now); err != nil {
 		c.stats.FilterErrors++
 	}
+	c.pruneLog(now)
 	c.roundPeers = c.cfg.Peers.SamplePeers(c.rng, c.cfg.Fanout, c.roundPeers[:0])
 }
 
@@ -343,6 +387,7 @@ func (c *Core) Push(now time.Time, topic string, payload []byte) (Message, error
 	}
 	c.nextSeq = seq + 1
 	c.cache.add(e)
+	c.logAccepted(e)
 	c.held.add(c.cfg.ID, seq, c.round)
 	c.out.Messages = append(c.out.Messages, e.msg)
 	c.stats.Published++
@@ -394,7 +439,13 @@ func (c *Core) Handle(now time.Time, from netip.AddrPort, datagram []byte) {
 		c.handlePull(from, body)
 	case PacketMessages:
 		c.handleMessages(now, body)
+	case PacketFetch:
+		c.handleFetch(from, datagram)
 	default:
+		if t >= firstAEPacket && t <= lastAEPacket {
+			c.handleAntiEntropy(now, from, datagram)
+			return
+		}
 		c.drop(DropUnknownType, 1)
 	}
 }
@@ -423,10 +474,9 @@ func (c *Core) handleMessages(now time.Time, body []byte) {
 }
 
 func (c *Core) accept(now time.Time, wm wireMessage) {
-	if c.held.contains(wm.origin, wm.seq) {
-		c.stats.Duplicates++
-		return
-	}
+	// No shortcut on the digest's holdings here: a gap given up to
+	// anti-entropy is marked held, and its repair must not be taken for a
+	// duplicate. The cache and the seen filter decide.
 	nowMillis := now.UnixMilli()
 	if wm.created < nowMillis-c.cfg.MaxAge.Milliseconds() {
 		// Too old to be delivered, ever: stop peers from offering it.
@@ -470,6 +520,7 @@ func (c *Core) accept(now time.Time, wm wireMessage) {
 		return
 	}
 	e := c.newEntry(wm, id, append([]byte(nil), wm.raw...))
+	c.logAccepted(e)
 	c.cache.add(e)
 	c.held.add(wm.origin, wm.seq, c.round)
 	c.out.Messages = append(c.out.Messages, e.msg)
@@ -588,9 +639,12 @@ type answer struct {
 	start  int // arena offset of the open datagram, or -1
 }
 
-func (a *answer) add(e *cacheEntry) bool {
+func (a *answer) add(e *cacheEntry) bool { return a.addEncoded(e.enc) }
+
+// addEncoded adds one encoded message; false when the budget is spent.
+func (a *answer) addEncoded(enc []byte) bool {
 	c := a.c
-	n := len(e.enc)
+	n := len(enc)
 	if HeaderSize+n > c.cfg.MaxPacketSize {
 		return true // from a peer with larger datagrams; never forwarded
 	}
@@ -604,7 +658,7 @@ func (a *answer) add(e *cacheEntry) bool {
 		a.start = len(c.arena)
 		c.arena = AppendHeader(c.arena, PacketMessages)
 	}
-	c.arena = append(c.arena, e.enc...)
+	c.arena = append(c.arena, enc...)
 	a.spent += n
 	c.stats.MessagesOut++
 	return true

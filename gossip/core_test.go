@@ -37,6 +37,7 @@ type harness struct {
 	delivered [][]Message
 	sent      []Datagram // every datagram, copied
 	drop      func(Datagram) bool
+	sender    int // index of the node whose datagram drop is looking at
 }
 
 func newHarness(t *testing.T, n int, tweak func(i int, c *Config)) *harness {
@@ -86,6 +87,7 @@ func (h *harness) flush(c *Core) {
 		for _, d := range rd.Datagrams {
 			d.Data = append([]byte(nil), d.Data...)
 			h.sent = append(h.sent, d)
+			h.sender = i
 			if h.drop != nil && h.drop(d) {
 				continue
 			}

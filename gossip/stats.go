@@ -56,6 +56,13 @@ type Stats struct {
 	Duplicates         uint64 // received messages already held
 	Backpressure       uint64 // pushes refused with ErrBackpressure
 	FilterErrors       uint64 // seen-filter errors (I/O)
+	LogErrors          uint64 // message-log errors (I/O)
+	AESessions         uint64 // anti-entropy sessions started
+	AEFailures         uint64 // sessions that ended with an error (timeout, protocol)
+	AEMissing          uint64 // messages sessions found missing here (fetched)
+	AEPushed           uint64 // messages pushed to peers that lacked them
+	AEBytesOut         uint64 // anti-entropy bytes sent: queries, answers, fetches
+	AEBytesIn          uint64 // anti-entropy bytes received
 	Dropped            [numDropReasons]uint64
 
 	CacheMessages int // messages in the propagation cache
