@@ -424,6 +424,26 @@ func DecodeMessages(datagram []byte) ([]Message, error) {
 	return out, nil
 }
 
+// ParseMessage decodes one message encoding, as kept in the message log.
+func ParseMessage(enc []byte) (Message, error) {
+	wm, rest, err := decodeMessage(enc)
+	if err != nil {
+		return Message{}, err
+	}
+	if len(rest) != 0 {
+		return Message{}, ErrTrailingBytes
+	}
+	var h idHasher
+	return Message{
+		ID:      h.sum(wm.origin, wm.seq, wm.created, wm.topic, wm.payload),
+		Origin:  wm.origin,
+		Seq:     wm.seq,
+		Created: timeFromMillis(wm.created),
+		Topic:   string(wm.topic),
+		Payload: wm.payload,
+	}, nil
+}
+
 func readUvarint(b []byte) (uint64, []byte, error) {
 	v, n := binary.Uvarint(b)
 	if n == 0 {

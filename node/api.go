@@ -201,7 +201,25 @@ func NewMessageJSON(m gossip.Message) MessageJSON {
 // stream: GET /v1/messages/stream?topic=PATTERN, as Server-Sent Events.
 func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	pattern := r.URL.Query().Get("topic")
-	sub, err := a.node.Subscribe(pattern)
+	// Resume after the last event the client saw: Last-Event-ID, as
+	// browsers send it on reconnection, or ?after=ID.
+	after := r.Header.Get("Last-Event-ID")
+	if q := r.URL.Query().Get("after"); q != "" {
+		after = q
+	}
+	var sub *Subscription
+	var replay *Replay
+	var err error
+	if after != "" {
+		id, perr := gossip.ParseMessageID(after)
+		if perr != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("bad resume point (Last-Event-ID or after): %v", perr))
+			return
+		}
+		sub, replay, err = a.node.SubscribeAfter(pattern, id)
+	} else {
+		sub, err = a.node.Subscribe(pattern)
+	}
 	if err != nil {
 		code := http.StatusBadRequest
 		if errors.Is(err, ErrClosed) {
@@ -216,6 +234,9 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // no proxy buffering
+	if replay != nil {
+		h.Set("X-Hearsay-Resumed", strconv.FormatBool(replay.Found()))
+	}
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
 		return
@@ -230,6 +251,22 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		return rc.Flush() == nil
 	}
 	var buf []byte
+	if replay != nil {
+		if !replay.Found() {
+			if !write([]byte(": resume point not in the message log (pruned or unknown): live from now\n\n")) {
+				return
+			}
+		}
+		for batch := replay.Next(); batch != nil; batch = replay.Next() {
+			buf = buf[:0]
+			for _, m := range batch {
+				buf = appendEvent(buf, m)
+			}
+			if !write(buf) {
+				return
+			}
+		}
+	}
 	for {
 		select {
 		case <-r.Context().Done():

@@ -16,6 +16,8 @@ type statsCollector struct {
 	peers, cacheMessages, cacheBytes, subs *prometheus.Desc
 	filterIDs, rounds, socketErrors        *prometheus.Desc
 	datagramDrops, encrypted               *prometheus.Desc
+	aeSessions, aeFailures, aeRepaired     *prometheus.Desc
+	aePushed, aeBytes, logMessages         *prometheus.Desc
 }
 
 func newStatsCollector(n *Node) *statsCollector {
@@ -42,14 +44,21 @@ func newStatsCollector(n *Node) *statsCollector {
 		socketErrors:  d("socket_errors_total", "UDP read and write errors, and oversized datagrams.", "kind"),
 		datagramDrops: d("datagrams_dropped_total", "Datagrams dropped by the node before or after the protocol core: "+
 			"security (plaintext, sealed, truncated, unknown_key, auth_failed, stale, replay) and send limits (amplification, peer_round_cap).", "reason"),
-		encrypted: d("encrypted", "1 if this node seals its datagrams."),
+		encrypted:   d("encrypted", "1 if this node seals its datagrams."),
+		aeSessions:  d("ae_sessions_total", "Anti-entropy sessions started by this node."),
+		aeFailures:  d("ae_failures_total", "Anti-entropy sessions that ended with an error (timeout, protocol)."),
+		aeRepaired:  d("ae_repaired_messages_total", "Messages anti-entropy found missing here, and fetched."),
+		aePushed:    d("ae_pushed_messages_total", "Messages pushed to peers that anti-entropy found lacking them."),
+		aeBytes:     d("ae_bytes_total", "Anti-entropy bytes: queries, answers and fetches, by direction.", "direction"),
+		logMessages: d("log_messages", "Messages in the message log (the retention window)."),
 	}
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.published, c.delivered, c.duplicates, c.refused, c.dropped,
 		c.datagrams, c.bytes, c.pulls, c.messagesWire, c.peers, c.cacheMessages, c.cacheBytes, c.subs,
-		c.filterIDs, c.rounds, c.socketErrors, c.datagramDrops, c.encrypted} {
+		c.filterIDs, c.rounds, c.socketErrors, c.datagramDrops, c.encrypted,
+		c.aeSessions, c.aeFailures, c.aeRepaired, c.aePushed, c.aeBytes, c.logMessages} {
 		ch <- d
 	}
 }
@@ -97,6 +106,14 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		enc = 1
 	}
 	gauge(c.encrypted, enc)
+	counter(c.aeSessions, g.AESessions)
+	counter(c.aeFailures, g.AEFailures)
+	counter(c.aeRepaired, g.AEMissing)
+	counter(c.aePushed, g.AEPushed)
+	counter(c.aeBytes, g.AEBytesIn, "in")
+	counter(c.aeBytes, g.AEBytesOut, "out")
+	_, logged := c.n.merkleRoot()
+	gauge(c.logMessages, logged)
 }
 
 // datagramDropReasons are the labels of hearsay_datagrams_dropped_total,

@@ -22,6 +22,7 @@ import (
 
 	"github.com/hearsay-io/hearsay/filter"
 	"github.com/hearsay-io/hearsay/gossip"
+	"github.com/hearsay-io/hearsay/internal/msglog"
 	"github.com/hearsay-io/hearsay/registry"
 	"github.com/hearsay-io/hearsay/registry/static"
 	"github.com/hearsay-io/hearsay/security"
@@ -84,6 +85,14 @@ type Config struct {
 	// KDF are the Argon2id parameters for passphrases installed at run time
 	// (InstallPassphrase). Default security.DefaultKDFParams.
 	KDF security.KDFParams
+	// Retention is how long accepted messages are kept in the message log,
+	// for anti-entropy and for resuming streams. Default: Gossip.MaxAge.
+	Retention time.Duration
+	// AEInterval is how often the node reconciles its log with a random
+	// peer. Default 10s; negative: never.
+	AEInterval time.Duration
+	// LogMaxBytes bounds the message log. Default 64 MiB.
+	LogMaxBytes int64
 	// MaxBytesPerPeerRound caps the bytes sent to any one address per round
 	// (Gossip.Interval). Default: twice Gossip.MaxAnswerBytes.
 	MaxBytesPerPeerRound int
@@ -102,6 +111,7 @@ type Node struct {
 	logger  *slog.Logger
 	udp     *transport.UDP
 	filter  filter.SeenFilter
+	log     msglog.Log // guarded by mu (the core writes it)
 	started time.Time
 
 	mu      sync.Mutex // guards everything below, and the core
@@ -195,8 +205,18 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: unknown filter %q (want leveldb or memory)", cfg.Filter)
 	}
 
+	if cfg.Filter == FilterLevelDB {
+		n.log, err = msglog.OpenLevelDB(filepath.Join(cfg.DataDir, "log"), cfg.LogMaxBytes)
+		if err != nil {
+			n.filter.Close()
+			return nil, fmt.Errorf("node: %w", err)
+		}
+	} else {
+		n.log = msglog.NewMemory(cfg.LogMaxBytes)
+	}
 	gc := cfg.Gossip
-	gc.ID, gc.Peers, gc.Filter = id, cfg.Registry, n.filter
+	gc.ID, gc.Peers, gc.Filter, gc.Log = id, cfg.Registry, n.filter, n.log
+	gc.Retention, gc.AEInterval = cfg.Retention, cfg.AEInterval
 	// Room for sealing is always kept, so that a cluster can turn
 	// encryption on without changing which messages fit.
 	if gc.MaxPacketSize == 0 {
@@ -208,6 +228,7 @@ func New(cfg Config) (*Node, error) {
 	gc.Rand = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
 	if n.core, err = gossip.New(gc); err != nil {
 		n.filter.Close()
+		n.log.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	gc = n.core.Config()
@@ -218,6 +239,7 @@ func New(cfg Config) (*Node, error) {
 	n.limits = newSendLimits(perRound, gc.Interval, cfg.Registry.Peers)
 	if n.udp, err = transport.ListenUDP(cfg.Bind, cfg.UDP); err != nil {
 		n.filter.Close()
+		n.log.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	return n, nil
@@ -387,6 +409,10 @@ func (n *Node) Subscribe(pattern string) (*Subscription, error) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.subscribeLocked(p)
+}
+
+func (n *Node) subscribeLocked(p Pattern) (*Subscription, error) {
 	if n.closed {
 		return nil, ErrClosed
 	}
@@ -414,6 +440,9 @@ func (n *Node) Close() error {
 	n.wg.Wait()
 	if ferr := n.filter.Close(); ferr != nil && err == nil {
 		err = fmt.Errorf("node: closing seen filter: %w", ferr)
+	}
+	if lerr := n.log.Close(); lerr != nil && err == nil {
+		err = fmt.Errorf("node: closing message log: %w", lerr)
 	}
 	n.logger.Info("node stopped")
 	return err
@@ -470,6 +499,13 @@ type Stats struct {
 	Drops map[string]uint64
 }
 
+func (n *Node) merkleRoot() ([32]byte, int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	root, count := n.core.MerkleRoot()
+	return root, count
+}
+
 func (n *Node) countRefusal(reason int) {
 	n.mu.Lock()
 	n.refused[reason]++
@@ -510,6 +546,9 @@ type Status struct {
 	MaxPacketSize     int     `json:"max_packet_size"`
 	Encrypted         bool    `json:"encrypted"`
 	Keys              int     `json:"keys"`
+	MerkleRoot        string  `json:"merkle_root"`
+	LogMessages       int     `json:"log_messages"`
+	LogBytes          int64   `json:"log_bytes"`
 	UptimeSeconds     float64 `json:"uptime_seconds"`
 }
 
@@ -529,7 +568,10 @@ func (n *Node) Status() Status {
 	}
 	n.mu.Lock()
 	started := n.started
+	root, logged := n.core.MerkleRoot()
+	s.LogBytes = n.log.Bytes()
 	n.mu.Unlock()
+	s.MerkleRoot, s.LogMessages = root.String(), logged
 	if !started.IsZero() {
 		s.UptimeSeconds = time.Since(started).Seconds()
 	}

@@ -47,6 +47,8 @@ type agentConfig struct {
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
 
+	Retention    time.Duration // how long the message log keeps messages
+	AEInterval   time.Duration // anti-entropy period; negative: off
 	Cluster      string        // salts the passphrase's key
 	Passphrase   []byte        // from --passphrase-file or HEARSAY_PASSPHRASE; empty: no encryption
 	APIToken     string        // empty: the API needs no token
@@ -80,6 +82,8 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("interval", "200ms", "`DURATION` of a gossip round"),
 			stringFlag("max-packet-size", "1400", "largest datagram in `BYTES` (512 to 65507); also bounds a message"),
 			stringFlag("cache-rounds", "30", "offer a new message to pullers for `N` rounds (1 to 100000)"),
+			stringFlag("retention", "10m", "keep accepted messages in the log for `DURATION` (at most 10m), for anti-entropy and resumed streams"),
+			stringFlag("ae-interval", "10s", "reconcile with a random peer every `DURATION` (Merkle anti-entropy); 0 turns it off"),
 			stringFlag("log-level", "info", "`LEVEL` of the logs: debug, info, warn or error"),
 			stringFlag("log-format", "text", "`FORMAT` of the logs on stderr: text or json"),
 		},
@@ -165,6 +169,18 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 	if cfg.Gossip.CacheRounds, err = intValue(c, "cache-rounds", 1, 100_000); err != nil {
 		return cfg, err
 	}
+	if cfg.Retention, err = durationValue(c, "retention", time.Second); err != nil {
+		return cfg, err
+	}
+	if cfg.Retention > 10*time.Minute {
+		return cfg, flagErrorf("retention", "at most 10m (messages older than that are refused anyway), got %s", cfg.Retention)
+	}
+	if cfg.AEInterval, err = durationValue(c, "ae-interval", 0); err != nil {
+		return cfg, err
+	}
+	if cfg.AEInterval == 0 {
+		cfg.AEInterval = -1 // the node's "never"
+	}
 	if cfg.LogLevel, err = logLevelValue(c, "log-level"); err != nil {
 		return cfg, err
 	}
@@ -232,16 +248,18 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 		defer apiListener.Close() // after Shutdown this is a no-op
 	}
 	n, err := node.New(node.Config{
-		Name:      cfg.Name,
-		DataDir:   cfg.DataDir,
-		Bind:      cfg.Bind,
-		Advertise: cfg.Advertise,
-		Registry:  peers,
-		Filter:    cfg.Filter,
-		Gossip:    cfg.Gossip,
-		Logger:    logger,
-		Cluster:   cfg.Cluster,
-		Security:  security.SealerConfig{ReplayWindow: cfg.ReplayWindow},
+		Name:       cfg.Name,
+		DataDir:    cfg.DataDir,
+		Bind:       cfg.Bind,
+		Advertise:  cfg.Advertise,
+		Registry:   peers,
+		Filter:     cfg.Filter,
+		Gossip:     cfg.Gossip,
+		Logger:     logger,
+		Cluster:    cfg.Cluster,
+		Retention:  cfg.Retention,
+		AEInterval: cfg.AEInterval,
+		Security:   security.SealerConfig{ReplayWindow: cfg.ReplayWindow},
 	})
 	if err != nil {
 		return err

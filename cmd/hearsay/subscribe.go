@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/node"
 )
 
@@ -40,6 +41,7 @@ func (p *program) subscribeCommand() *cli.Command {
 			apiFlags()[0], apiFlags()[1],
 			stringFlag("topic", ">", "topic `PATTERN` to receive"),
 			stringFlag("format", "json", "`FORMAT` of each line: json or raw (the decoded payload)"),
+			stringFlag("from", "", "resume after the message with this `ID`: first every retained message accepted after it, then live"),
 		},
 		Action: p.subscribe,
 	}
@@ -61,12 +63,19 @@ func (p *program) subscribe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return streamMessages(c.Context, client, pattern, format, p.stdout)
+	from := flagValue(c, "from")
+	if from != "" {
+		if _, err := gossip.ParseMessageID(from); err != nil {
+			return flagErrorf("from", "%v", err)
+		}
+	}
+	return streamMessages(c.Context, client, pattern, from, format, p.stdout)
 }
 
 // streamMessages prints the stream's messages to w until ctx is cancelled
 // (then it returns nil), the agent ends the stream, or the connection fails.
-func streamMessages(ctx context.Context, client *apiClient, pattern, format string, w io.Writer) error {
+// With from set, the stream resumes after that message ID.
+func streamMessages(ctx context.Context, client *apiClient, pattern, from, format string, w io.Writer) error {
 	reqCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	req, err := client.newRequest(reqCtx, http.MethodGet, "/v1/messages/stream", url.Values{"topic": {pattern}}, nil)
@@ -74,6 +83,9 @@ func streamMessages(ctx context.Context, client *apiClient, pattern, format stri
 		return err
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	if from != "" {
+		req.Header.Set("Last-Event-ID", from)
+	}
 	resp, err := client.send(req)
 	if err != nil {
 		if ctx.Err() != nil {
