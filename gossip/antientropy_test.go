@@ -134,3 +134,55 @@ func TestFetchAnswersFromTheLog(t *testing.T) {
 	plain.Handle(t0, addr(5), []byte{'H', 'S', 1, 0x10, 1, 2, 3})
 	require.Equal(t, uint64(2), plain.Stats().Dropped[DropUnknownType])
 }
+
+// Two replicas of 100,000 messages that differ by 100 on each side end,
+// by anti-entropy alone, with equal roots and equal sets.
+func TestAntiEntropyLargeReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("200,000 messages")
+	}
+	h := newHarness(t, 2, func(i int, c *Config) {
+		c.Log = msglog.NewMemory(1 << 30)
+		c.AEInterval = time.Second
+		c.CacheMessages = 1 << 20
+		c.CacheBytes = 1 << 30
+		c.MaxAnswerBytes = 1 << 20
+	})
+	// Only anti-entropy: pulls are dropped.
+	h.drop = func(d Datagram) bool { typ, _, _ := ParseHeader(d.Data); return typ == PacketPull }
+	var origin NodeID
+	origin[0] = 0x77
+	feed := func(c *Core, from, to int) {
+		dg := AppendHeader(nil, PacketMessages)
+		for s := from; s < to; s++ {
+			dg = appendMessage(dg, origin, uint64(s+1), h.now.UnixMilli(), "replica", []byte{byte(s), byte(s >> 8), byte(s >> 16)})
+			if len(dg) > 1300 || s == to-1 {
+				c.Handle(h.now, addr(9), dg)
+				c.Ready()
+				dg = AppendHeader(dg[:0], PacketMessages)
+			}
+		}
+	}
+	const n = 100_000
+	feed(h.cores[0], 0, n)
+	feed(h.cores[1], 0, n)
+	feed(h.cores[0], n, n+100)     // only on 0
+	feed(h.cores[1], n+100, n+200) // only on 1
+	r0, n0 := h.cores[0].MerkleRoot()
+	r1, n1 := h.cores[1].MerkleRoot()
+	require.Equal(t, n+100, n0)
+	require.Equal(t, n+100, n1)
+	require.NotEqual(t, r0, r1)
+	h.run(5 * time.Second)
+	r0, n0 = h.cores[0].MerkleRoot()
+	r1, n1 = h.cores[1].MerkleRoot()
+	require.Equal(t, n+200, n0)
+	require.Equal(t, n+200, n1)
+	require.Equal(t, r0, r1, "equal roots")
+	for _, c := range h.cores {
+		require.Equal(t, n+200, c.ae.log.Len(), "equal sets")
+	}
+	s0, s1 := h.cores[0].Stats(), h.cores[1].Stats()
+	t.Logf("anti-entropy bytes: %d out / %d in on node 0; sessions %d+%d; repaired %d+%d",
+		s0.AEBytesOut, s0.AEBytesIn, s0.AESessions, s1.AESessions, s0.AEMissing, s1.AEMissing)
+}
