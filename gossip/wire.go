@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/hearsay-io/hearsay/internal/varint"
 )
 
 // Wire format v1; docs/protocol.md describes it byte by byte.
@@ -445,26 +447,14 @@ func ParseMessage(enc []byte) (Message, error) {
 }
 
 func readUvarint(b []byte) (uint64, []byte, error) {
-	v, n := binary.Uvarint(b)
-	if n == 0 {
+	v, rest, err := varint.Read(b)
+	switch {
+	case errors.Is(err, varint.ErrTruncated):
 		return 0, nil, ErrTruncated
+	case err != nil:
+		return 0, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if n < 0 {
-		return 0, nil, fmt.Errorf("%w: varint overflows 64 bits", ErrMalformed)
-	}
-	// One value, one encoding: a longer form than needed (a last byte of
-	// zero) is refused, so that a datagram re-encodes to the same bytes.
-	if n > 1 && b[n-1] == 0 {
-		return 0, nil, fmt.Errorf("%w: non-minimal varint", ErrMalformed)
-	}
-	return v, b[n:], nil
+	return v, rest, nil
 }
 
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
-}
+func uvarintLen(v uint64) int { return varint.Len(v) }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+
+	"github.com/hearsay-io/hearsay/internal/varint"
 )
 
 // Wire format v1 of anti-entropy; docs/anti-entropy.md describes it byte by
@@ -432,21 +434,11 @@ func DecodeIDs(b []byte) ([]ID, error) {
 }
 
 func readUvarint(b []byte) (uint64, []byte, error) {
-	v, n := binary.Uvarint(b)
-	if n == 0 {
-		return 0, nil, fmt.Errorf("%w: truncated varint", ErrMalformed)
+	v, rest, err := varint.Read(b)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if n < 0 {
-		return 0, nil, fmt.Errorf("%w: varint overflows 64 bits", ErrMalformed)
-	}
-	return v, b[n:], nil
+	return v, rest, nil
 }
 
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
-}
+func uvarintLen(v uint64) int { return varint.Len(v) }

@@ -80,15 +80,24 @@ func (p *program) keysCommand() *cli.Command {
 		_, err = io.Copy(p.stdout, resp.Body)
 		return err
 	}
-	idArg := func(c *cli.Context) (string, error) {
-		if c.NArg() != 1 {
-			return "", usagef("%s: give one key ID (see hearsay keys list)", c.Command.Name)
+	// keyCommand is a subcommand acting on one key: METHOD /v1/keys/ID+suffix.
+	keyCommand := func(name, usage, method, suffix string) *cli.Command {
+		return &cli.Command{
+			Name:      name,
+			Usage:     usage,
+			ArgsUsage: "KEY-ID",
+			Flags:     apiFlags(),
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return usagef("%s: give one key ID (see hearsay keys list)", c.Command.Name)
+				}
+				id, err := security.ParseKeyID(c.Args().First())
+				if err != nil {
+					return usagef("%s: %v", c.Command.Name, err)
+				}
+				return call(c, method, "/v1/keys/"+id.String()+suffix, nil, http.StatusOK)
+			},
 		}
-		id, err := security.ParseKeyID(c.Args().First())
-		if err != nil {
-			return "", usagef("%s: %v", c.Command.Name, err)
-		}
-		return id.String(), nil
 	}
 	return &cli.Command{
 		Name:  "keys",
@@ -132,32 +141,8 @@ func (p *program) keysCommand() *cli.Command {
 					return call(c, http.MethodPost, "/v1/keys", bytes.NewReader(pass), http.StatusCreated)
 				},
 			},
-			{
-				Name:      "use",
-				Usage:     "make an installed key the one that seals",
-				ArgsUsage: "KEY-ID",
-				Flags:     apiFlags(),
-				Action: func(c *cli.Context) error {
-					id, err := idArg(c)
-					if err != nil {
-						return err
-					}
-					return call(c, http.MethodPost, "/v1/keys/"+id+"/use", nil, http.StatusOK)
-				},
-			},
-			{
-				Name:      "remove",
-				Usage:     "remove an installed key that is not the primary",
-				ArgsUsage: "KEY-ID",
-				Flags:     apiFlags(),
-				Action: func(c *cli.Context) error {
-					id, err := idArg(c)
-					if err != nil {
-						return err
-					}
-					return call(c, http.MethodDelete, "/v1/keys/"+id, nil, http.StatusOK)
-				},
-			},
+			keyCommand("use", "make an installed key the one that seals", http.MethodPost, "/use"),
+			keyCommand("remove", "remove an installed key that is not the primary", http.MethodDelete, ""),
 		},
 	}
 }
