@@ -36,34 +36,33 @@ func BenchmarkDigestChoice(b *testing.B) {
 
 func digestRun(b *testing.B, origins, rate int) {
 	const nodes, seconds = 50, 10
-	c, err := NewCluster(ClusterConfig{Nodes: nodes, Seed: 5})
+	s, err := New(Config{Nodes: nodes, Seed: 5})
 	if err != nil {
 		b.Fatal(err)
 	}
-	c.RunFor(time.Second)
-	before := c.Totals()
+	s.RunFor(time.Second)
+	before := s.Totals()
 	rng := rand.New(rand.NewPCG(5, 5))
 	payload := make([]byte, 256)
-	step := 10 * time.Millisecond
 	perStep := rate / 100
 	var bloomBytes, wholeCacheBytes, samples float64
-	for s := 0; s < seconds*100; s++ {
+	for step := 0; step < seconds*100; step++ {
 		for k := 0; k < perStep; k++ {
-			if _, err := c.Publish(rng.IntN(origins), "bench.digest", payload); err != nil {
+			if _, err := s.Publish(rng.IntN(origins), "bench.digest", payload); err != nil {
 				b.Fatal(err)
 			}
 		}
-		c.RunFor(step)
-		if s%5 == 0 { // sample the holdings every 50 ms
-			for _, n := range c.Nodes {
-				st := n.Core.Stats()
+		s.RunFor(10 * time.Millisecond)
+		if step%5 == 0 { // sample the holdings every 50 ms
+			for i := 0; i < s.Nodes(); i++ {
+				st := s.Core(i).Stats()
 				bloomBytes += math.Ceil(float64(st.CacheMessages) * 9.59 / 8)
 				wholeCacheBytes += float64(st.CacheBytes)
 				samples++
 			}
 		}
 	}
-	after := c.Totals()
+	after := s.Totals()
 	pulls := float64(after.PullsSent - before.PullsSent)
 	b.ReportMetric(float64(after.PullBytesOut-before.PullBytesOut)/pulls, "ranges-B/pull")
 	b.ReportMetric(bloomBytes/samples, "bloom1%-B/pull")

@@ -149,6 +149,16 @@ func TestFlagBeatsEnvironment(t *testing.T) {
 	assert.Equal(t, "hearsay: --fanout: want a whole number, got \"lots\"\n", res.stderr)
 }
 
+// commandEnvVar is the variable a command's flag reads. A simulation's knobs
+// share names with the agent's (--peers, --fanout): HEARSAY_SIMULATE_<FLAG>
+// keeps an agent's environment from changing a simulation.
+func commandEnvVar(command, flag string) string {
+	if command == "simulate" {
+		return simulateEnvPrefix + envVar(flag)[len(envPrefix):]
+	}
+	return envVar(flag)
+}
+
 func TestEveryFlagHasItsEnvironmentVariable(t *testing.T) {
 	assert.Equal(t, "HEARSAY_DATA_DIR", envVar("data-dir"))
 	assert.Equal(t, "HEARSAY_MAX_PACKET_SIZE", envVar("max-packet-size"))
@@ -156,7 +166,7 @@ func TestEveryFlagHasItsEnvironmentVariable(t *testing.T) {
 		for _, f := range cmd.Flags {
 			ef, ok := f.(cli.DocGenerationFlag)
 			require.True(t, ok)
-			assert.Equal(t, []string{envVar(f.Names()[0])}, ef.GetEnvVars(), "%s --%s", cmd.Name, f.Names()[0])
+			assert.Equal(t, []string{commandEnvVar(cmd.Name, f.Names()[0])}, ef.GetEnvVars(), "%s --%s", cmd.Name, f.Names()[0])
 		}
 	}
 }
@@ -248,7 +258,7 @@ func TestHelpOfEveryCommand(t *testing.T) {
 			assert.Contains(t, res.stdout, "hearsay "+cmd.Name, help)
 			for _, f := range cmd.Flags {
 				assert.Contains(t, res.stdout, "--"+f.Names()[0], help)
-				assert.Contains(t, res.stdout, "[$"+envVar(f.Names()[0])+"]", help)
+				assert.Contains(t, res.stdout, "[$"+commandEnvVar(cmd.Name, f.Names()[0])+"]", help)
 			}
 		}
 	}

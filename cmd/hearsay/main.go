@@ -94,6 +94,7 @@ func (p *program) newApp() *cli.App {
 			p.statusCommand(),
 			p.peersCommand(),
 			p.demoCommand(),
+			simulateCommand(),
 			p.keygenCommand(),
 			p.keysCommand(),
 			p.versionCommand(),

@@ -7,28 +7,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hearsay-io/hearsay/gossip"
-	"github.com/hearsay-io/hearsay/transport"
 	"github.com/stretchr/testify/require"
 )
 
-// spreadRounds publishes one message from node 0 of an n-node cluster and
-// returns, for each node, the round (counted from the publish) in which it
-// delivered it.
+// spreadRounds publishes one message from node 0 of an n-node simulation
+// and returns, for each node, the round (counted from the publish) in which
+// it delivered it.
 func spreadRounds(t testing.TB, n int, loss float64, seed uint64) []int {
-	c, err := NewCluster(ClusterConfig{Nodes: n, Seed: seed, Network: transport.NetworkConfig{Loss: loss}})
+	s, err := New(Config{Nodes: n, Seed: seed, Loss: loss})
 	require.NoError(t, err)
-	c.RunFor(time.Second) // let every node's clock start
-	m, err := c.Publish(0, "sim.one", []byte("hello"))
+	s.RunFor(time.Second) // let every node's clock start
+	_, err = s.Publish(0, "sim.one", []byte("hello"))
 	require.NoError(t, err)
-	start := c.Net.Now()
-	require.True(t, c.RunUntilDelivered([]gossip.MessageID{m.ID}, time.Minute), "every node delivers within a virtual minute")
-	c.RunFor(5 * time.Second) // and nobody delivers it twice afterwards
-	interval := c.Nodes[0].Core.Config().Interval
+	require.True(t, s.RunUntilDelivered(time.Minute), "every node delivers within a virtual minute")
+	s.RunFor(2 * time.Second) // and nobody delivers it twice afterwards
+	require.Zero(t, s.Redelivered(), "every node delivers exactly once")
+	interval := s.Config().Gossip.Interval
 	rounds := make([]int, n)
-	for i, node := range c.Nodes {
-		require.Equal(t, 1, node.Deliveries[m.ID], "node %d delivers exactly once", i)
-		rounds[i] = int(math.Ceil(float64(node.FirstDelivery[m.ID].Sub(start)) / float64(interval)))
+	for i := range rounds {
+		at, ok := s.DeliveredAt(0, i)
+		require.True(t, ok, "node %d delivers", i)
+		rounds[i] = int(math.Ceil(float64(at) / float64(interval)))
 	}
 	return rounds
 }
@@ -41,16 +40,12 @@ func maxInt(xs []int) int {
 	return m
 }
 
-func pullBound(n int) float64 {
-	return math.Log(float64(n))/math.Log(4) + math.Log(math.Log(float64(n)))/math.Log(4)
-}
-
 func TestThousandNodesDeliverExactlyOnce(t *testing.T) {
 	for _, loss := range []float64{0, 0.2} {
 		t.Run(fmt.Sprintf("loss=%.0f%%", loss*100), func(t *testing.T) {
 			rounds := spreadRounds(t, 1000, loss, 7)
 			t.Logf("N=1000 loss=%.0f%%: 100%% delivered in %d rounds (log4 N + log4 ln N = %.2f)",
-				loss*100, maxInt(rounds), pullBound(1000))
+				loss*100, maxInt(rounds), PullBound(1000))
 			require.Equal(t, rounds, spreadRounds(t, 1000, loss, 7), "same seed, same delivery round for every node")
 		})
 	}
@@ -67,47 +62,42 @@ func TestOverheadRatio(t *testing.T) {
 }
 
 func overheadRun(t testing.TB, nodes, messages, size int, seed uint64) (ratio, dupsPerDelivery float64) {
-	c, err := NewCluster(ClusterConfig{Nodes: nodes, Seed: seed})
+	s, err := New(Config{Nodes: nodes, Seed: seed})
 	require.NoError(t, err)
-	c.RunFor(time.Second)
-	before := c.Totals()
+	s.RunFor(time.Second)
+	before := s.Totals()
 	rng := rand.New(rand.NewPCG(seed, 99))
 	payload := make([]byte, size)
-	var ids []gossip.MessageID
 	for i := 0; i < messages; i++ {
 		for j := range payload {
 			payload[j] = byte(rng.Uint32())
 		}
-		m, err := c.Publish(rng.IntN(nodes), "sim.load", payload)
+		_, err := s.Publish(rng.IntN(nodes), "sim.load", payload)
 		require.NoError(t, err)
-		ids = append(ids, m.ID)
-		c.RunFor(10 * time.Millisecond)
+		s.RunFor(10 * time.Millisecond)
 	}
-	require.True(t, c.RunUntilDelivered(ids, time.Minute))
-	after := c.Totals()
+	require.True(t, s.RunUntilDelivered(time.Minute))
+	after := s.Totals()
 	bytes := after.BytesOut - before.BytesOut
 	ratio = float64(bytes) / float64(nodes*messages*size)
 	dupsPerDelivery = float64(after.Duplicates-before.Duplicates) / float64(after.Delivered-before.Delivered)
-	for _, n := range c.Nodes {
-		for _, id := range ids {
-			require.Equal(t, 1, n.Deliveries[id])
-		}
-	}
+	require.Zero(t, s.Redelivered(), "every node delivers every message once")
 	return ratio, dupsPerDelivery
 }
 
 // TestRoundsAtScale reports rounds to full delivery at 10,000 nodes; it
-// takes a few seconds, so -short skips it.
+// takes a few seconds, so -short skips it, and so does -race, under which
+// TestBroadcastTenThousand asserts the same.
 func TestRoundsAtScale(t *testing.T) {
-	if testing.Short() {
-		t.Skip("10,000-node runs are skipped with -short")
+	if testing.Short() || raceDetector {
+		t.Skip("10,000-node runs are skipped with -short and -race")
 	}
 	for _, loss := range []float64{0, 0.2} {
 		rounds := spreadRounds(t, 10_000, loss, 3)
 		t.Logf("N=10000 loss=%.0f%%: 100%% delivered in %d rounds (log4 N + log4 ln N = %.2f)",
-			loss*100, maxInt(rounds), pullBound(10_000))
+			loss*100, maxInt(rounds), PullBound(10_000))
 		if loss == 0 {
-			require.LessOrEqual(t, float64(maxInt(rounds)), pullBound(10_000)+3)
+			require.LessOrEqual(t, float64(maxInt(rounds)), PullBound(10_000)+3)
 		}
 	}
 }

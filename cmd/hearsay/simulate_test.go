@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/urfave/cli/v2"
+
+	"github.com/hearsay-io/hearsay/simulations"
+)
+
+// runSimulateCLI runs "hearsay simulate args..." in a small app holding
+// only the simulate command, as main's app sets commands up.
+func runSimulateCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := simulateCommand()
+	cmd.OnUsageError = onUsageError
+	app := &cli.App{
+		Name:           "hearsay",
+		Writer:         &out,
+		ErrWriter:      &errOut,
+		Commands:       []*cli.Command{cmd},
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	err = app.Run(append([]string{"hearsay", "simulate"}, args...))
+	return out.String(), errOut.String(), err
+}
+
+func TestSimulateFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nodes", "1"}, "--nodes: must be between 2 and"},
+		{[]string{"--nodes", "many"}, "--nodes: want a whole number"},
+		{[]string{"--fanout", "0"}, "--fanout: must be between 1 and 64"},
+		{[]string{"--interval", "2ms"}, "--interval: must be at least 3ms"},
+		{[]string{"--loss", "1.5"}, "--loss: want a fraction from 0 to 1"},
+		{[]string{"--loss", "lots"}, "--loss: want a fraction such as 0.2 or 20%"},
+		{[]string{"--latency", "uniform:5ms"}, "--latency: want uniform:MIN-MAX"},
+		{[]string{"--latency", "uniform:5ms-1ms"}, "--latency: uniform latency maximum 1ms is below its minimum 5ms"},
+		{[]string{"--latency", "gamma:1ms"}, `--latency: unknown latency model "gamma"`},
+		{[]string{"--latency", "fast"}, "--latency: want a duration"},
+		{[]string{"--partition", "at=5s,heal=1s"}, "--partition: heal=1s is not after at=5s"},
+		{[]string{"--partition", "at=5s,when=1s"}, `--partition: unknown key "when" (want at, heal, split)`},
+		{[]string{"--partition", "split=1.5"}, "--partition: split: want a fraction from 0 to 1"},
+		{[]string{"--partition", "10s-70s"}, "--partition: want KEY=VALUE"},
+		{[]string{"--churn", "crash=10%"}, `--churn: crash: want FRACTION@TIME such as 10%@5s, got "10%"`},
+		{[]string{"--churn", "restart=stateless@5s"}, "--churn: restart needs a crash=FRACTION@TIME"},
+		{[]string{"--churn", "crash=10%@5s,restart=forgetful@9s"}, `--churn: restart: restart must be stateless or stateful, got "forgetful"`},
+		{[]string{"--churn", "crash=10%@5s,restart=stateful@1s"}, "--churn: restart@1s is not after crash@5s"},
+		{[]string{"--peers", "dht"}, "--peers: not available yet (arrives with the DHT registry)"},
+		{[]string{"--peers", "graph:0"}, "--peers: want graph:DEGREE"},
+		{[]string{"--peers", "mesh"}, `--peers: unknown peer model "mesh"`},
+		{[]string{"--skew", "-1s"}, "--skew: must not be negative"},
+		{[]string{"--messages", "0"}, "--messages: must be between 1 and 1000"},
+		{[]string{"--seed", "-1"}, "--seed: want a whole number"},
+		{[]string{"--duration", "soon"}, "--duration: want a duration"},
+		{[]string{"--out", " "}, "--out: needs a directory"},
+		{[]string{"--nodse", "10"}, "unknown flag --nodse"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			_, _, err := runSimulateCLI(t, tc.args...)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "\n", "one line")
+			var usage usageError
+			assert.True(t, errors.As(err, &usage), "a usage error (exit status 2): %v", err)
+		})
+	}
+}
+
+func TestSimulateWritesSummaryCSVAndChart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	stdout, stderr, err := runSimulateCLI(t, "--nodes", "300", "--loss", "10%", "--latency", "uniform:1ms-5ms",
+		"--churn", "join=10%@400ms", "--seed", "3", "--out", dir)
+	require.NoError(t, err)
+	assert.Contains(t, stdout, "300 nodes: every node up had every message after")
+	assert.Contains(t, stdout, "wrote "+filepath.Join(dir, simulations.SummaryFile))
+	assert.Contains(t, stderr, "building nodes 300/300")
+	assert.Contains(t, stderr, "100.00% delivered")
+
+	var summary simulations.Summary
+	raw, err := os.ReadFile(filepath.Join(dir, simulations.SummaryFile))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &summary))
+	assert.Equal(t, 300, summary.Nodes)
+	assert.Equal(t, "uniform:1ms-5ms", summary.Latency)
+	assert.Equal(t, "join=10%@400ms", summary.Churn)
+	assert.Equal(t, "delivered", summary.Ended)
+	assert.Positive(t, summary.RoundsToFull)
+	assert.Equal(t, 1.0, summary.DeliveredFraction)
+	require.NotNil(t, summary.Memory)
+	assert.Positive(t, summary.Memory.PeakHeapInuse)
+
+	f, err := os.Open(filepath.Join(dir, simulations.RoundsFile))
+	require.NoError(t, err)
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, simulations.CSVHeader, rows[0])
+	assert.Equal(t, []string{"round", "time_s", "delivered_fraction", "nodes_up", "messages_sent", "bytes_sent",
+		"datagrams_sent", "duplicates", "theory_subrounds", "theory_classic", "theory_async"}, rows[0])
+	assert.Len(t, rows, summary.RoundsRun+2, "a header, round 0, and one line per round")
+
+	chart, err := os.Open(filepath.Join(dir, simulations.ChartFile))
+	require.NoError(t, err)
+	defer chart.Close()
+	img, err := png.Decode(chart)
+	require.NoError(t, err)
+	assert.Greater(t, img.Bounds().Dx(), 400)
+}
+
+func TestSimulateReadsItsOwnEnvironment(t *testing.T) {
+	t.Setenv("HEARSAY_PEERS", "127.0.0.1:7600") // an agent's: must not reach simulate
+	t.Setenv("HEARSAY_SIMULATE_PEERS", "dht")
+	_, _, err := runSimulateCLI(t, "--out", t.TempDir())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--peers: not available yet")
+}
+
+func TestSimulatePartitionPublishesInTheFirstGroup(t *testing.T) {
+	dir := t.TempDir()
+	_, _, err := runSimulateCLI(t, "--nodes", "200", "--partition", "heal=1s,split=25%", "--seed", "8", "--out", dir)
+	require.NoError(t, err)
+	raw, err := os.ReadFile(filepath.Join(dir, simulations.SummaryFile))
+	require.NoError(t, err)
+	var summary simulations.Summary
+	require.NoError(t, json.Unmarshal(raw, &summary))
+	assert.Equal(t, "at=0s,heal=1s,split=0.25", summary.Partition)
+	require.Len(t, summary.Publishers, 1)
+	assert.Less(t, summary.Publishers[0], 50, "published in the first group")
+	assert.Equal(t, "delivered", summary.Ended)
+	assert.Positive(t, summary.Network.Partitioned)
+}

@@ -1,0 +1,25 @@
+// Package simulations runs hearsay's real protocol code, for up to millions
+// of nodes at once, on an in-memory network with a virtual clock. Runs are
+// deterministic: the same configuration and seed give the same run,
+// datagram for datagram, whatever the machine.
+//
+// A Simulator drives one gossip.Core per node from one goroutine. Ticks are
+// kept in a calendar of node indices per virtual millisecond, and datagrams
+// travel through transport.Network, which adds latency, loss and
+// partitions. Around that the simulator models churn (nodes that crash,
+// restart with or without their seen filter, or join late) and clock skew
+// (a per-node offset added to the time given to that node's core), and
+// records, per message, when each node first delivered it.
+//
+// Run drives a whole experiment from a Config: warm-up, publication, one
+// row of statistics per gossip round, until every node that is up holds
+// every message or nothing more can change. The scenario functions
+// (Broadcast, PartitionAndHeal, CrashAndRestart, LateJoin, SkewedClocks) are
+// Runs set up to show one property of the protocol each; "hearsay
+// simulate" is the command-line front end, and docs/simulations.md
+// describes the models, the spec syntax and the outputs.
+//
+// The simulator does not model anti-entropy or the DHT registry yet: the
+// cores run without a message log, so every run shows what gossip alone
+// does. A PeerModel is where the DHT registry will plug in.
+package simulations

@@ -1,0 +1,364 @@
+package simulations
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image/color"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// File names WriteFiles uses in its directory.
+const (
+	SummaryFile = "summary.json"
+	RoundsFile  = "rounds.csv"
+	ChartFile   = "delivery.png"
+)
+
+// CSVHeader is the first line of WriteCSV's output.
+var CSVHeader = []string{
+	"round", "time_s", "delivered_fraction", "nodes_up", "messages_sent",
+	"bytes_sent", "datagrams_sent", "duplicates", "theory_subrounds", "theory_classic", "theory_async",
+}
+
+// WriteFiles writes SummaryFile, RoundsFile and ChartFile into dir, which
+// it creates if need be, and returns their paths.
+func (r *Report) WriteFiles(dir string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("simulations: %w", err)
+	}
+	var paths []string
+	for _, f := range []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{SummaryFile, r.WriteJSON},
+		{RoundsFile, r.WriteCSV},
+		{ChartFile, r.WriteChart},
+	} {
+		path := filepath.Join(dir, f.name)
+		if err := writeFile(path, f.write); err != nil {
+			return paths, err
+		}
+		paths = append(paths, path)
+	}
+	return paths, nil
+}
+
+func writeFile(path string, write func(io.Writer) error) (err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("simulations: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("simulations: %w", cerr)
+		}
+	}()
+	w := bufio.NewWriter(f)
+	if err := write(w); err != nil {
+		return fmt.Errorf("simulations: writing %s: %w", path, err)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("simulations: writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// WriteCSV writes one line per round under CSVHeader. It holds nothing that
+// depends on the machine, so the same Config gives the same bytes.
+func (r *Report) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(CSVHeader); err != nil {
+		return err
+	}
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 6, 64) }
+	for _, row := range r.Rounds {
+		err := cw.Write([]string{
+			strconv.Itoa(row.Round),
+			strconv.FormatFloat(row.Time.Seconds(), 'f', 3, 64),
+			f(row.Delivered),
+			strconv.Itoa(row.NodesUp),
+			u(row.MessagesSent),
+			u(row.BytesSent),
+			u(row.Datagrams),
+			u(row.Duplicates),
+			f(row.TheorySubRounds),
+			f(row.TheoryClassic),
+			f(row.TheoryAsync),
+		})
+		if err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// Summary is the JSON form of a Report, as WriteJSON writes it.
+type Summary struct {
+	Nodes        int     `json:"nodes"`
+	Fanout       int     `json:"fanout"`
+	Interval     string  `json:"interval"`
+	CacheRounds  int     `json:"cache_rounds"`
+	Loss         float64 `json:"loss"`
+	Latency      string  `json:"latency"`
+	Peers        string  `json:"peers"`
+	Partition    string  `json:"partition"`
+	Churn        string  `json:"churn"`
+	Skew         string  `json:"skew"`
+	Messages     int     `json:"messages"`
+	PayloadBytes int     `json:"payload_bytes"`
+	Seed         uint64  `json:"seed"`
+
+	Ended        string `json:"ended"`
+	RoundsRun    int    `json:"rounds_run"`
+	RoundsToFull int    `json:"rounds_to_full"`
+	TheoryRounds struct {
+		SubRounds int `json:"subrounds"`
+		Classic   int `json:"classic"`
+		Async     int `json:"async"`
+	} `json:"theory_rounds_to_full"`
+	PullBound         float64 `json:"log4_n_plus_log4_ln_n"`
+	DeliveredFraction float64 `json:"delivered_fraction"`
+	NodesUp           int     `json:"nodes_up"`
+	MissingNodes      int     `json:"missing_nodes"`
+	Redelivered       uint64  `json:"redelivered"`
+	DuplicatesPerNode float64 `json:"duplicates_per_node"`
+	BytesPerNode      float64 `json:"bytes_per_node"`
+	DatagramsPerNode  float64 `json:"datagrams_per_node"`
+
+	Totals struct {
+		PullsSent        uint64 `json:"pulls_sent"`
+		PullBytes        uint64 `json:"pull_bytes"`
+		MessagesSent     uint64 `json:"messages_sent"`
+		MessagesReceived uint64 `json:"messages_received"`
+		Delivered        uint64 `json:"delivered"`
+		Duplicates       uint64 `json:"duplicates"`
+		DatagramsSent    uint64 `json:"datagrams_sent"`
+		BytesSent        uint64 `json:"bytes_sent"`
+	} `json:"totals"`
+	Dropped map[string]uint64 `json:"dropped"`
+	Network struct {
+		Sent          uint64 `json:"sent"`
+		Delivered     uint64 `json:"delivered"`
+		Lost          uint64 `json:"lost"`
+		Partitioned   uint64 `json:"partitioned"`
+		Undeliverable uint64 `json:"undeliverable"`
+	} `json:"network"`
+	Publishers []int `json:"publishers"`
+
+	VirtualSeconds float64       `json:"virtual_time_s"`
+	WallSeconds    float64       `json:"wall_time_s"`
+	Memory         *MemoryReport `json:"memory,omitempty"`
+}
+
+// Summary returns the report's JSON form.
+func (r *Report) Summary() Summary {
+	c := r.Config
+	s := Summary{
+		Nodes:        c.Nodes,
+		Fanout:       c.Gossip.Fanout,
+		Interval:     c.Gossip.Interval.String(),
+		CacheRounds:  c.Gossip.CacheRounds,
+		Loss:         c.Loss,
+		Latency:      fmt.Sprint(c.Latency),
+		Peers:        fmt.Sprint(c.Peers),
+		Partition:    c.Partition.String(),
+		Churn:        c.Churn.String(),
+		Skew:         "none",
+		Messages:     c.Messages,
+		PayloadBytes: c.PayloadSize,
+		Seed:         c.Seed,
+
+		Ended:             r.Ended,
+		RoundsRun:         len(r.Rounds) - 1,
+		RoundsToFull:      r.RoundsToFull,
+		PullBound:         PullBound(c.Nodes),
+		DeliveredFraction: r.Delivered,
+		NodesUp:           r.NodesUp,
+		MissingNodes:      r.Missing,
+		Redelivered:       r.Redelivered,
+		DuplicatesPerNode: r.DuplicatesPerNode(),
+		BytesPerNode:      r.BytesPerNode(),
+		DatagramsPerNode:  float64(r.Totals.DatagramsOut) / float64(c.Nodes),
+		Dropped:           r.Dropped(),
+		Publishers:        r.Publishers,
+		VirtualSeconds:    r.Virtual.Seconds(),
+		WallSeconds:       r.Wall.Round(time.Millisecond).Seconds(),
+		Memory:            r.Memory,
+	}
+	s.TheoryRounds.SubRounds = roundsToFull(c.Nodes, TheorySubRounds(c.Nodes, c.Gossip.Fanout, c.Loss, 1000))
+	s.TheoryRounds.Classic = roundsToFull(c.Nodes, TheoryClassicPull(c.Nodes, c.Gossip.Fanout, c.Loss, 1000))
+	s.TheoryRounds.Async = roundsToFull(c.Nodes, TheoryAsyncPull(c.Nodes, c.Gossip.Fanout, c.Loss, 1000))
+	if c.Peers == nil {
+		s.Peers = FullMembership{}.String()
+	}
+	if c.Skew != nil {
+		s.Skew = fmt.Sprint(c.Skew)
+	}
+	t := &s.Totals
+	t.PullsSent, t.PullBytes = r.Totals.PullsSent, r.Totals.PullBytesOut
+	t.MessagesSent, t.MessagesReceived = r.Totals.MessagesOut, r.Totals.MessagesIn
+	t.Delivered, t.Duplicates = r.Totals.Delivered, r.Totals.Duplicates
+	t.DatagramsSent, t.BytesSent = r.Totals.DatagramsOut, r.Totals.BytesOut
+	n := &s.Network
+	n.Sent, n.Delivered, n.Lost = r.Network.Sent, r.Network.Delivered, r.Network.Lost
+	n.Partitioned, n.Undeliverable = r.Network.Partitioned, r.Network.Undeliverable
+	return s
+}
+
+// WriteJSON writes the report's Summary as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r.Summary())
+}
+
+// roundsToFull is the first round of a theoretical curve f at which fewer
+// than half a node of n lack the message; -1 if none.
+func roundsToFull(n int, f []float64) int {
+	for r, x := range f {
+		if float64(n)*(1-x) < 0.5 {
+			return r
+		}
+	}
+	return -1
+}
+
+// WriteChart draws, as a PNG, the fraction delivered per round against the
+// three theoretical curves of Round.
+func (r *Report) WriteChart(w io.Writer) error {
+	if len(r.Rounds) == 0 {
+		return errors.New("no rounds to draw")
+	}
+	c := r.Config
+	p := plot.New()
+	p.Title.Padding = vg.Points(8)
+	p.Title.Text = fmt.Sprintf("hearsay pull gossip: %d nodes, fanout %d, interval %v, loss %s, peers %v",
+		c.Nodes, c.Gossip.Fanout, c.Gossip.Interval, formatPercent(c.Loss), c.Peers)
+	if c.Partition != nil || c.Churn != nil || c.Skew != nil {
+		p.Title.Text += fmt.Sprintf("\npartition %v, churn %v", c.Partition, c.Churn)
+		if c.Skew != nil {
+			p.Title.Text += fmt.Sprintf(", skew %v", c.Skew)
+		}
+	}
+	p.X.Label.Text = fmt.Sprintf("round (%v each)", c.Gossip.Interval)
+	p.Y.Label.Text = "fraction of nodes up holding the messages"
+	p.Y.Min, p.Y.Max = 0, 1.02
+	p.X.Min = 0
+	p.Add(plotter.NewGrid())
+
+	// The theoretical curves go on until they reach every node, even when
+	// the simulation got there first.
+	n, fanout := r.Rounds[0].NodesUp, c.Gossip.Fanout
+	last := len(r.Rounds) - 1
+	for _, f := range [][]float64{
+		TheorySubRounds(n, fanout, c.Loss, 1000),
+		TheoryClassicPull(n, fanout, c.Loss, 1000),
+		TheoryAsyncPull(n, fanout, c.Loss, 1000),
+	} {
+		last = max(last, roundsToFull(n, f))
+	}
+	curve := func(f []float64) plotter.XYs {
+		xys := make(plotter.XYs, last+1)
+		for i := range xys {
+			xys[i] = plotter.XY{X: float64(i), Y: f[min(i, len(f)-1)]}
+		}
+		return xys
+	}
+	subRounds := curve(TheorySubRounds(n, fanout, c.Loss, last))
+	classic := curve(TheoryClassicPull(n, fanout, c.Loss, last))
+	async := curve(TheoryAsyncPull(n, fanout, c.Loss, last))
+	sim := make(plotter.XYs, len(r.Rounds))
+	for i, row := range r.Rounds {
+		sim[i] = plotter.XY{X: float64(row.Round), Y: row.Delivered}
+	}
+	p.X.Tick.Marker = integerTicks{}
+	classicLine, err := plotter.NewLine(classic)
+	if err != nil {
+		return err
+	}
+	classicLine.Color = color.RGBA{R: 150, G: 150, B: 150, A: 255}
+	classicLine.Width = vg.Points(1.5)
+	classicLine.Dashes = []vg.Length{vg.Points(2), vg.Points(3)}
+	subRoundsLine, err := plotter.NewLine(subRounds)
+	if err != nil {
+		return err
+	}
+	subRoundsLine.Color = color.RGBA{R: 220, G: 110, B: 20, A: 255}
+	subRoundsLine.Width = vg.Points(1.5)
+	subRoundsLine.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
+	asyncLine, err := plotter.NewLine(async)
+	if err != nil {
+		return err
+	}
+	asyncLine.Color = color.RGBA{R: 30, G: 150, B: 60, A: 255}
+	asyncLine.Width = vg.Points(1.5)
+	asyncLine.Dashes = []vg.Length{vg.Points(1), vg.Points(2), vg.Points(6), vg.Points(2)}
+	simLine, simPoints, err := plotter.NewLinePoints(sim)
+	if err != nil {
+		return err
+	}
+	simLine.Color = color.RGBA{R: 20, G: 80, B: 200, A: 255}
+	simLine.Width = vg.Points(2)
+	simPoints.Color = simLine.Color
+	simPoints.Shape = draw.CircleGlyph{}
+	simPoints.Radius = vg.Points(2.5)
+	p.Add(classicLine, subRoundsLine, asyncLine, simLine, simPoints)
+	p.Legend.Add("simulated", simLine, simPoints)
+	lossNote := ""
+	if c.Loss > 0 {
+		lossNote = fmt.Sprintf(", with %s loss", formatPercent(c.Loss))
+	}
+	p.Legend.Add(fmt.Sprintf("theory: %d sub-rounds of 1 pull (q → q² each%s)", c.Gossip.Fanout, lossNote), subRoundsLine)
+	p.Legend.Add(fmt.Sprintf("theory: %d pulls per round, each at its own phase%s", c.Gossip.Fanout, lossNote), asyncLine)
+	p.Legend.Add(fmt.Sprintf("classic pull: %d pulls at once (q → q^%d per round%s)", c.Gossip.Fanout, c.Gossip.Fanout+1, lossNote), classicLine)
+	// Top left is empty: every curve starts at the bottom.
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(8), -vg.Points(8)
+
+	wt, err := p.WriterTo(9*vg.Inch, 5.5*vg.Inch, "png")
+	if err != nil {
+		return err
+	}
+	_, err = wt.WriteTo(w)
+	return err
+}
+
+// integerTicks marks whole rounds, about ten of them.
+type integerTicks struct{}
+
+func (integerTicks) Ticks(min, max float64) []plot.Tick {
+	step := 1
+	for k := 0; (max-min)/float64(step) > 12; k++ {
+		step = []int{2, 5, 10}[k%3] * pow10(k/3) // 1, 2, 5, 10, 20, 50, ...
+	}
+	var ticks []plot.Tick
+	for x := int(min); float64(x) <= max; x++ {
+		if x%step == 0 {
+			ticks = append(ticks, plot.Tick{Value: float64(x), Label: strconv.Itoa(x)})
+		}
+	}
+	return ticks
+}
+
+func pow10(k int) int {
+	p := 1
+	for ; k > 0; k-- {
+		p *= 10
+	}
+	return p
+}
