@@ -27,12 +27,14 @@ type Config struct {
 	// Seed seeds every random choice: the nodes' cores, the network, the
 	// peer graph, churn and skew. The same Config gives the same run.
 	Seed uint64
-	// Gossip is the template of every node's core; ID, Peers, Rand and
-	// Filter are set per node. Zero fields take the core's defaults
-	// (Fanout 3, Interval 200ms, CacheRounds 30, ...). Log is ignored: the
-	// simulator runs the cores without a message log, so without
-	// anti-entropy.
+	// Gossip is the template of every node's core; ID, Peers, Rand, Filter
+	// and Log are set per node. Zero fields take the core's defaults
+	// (Fanout 3, Interval 200ms, CacheRounds 30, AEInterval 10s, ...).
 	Gossip gossip.Config
+	// AntiEntropy gives every node a message log (in memory, kept across a
+	// stateful restart), so that the cores run Merkle anti-entropy every
+	// Gossip.AEInterval. Off by default: gossip alone.
+	AntiEntropy bool
 	// FilterSize bounds each node's in-memory seen filter, in IDs.
 	// Default 1<<16.
 	FilterSize int

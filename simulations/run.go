@@ -32,8 +32,8 @@ type Report struct {
 	// do. Zero otherwise: delivery is exactly once.
 	Redelivered uint64
 	// Ended says why the run stopped: "delivered", "duration", "idle" (no
-	// delivery for CacheRounds+1 rounds: every cached copy has expired, so
-	// nothing more can arrive) or "max-rounds".
+	// delivery for CacheRounds+1 rounds, plus three anti-entropy intervals
+	// with AntiEntropy: nothing more can arrive) or "max-rounds".
 	Ended string
 
 	// Totals are the cores' counters over the run, from the publication
@@ -155,6 +155,13 @@ func Run(cfg Config) (Report, error) {
 	prev := first
 	fullSince := -1
 	lastAccepted, idle := s.accepted, 0
+	// Idle: no node accepted anything for as long as a message stays cached
+	// and, with anti-entropy, three of its intervals more (it repairs what
+	// gossip gave up on).
+	idleLimit := cfg.Gossip.CacheRounds
+	if cfg.AntiEntropy && cfg.Gossip.AEInterval > 0 {
+		idleLimit += 3 * int((cfg.Gossip.AEInterval+interval-1)/interval)
+	}
 	for r := 0; ; r++ {
 		s.RunUntil(published + time.Duration(r)*interval)
 		totals := s.Totals()
@@ -199,7 +206,7 @@ func Run(cfg Config) (Report, error) {
 			}
 		case full && !pending:
 			rep.Ended = "delivered"
-		case idle > cfg.Gossip.CacheRounds && !pending:
+		case idle > idleLimit && !pending:
 			rep.Ended = "idle"
 		case r >= lastRound:
 			rep.Ended = "max-rounds"

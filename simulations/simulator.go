@@ -11,6 +11,7 @@ import (
 
 	"github.com/hearsay-io/hearsay/filter"
 	"github.com/hearsay-io/hearsay/gossip"
+	"github.com/hearsay-io/hearsay/internal/msglog"
 	"github.com/hearsay-io/hearsay/transport"
 )
 
@@ -80,6 +81,7 @@ type Simulator struct {
 	msgIndex map[gossip.MessageID]int
 
 	keptFilters map[int]filter.SeenFilter // seen filters of crashed nodes, for stateful restarts
+	keptLogs    map[int]msglog.Log        // their message logs, with AntiEntropy
 	retired     gossip.Stats              // counters of cores that have stopped
 
 	accepted    uint64 // messages accepted by cores, redeliveries included
@@ -139,7 +141,7 @@ func New(cfg Config) (*Simulator, error) {
 			n.skew = cfg.Skew.Offset(i)
 		}
 		if !waiting[i] {
-			if err := s.startNode(i, nil); err != nil {
+			if err := s.startNode(i, nil, nil); err != nil {
 				return nil, err
 			}
 		}
@@ -163,9 +165,10 @@ func nodeID(seed uint64, i int, incarnation uint32) gossip.NodeID {
 	return id
 }
 
-// startNode creates node i's core, with seen filter f (nil: a new one),
-// attaches it to the network and schedules its first tick now.
-func (s *Simulator) startNode(i int, f filter.SeenFilter) error {
+// startNode creates node i's core, with seen filter f and message log log
+// (nil: new ones), attaches it to the network and schedules its first tick
+// now.
+func (s *Simulator) startNode(i int, f filter.SeenFilter, log msglog.Log) error {
 	n := &s.nodes[i]
 	gc := s.cfg.Gossip
 	if f == nil {
@@ -178,9 +181,13 @@ func (s *Simulator) startNode(i int, f filter.SeenFilter) error {
 		f = filter.NewMemory(filter.MemoryConfig{MaxEntries: s.cfg.FilterSize})
 	}
 	gc.Filter = f
-	// Anti-entropy needs a message log per node, which the simulator does
-	// not keep yet: a template's Log would be shared by every node.
 	gc.Log = nil
+	if s.cfg.AntiEntropy {
+		if log == nil {
+			log = msglog.NewMemory(0)
+		}
+		gc.Log = log
+	}
 	core, err := gossip.New(gc)
 	if err != nil {
 		return fmt.Errorf("simulations: node %d: %w", i, err)
@@ -499,7 +506,7 @@ func (s *Simulator) Start(i int) error {
 	if s.nodes[i].state != nodeWaiting {
 		return fmt.Errorf("start node %d: %w", i, ErrNodeStarted)
 	}
-	return s.startNode(i, nil)
+	return s.startNode(i, nil, nil)
 }
 
 // Crash stops node i at once: its core is dropped, datagrams to it are
@@ -517,6 +524,12 @@ func (s *Simulator) Crash(i int) error {
 		s.keptFilters = make(map[int]filter.SeenFilter)
 	}
 	s.keptFilters[i] = n.core.Config().Filter
+	if l := n.core.Config().Log; l != nil {
+		if s.keptLogs == nil {
+			s.keptLogs = make(map[int]msglog.Log)
+		}
+		s.keptLogs[i] = l
+	}
 	s.net.Detach(NodeAddr(i))
 	n.core, n.ep, n.state = nil, nil, nodeDown
 	s.nodesUp--
@@ -547,9 +560,14 @@ func (s *Simulator) Restart(i int, mode RestartMode) error {
 	default:
 		return fmt.Errorf("restart node %d: mode %v is not a restart", i, mode)
 	}
+	var log msglog.Log
+	if mode == RestartStateful {
+		log = s.keptLogs[i]
+	}
 	delete(s.keptFilters, i)
+	delete(s.keptLogs, i)
 	n.incarnation++
-	return s.startNode(i, f)
+	return s.startNode(i, f, log)
 }
 
 // Partition splits the network from now on: nodes below split×Nodes in one

@@ -53,6 +53,7 @@ func simulateCommand() *cli.Command {
 			simulateFlag("fanout", "3", "pull from `K` random peers per round (1 to 64)"),
 			simulateFlag("interval", "200ms", "`DURATION` of a gossip round"),
 			simulateFlag("cache-rounds", "30", "offer a new message to pullers for `N` rounds (1 to 100000)"),
+			simulateFlag("ae-interval", "0", "run Merkle anti-entropy every `DURATION` on every node (each keeps a message log); 0: gossip alone"),
 			simulateFlag("loss", "0", "probability that a datagram is lost: `P` as 0.2 or 20%"),
 			simulateFlag("latency", "1ms", "one-way delay: `SPEC` (see above)"),
 			simulateFlag("partition", "", "split the network for a while: `SPEC` (see above)"),
@@ -96,6 +97,10 @@ func simulateOptionsFromFlags(c *cli.Context) (simulateOptions, error) {
 	if cfg.Gossip.CacheRounds, err = intValue(c, "cache-rounds", 1, 100_000); err != nil {
 		return o, err
 	}
+	if cfg.Gossip.AEInterval, err = durationValue(c, "ae-interval", 0); err != nil {
+		return o, err
+	}
+	cfg.AntiEntropy = cfg.Gossip.AEInterval > 0
 	if cfg.Loss, err = simulations.ParseFraction(simulateValue(c, "loss")); err != nil {
 		return o, flagErrorf("loss", "%v", err)
 	}
