@@ -224,7 +224,6 @@ type Core struct {
 	out    Ready
 	taken  bool
 	arena  []byte
-	hasher idHasher
 	pulls  pullDecoder
 	wanted map[OriginTag]int // scratch: the origins a pull names, by index
 	ranges []OriginRanges    // scratch for building digests
@@ -379,7 +378,7 @@ func (c *Core) Push(now time.Time, topic string, payload []byte) (Message, error
 	if err != nil {
 		return Message{}, fmt.Errorf("gossip: encoding a message: %w", err) // a bug, not an input error
 	}
-	e := c.newEntry(wm, c.hasher.sum(wm.origin, wm.seq, wm.created, wm.topic, wm.payload), enc)
+	e := c.newEntry(wm, hashMessageID(wm.origin, wm.seq, wm.created, wm.topic, wm.payload), enc)
 	if added, err := c.cfg.Filter.Add(e.msg.ID, c.expiry(created)); err != nil {
 		return Message{}, fmt.Errorf("gossip: seen filter: %w", err)
 	} else if !added {
@@ -500,7 +499,7 @@ func (c *Core) accept(now time.Time, wm wireMessage) {
 		c.drop(DropCacheFull, 1)
 		return
 	}
-	id := c.hasher.sum(wm.origin, wm.seq, wm.created, wm.topic, wm.payload)
+	id := hashMessageID(wm.origin, wm.seq, wm.created, wm.topic, wm.payload)
 	if c.cache.contains(id) {
 		c.stats.Duplicates++
 		return
@@ -600,12 +599,17 @@ func (c *Core) handlePull(from netip.AddrPort, body []byte) {
 		return
 	}
 	c.stats.PullsIn++
-	if c.wanted == nil {
-		c.wanted = make(map[OriginTag]int)
-	}
-	clear(c.wanted)
-	for i := range req.Origins {
-		c.wanted[req.Origins[i].Origin] = i
+	// A small digest is scanned; a large one indexed, in a map that a core
+	// only pays for once it meets one.
+	small := len(req.Origins) <= smallDigest
+	if !small {
+		if c.wanted == nil {
+			c.wanted = make(map[OriginTag]int)
+		}
+		clear(c.wanted)
+		for i := range req.Origins {
+			c.wanted[req.Origins[i].Origin] = i
+		}
 	}
 	a := answer{c: c, to: from, budget: max(c.cfg.MaxPacketSize, c.cfg.MaxAnswerBytes>>req.PartitionBits), start: -1}
 	n := len(c.cache.origins)
@@ -620,7 +624,14 @@ func (c *Core) handlePull(from netip.AddrPort, body []byte) {
 			continue
 		}
 		var held []SeqRange
-		if i, ok := c.wanted[oe.tag]; ok {
+		if small {
+			for i := range req.Origins {
+				if req.Origins[i].Origin == oe.tag {
+					held = req.Origins[i].Ranges
+					break
+				}
+			}
+		} else if i, ok := c.wanted[oe.tag]; ok {
 			held = req.Origins[i].Ranges
 		}
 		if !oe.forEachMissing(held, a.add) {
@@ -629,6 +640,10 @@ func (c *Core) handlePull(from netip.AddrPort, body []byte) {
 	}
 	a.flush()
 }
+
+// smallDigest is the number of origins up to which a pull's digest is
+// scanned rather than indexed.
+const smallDigest = 16
 
 // answer packs messages into datagrams for one pull.
 type answer struct {

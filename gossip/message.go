@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"sync"
 	"time"
 )
 
@@ -119,6 +120,18 @@ const idDomain = "hearsay/message/v1"
 func ComputeMessageID(origin NodeID, seq uint64, createdMillis int64, topic string, payload []byte) MessageID {
 	var h idHasher
 	return h.sum(origin, seq, createdMillis, []byte(topic), payload)
+}
+
+// hashers lends idHashers: one per core would cost every simulated node
+// half a kilobyte, while a core needs one only during a call.
+var hashers = sync.Pool{New: func() any { return new(idHasher) }}
+
+// hashMessageID is ComputeMessageID without allocating.
+func hashMessageID(origin NodeID, seq uint64, createdMillis int64, topic, payload []byte) MessageID {
+	x := hashers.Get().(*idHasher)
+	id := x.sum(origin, seq, createdMillis, topic, payload)
+	hashers.Put(x)
+	return id
 }
 
 // idHasher computes message IDs reusing its hash state and scratch buffer,
