@@ -95,6 +95,7 @@ func (p *program) newApp() *cli.App {
 			p.peersCommand(),
 			p.demoCommand(),
 			simulateCommand(),
+			p.benchCommand(),
 			p.keygenCommand(),
 			p.keysCommand(),
 			p.versionCommand(),

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hearsay-io/hearsay/internal/bench"
+)
+
+func (p *program) benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "measure hearsay against hashicorp/memberlist on the same workload, on 127.0.0.1",
+		Description: "Starts --nodes hearsay nodes in this process on 127.0.0.1, publishes --messages messages\n" +
+			"of --size bytes at --rate from --origins nodes, and measures delivery, time to 100%,\n" +
+			"publish-to-delivery latency, bytes on the wire per payload byte, duplicates and CPU;\n" +
+			"then does the same with as many memberlist instances spreading the messages through\n" +
+			"their broadcast queues, as serf does, and prints both side by side. docs/bench.md\n" +
+			"explains every figure. Nothing is written to disk; the run stops by itself.",
+		Flags: []cli.Flag{
+			stringFlag("nodes", fmt.Sprint(bench.DefaultNodes), fmt.Sprintf("`N` nodes per system, %d to %d", bench.MinNodes, bench.MaxNodes)),
+			stringFlag("messages", fmt.Sprint(bench.DefaultMessages), "publish `M` messages"),
+			stringFlag("size", fmt.Sprint(bench.DefaultSize), fmt.Sprintf("payload of each message in `BYTES`, %d to %d", bench.MinSize, bench.MaxSize)),
+			stringFlag("rate", fmt.Sprint(bench.DefaultRate), "publish `R` messages per second in all; 0: as fast as backpressure allows"),
+			stringFlag("origins", fmt.Sprint(bench.DefaultOrigins), "`N` nodes publish, taking the messages in turn"),
+			stringFlag("interval", bench.DefaultInterval.String(), "gossip round of both systems, a `DURATION`"),
+			stringFlag("fanout", fmt.Sprint(bench.DefaultFanout), fmt.Sprintf("peers contacted per round by both systems, `N` from 1 to %d", bench.MaxFanout)),
+			boolFlag("encrypt", true, "encrypt both systems' traffic with the same 256-bit key; --encrypt=false turns it off"),
+			stringFlag("timeout", "60s", "stop waiting for full delivery `DURATION` after the first publish"),
+			stringFlag("systems", string(bench.Hearsay)+","+string(bench.Memberlist), "comma-separated `LIST` of systems to run: hearsay, memberlist or both"),
+			boolFlag("json", false, "print the results as JSON instead of a table"),
+		},
+		Action: func(c *cli.Context) error {
+			cfg, err := benchConfigFromFlags(c)
+			if err != nil {
+				return err
+			}
+			cfg.Progress = p.stderr
+			rep, err := bench.Run(c.Context, cfg)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return rep.WriteJSON(p.stdout)
+			}
+			return rep.WriteTable(p.stdout)
+		},
+	}
+}
+
+// boolFlag declares a boolean flag and its environment variable.
+func boolFlag(name string, value bool, usage string) *cli.BoolFlag {
+	return &cli.BoolFlag{Name: name, Value: value, Usage: usage, EnvVars: []string{envVar(name)}}
+}
+
+// benchConfigFromFlags reads and checks the bench flags.
+func benchConfigFromFlags(c *cli.Context) (bench.Config, error) {
+	var cfg bench.Config
+	var err error
+	if err := noArgs(c); err != nil {
+		return cfg, err
+	}
+	if cfg.Nodes, err = intValue(c, "nodes", bench.MinNodes, bench.MaxNodes); err != nil {
+		return cfg, err
+	}
+	if cfg.Messages, err = intValue(c, "messages", 1, bench.MaxMessages); err != nil {
+		return cfg, err
+	}
+	if cfg.Nodes*cfg.Messages > bench.MaxDeliveries {
+		return cfg, flagErrorf("messages", "at most %d with %d nodes (nodes × messages at most %d), got %d",
+			bench.MaxDeliveries/cfg.Nodes, cfg.Nodes, bench.MaxDeliveries, cfg.Messages)
+	}
+	if cfg.Size, err = intValue(c, "size", bench.MinSize, bench.MaxSize); err != nil {
+		return cfg, err
+	}
+	if cfg.Rate, err = intValue(c, "rate", 0, bench.MaxRate); err != nil {
+		return cfg, err
+	}
+	if cfg.Rate == 0 {
+		cfg.Rate = bench.RateUnlimited
+	}
+	if cfg.Origins, err = intValue(c, "origins", 1, cfg.Nodes); err != nil {
+		return cfg, err
+	}
+	if cfg.Interval, err = durationValue(c, "interval", bench.MinInterval); err != nil {
+		return cfg, err
+	}
+	if cfg.Interval > bench.MaxInterval {
+		return cfg, flagErrorf("interval", "must be at most %s, got %s", bench.MaxInterval, cfg.Interval)
+	}
+	if cfg.Fanout, err = intValue(c, "fanout", 1, bench.MaxFanout); err != nil {
+		return cfg, err
+	}
+	cfg.Plaintext = !c.Bool("encrypt")
+	if cfg.Timeout, err = durationValue(c, "timeout", bench.MinTimeout); err != nil {
+		return cfg, err
+	}
+	if cfg.Timeout > bench.MaxTimeout {
+		return cfg, flagErrorf("timeout", "must be at most %s, got %s", bench.MaxTimeout, cfg.Timeout)
+	}
+	if d := cfg.PublishDuration(); d >= cfg.Timeout {
+		return cfg, flagErrorf("timeout", "publishing %d messages at %d/s takes %s; give a longer --timeout or a higher --rate", cfg.Messages, cfg.Rate, d)
+	}
+	if cfg.Systems, err = systemsValue(c, "systems"); err != nil {
+		return cfg, err
+	}
+	// The flags were checked one by one above; this catches what they
+	// missed, so that no error of Run's own checks reaches the user as a
+	// failure instead of a usage error.
+	if err := cfg.Validate(); err != nil {
+		return cfg, usagef("%v", err)
+	}
+	return cfg, nil
+}
+
+// systemsValue parses the flag's comma-separated list of systems.
+func systemsValue(c *cli.Context, name string) ([]bench.System, error) {
+	var systems []bench.System
+	for _, entry := range strings.Split(flagValue(c, name), ",") {
+		entry = strings.ToLower(strings.TrimSpace(entry))
+		if entry == "" {
+			continue
+		}
+		system := bench.System(entry)
+		if system != bench.Hearsay && system != bench.Memberlist {
+			return nil, flagErrorf(name, "unknown system %q (want %s, %s or both)", entry, bench.Hearsay, bench.Memberlist)
+		}
+		for _, s := range systems {
+			if s == system {
+				return nil, flagErrorf(name, "%s listed twice", entry)
+			}
+		}
+		systems = append(systems, system)
+	}
+	if len(systems) == 0 {
+		return nil, flagErrorf(name, "name at least one system: %s, %s or both", bench.Hearsay, bench.Memberlist)
+	}
+	return systems, nil
+}
