@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hearsay-io/hearsay/gossip"
+	"github.com/hearsay-io/hearsay/registry"
 )
 
 // Ready is what the caller must act on after an input.
@@ -811,42 +812,7 @@ func (t *Table) SamplePeers(rng *rand.Rand, n int, dst []netip.AddrPort) []netip
 	if len(from) < n || t.cfg.SamplePoolSize < 0 {
 		from = t.peers
 	}
-	return sample(rng, from, n, dst)
-}
-
-// sample appends n distinct elements of from chosen uniformly at random.
-func sample(rng *rand.Rand, from []netip.AddrPort, n int, dst []netip.AddrPort) []netip.AddrPort {
-	if n <= 0 || len(from) == 0 {
-		return dst
-	}
-	start := len(dst)
-	if n >= len(from) {
-		dst = append(dst, from...)
-		s := dst[start:]
-		for i := len(s) - 1; i > 0; i-- {
-			j := rng.IntN(i + 1)
-			s[i], s[j] = s[j], s[i]
-		}
-		return dst
-	}
-	// Rejection for a gossip fanout (a handful) out of many: expected
-	// draws stay below 2n and nothing is allocated. Otherwise a partial
-	// Fisher-Yates over a copy.
-	if n <= 16 && n <= len(from)/2 {
-		for len(dst)-start < n {
-			p := from[rng.IntN(len(from))]
-			if !slices.Contains(dst[start:], p) {
-				dst = append(dst, p)
-			}
-		}
-		return dst
-	}
-	s := slices.Clone(from)
-	for i := range n {
-		j := i + rng.IntN(len(s)-i)
-		s[i], s[j] = s[j], s[i]
-	}
-	return append(dst, s[:n]...)
+	return registry.Sample(rng, from, n, dst)
 }
 
 // estimatedSize is the estimate of the network's size, 0 if none yet.

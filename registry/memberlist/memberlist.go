@@ -385,7 +385,7 @@ func (r *Registry) SamplePeers(rng *rand.Rand, n int, dst []netip.AddrPort) []ne
 		r.mu.RLock()
 	}
 	defer r.mu.RUnlock()
-	return sample(rng, r.peers, n, dst)
+	return registry.Sample(rng, r.peers, n, dst)
 }
 
 func (r *Registry) rebuildLocked() {
@@ -401,39 +401,6 @@ func (r *Registry) rebuildLocked() {
 	}
 	slices.SortFunc(r.peers, func(a, b netip.AddrPort) int { return a.Compare(b) })
 	r.peers = slices.Compact(r.peers)
-}
-
-// sample appends n distinct elements of from chosen uniformly at random.
-func sample(rng *rand.Rand, from []netip.AddrPort, n int, dst []netip.AddrPort) []netip.AddrPort {
-	if n <= 0 || len(from) == 0 {
-		return dst
-	}
-	start := len(dst)
-	if n >= len(from) {
-		dst = append(dst, from...)
-		s := dst[start:]
-		for i := len(s) - 1; i > 0; i-- {
-			j := rng.IntN(i + 1)
-			s[i], s[j] = s[j], s[i]
-		}
-		return dst
-	}
-	if n <= 16 && n <= len(from)/2 {
-		// Rejection: few draws, nothing allocated.
-		for len(dst)-start < n {
-			p := from[rng.IntN(len(from))]
-			if !slices.Contains(dst[start:], p) {
-				dst = append(dst, p)
-			}
-		}
-		return dst
-	}
-	s := slices.Clone(from)
-	for i := range n {
-		j := i + rng.IntN(len(s)-i)
-		s[i], s[j] = s[j], s[i]
-	}
-	return append(dst, s[:n]...)
 }
 
 // Members describes this node, the members alive (or suspect), and up to
