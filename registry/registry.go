@@ -1,8 +1,8 @@
 // Package registry answers the question "whom do I gossip with?".
 //
 // A Registry is a source of peer addresses. hearsay ships several: static (a
-// list or a file, package registry/static), and later a Kademlia DHT and
-// hashicorp/memberlist. Users can plug in their own (Consul, Kubernetes
+// list or a file, package registry/static), a Kademlia DHT (registry/dht)
+// and hashicorp/memberlist (registry/memberlist). Users can plug in their own (Consul, Kubernetes
 // endpoints, ...) by implementing the two methods below.
 package registry
 
