@@ -287,27 +287,18 @@ func (r *Report) WriteChart(w io.Writer) error {
 		sim[i] = plotter.XY{X: float64(row.Round), Y: row.Delivered}
 	}
 	p.X.Tick.Marker = integerTicks{}
-	classicLine, err := plotter.NewLine(classic)
+	classicLine, err := theoryLine(classic, color.RGBA{R: 150, G: 150, B: 150, A: 255}, 2, 3)
 	if err != nil {
 		return err
 	}
-	classicLine.Color = color.RGBA{R: 150, G: 150, B: 150, A: 255}
-	classicLine.Width = vg.Points(1.5)
-	classicLine.Dashes = []vg.Length{vg.Points(2), vg.Points(3)}
-	subRoundsLine, err := plotter.NewLine(subRounds)
+	subRoundsLine, err := theoryLine(subRounds, color.RGBA{R: 220, G: 110, B: 20, A: 255}, 6, 3)
 	if err != nil {
 		return err
 	}
-	subRoundsLine.Color = color.RGBA{R: 220, G: 110, B: 20, A: 255}
-	subRoundsLine.Width = vg.Points(1.5)
-	subRoundsLine.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
-	asyncLine, err := plotter.NewLine(async)
+	asyncLine, err := theoryLine(async, color.RGBA{R: 30, G: 150, B: 60, A: 255}, 1, 2, 6, 2)
 	if err != nil {
 		return err
 	}
-	asyncLine.Color = color.RGBA{R: 30, G: 150, B: 60, A: 255}
-	asyncLine.Width = vg.Points(1.5)
-	asyncLine.Dashes = []vg.Length{vg.Points(1), vg.Points(2), vg.Points(6), vg.Points(2)}
 	simLine, simPoints, err := plotter.NewLinePoints(sim)
 	if err != nil {
 		return err
@@ -361,4 +352,19 @@ func pow10(k int) int {
 		p *= 10
 	}
 	return p
+}
+
+// theoryLine is a theory curve of the chart: 1.5-point wide, in c, dashed
+// with the given lengths in points.
+func theoryLine(xys plotter.XYs, c color.RGBA, dashes ...float64) (*plotter.Line, error) {
+	l, err := plotter.NewLine(xys)
+	if err != nil {
+		return nil, err
+	}
+	l.Color = c
+	l.Width = vg.Points(1.5)
+	for _, d := range dashes {
+		l.Dashes = append(l.Dashes, vg.Points(d))
+	}
+	return l, nil
 }
