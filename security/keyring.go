@@ -137,6 +137,39 @@ func (r *Keyring) List() []KeyInfo {
 	return out
 }
 
+// Keys returns the installed keys' material, primary first, then by ID, for
+// deriving the keys of other layers (memberlist's) from the cluster's.
+func (r *Keyring) Keys() []Key {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	ids := make([]KeyID, 0, len(r.keys))
+	for id := range r.keys {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		if (ids[i] == r.primary) != (ids[j] == r.primary) {
+			return ids[i] == r.primary
+		}
+		return ids[i].String() < ids[j].String()
+	})
+	out := make([]Key, len(ids))
+	for i, id := range ids {
+		out[i] = r.keys[id].key
+	}
+	return out
+}
+
+// Key returns the material of the installed key id.
+func (r *Keyring) Key(id KeyID) (Key, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	k, ok := r.keys[id]
+	if !ok {
+		return Key{}, false
+	}
+	return k.key, true
+}
+
 // primaryKey returns the sealing key.
 func (r *Keyring) primaryKey() (KeyID, cipher.AEAD, bool) {
 	r.mu.RLock()

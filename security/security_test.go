@@ -186,6 +186,12 @@ func TestKeyringFile(t *testing.T) {
 	require.Equal(t, r.List(), r2.List())
 	id, _, _ := r2.primaryKey()
 	require.Equal(t, k2.ID(), id)
+	require.Equal(t, []Key{k2, k1}, r2.Keys(), "primary first")
+	got, ok := r2.Key(k1.ID())
+	require.True(t, ok)
+	require.Equal(t, k1, got)
+	_, ok = r2.Key(KeyID(12345))
+	require.False(t, ok)
 
 	require.NoError(t, os.WriteFile(path, []byte("{garbage"), 0o600))
 	_, err = OpenKeyringFile(path)
