@@ -320,12 +320,7 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) peers(w http.ResponseWriter, r *http.Request) {
-	peers := a.node.Peers()
-	out := make([]string, len(peers))
-	for i, p := range peers {
-		out[i] = p.String()
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, a.node.PeersInfo())
 }
 
 // keys: GET /v1/keys lists the keyring; POST /v1/keys installs the key of

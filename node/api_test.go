@@ -192,10 +192,12 @@ func TestAPIStatusPeersHealth(t *testing.T) {
 
 	resp, err = http.Get(srv.URL + "/v1/peers")
 	require.NoError(t, err)
-	var peers []string
+	var peers PeersInfo
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&peers))
 	resp.Body.Close()
-	require.ElementsMatch(t, []string{cluster[1].Addr().String(), cluster[2].Addr().String()}, peers)
+	require.Equal(t, RegistryCustom, peers.Registry, "the test's own registry")
+	require.ElementsMatch(t, []string{cluster[1].Addr().String(), cluster[2].Addr().String()}, peers.Peers)
+	require.Empty(t, peers.Suspects)
 
 	resp, err = http.Get(srv.URL + "/healthz")
 	require.NoError(t, err)

@@ -27,6 +27,7 @@ func (n *Node) InstallPassphrase(passphrase []byte) (security.KeyID, error) {
 	if err != nil {
 		return 0, err
 	}
+	n.memberlistKeys("install", key)
 	if !wasEnabled {
 		n.logger.Warn("first key installed: this node now encrypts, and drops unencrypted datagrams", "key", id.String())
 	} else {
@@ -40,14 +41,21 @@ func (n *Node) UseKey(id security.KeyID) error {
 	if err := n.cfg.Keyring.Use(id); err != nil {
 		return err
 	}
+	if k, ok := n.cfg.Keyring.Key(id); ok {
+		n.memberlistKeys("use", k)
+	}
 	n.logger.Info("sealing with key", "key", id.String())
 	return nil
 }
 
 // RemoveKey removes an installed key that is not the primary.
 func (n *Node) RemoveKey(id security.KeyID) error {
+	k, known := n.cfg.Keyring.Key(id)
 	if err := n.cfg.Keyring.Remove(id); err != nil {
 		return err
+	}
+	if known {
+		n.memberlistKeys("remove", k)
 	}
 	n.logger.Info("key removed", "key", id.String())
 	return nil

@@ -74,8 +74,9 @@ func (l *sendLimits) received(a netip.AddrPort, size int, now time.Time) {
 }
 
 // allow reports why size bytes may not be sent to a now, or "" if they may,
-// and then counts them.
-func (l *sendLimits) allow(a netip.AddrPort, size int, now time.Time) string {
+// and then counts them. A request of our own (not an answer) is exempt from
+// the amplification rule, not from the round cap.
+func (l *sendLimits) allow(a netip.AddrPort, size int, now time.Time, request bool) string {
 	if now.Sub(l.roundStart) >= l.round {
 		clear(l.roundSent)
 		l.roundStart = now
@@ -83,7 +84,7 @@ func (l *sendLimits) allow(a netip.AddrPort, size int, now time.Time) string {
 	if l.roundSent[a]+size > l.maxPerRound {
 		return "peer_round_cap"
 	}
-	if !l.isMember(a, now) {
+	if !request && !l.isMember(a, now) {
 		s := l.strangers[a]
 		if s == nil || s.out+size > 3*s.in {
 			return "amplification"

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -24,6 +25,8 @@ import (
 	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/internal/msglog"
 	"github.com/hearsay-io/hearsay/registry"
+	"github.com/hearsay-io/hearsay/registry/dht"
+	"github.com/hearsay-io/hearsay/registry/memberlist"
 	"github.com/hearsay-io/hearsay/registry/static"
 	"github.com/hearsay-io/hearsay/security"
 	"github.com/hearsay-io/hearsay/transport"
@@ -57,8 +60,33 @@ type Config struct {
 	// Advertise is the address peers should use for this node, shown in
 	// status. Default: the bound address.
 	Advertise string
-	// Registry supplies the peers. Default: an empty static registry.
+	// Registry supplies the peers. Default: an empty static registry, or
+	// the DHT or memberlist registry the node runs itself when DHT or
+	// Memberlist is set (Registry must then be nil).
 	Registry registry.Registry
+	// DHT, when set, makes the node run a Kademlia peer table (package
+	// registry/dht) over its own gossip socket, sealed like gossip, and
+	// gossip with the peers it samples. The node sets Self, SelfAddr (from
+	// Advertise, or the bound address), Rand and MaxPacketSize; Bootstrap
+	// are other nodes' gossip addresses. With a DataDir, the table is saved
+	// in DataDir/dht-peers every minute and at Close, and restored at start
+	// so that a restart rejoins fast.
+	DHT *dht.Config
+	// Memberlist, when set, makes the node run hashicorp/memberlist
+	// membership (package registry/memberlist) from Start to Close, and
+	// gossip with its live members. The node sets Name, GossipAddr, Label
+	// (the cluster), Logger and, when encrypted, SecretKey and ExtraKeys
+	// (derived from the keyring, and kept in step with key rotations);
+	// BindPort defaults to the gossip port + 2.
+	Memberlist *memberlist.Config
+	// Join are memberlist addresses to join through (with Memberlist). The
+	// node retries in the background until one answers.
+	Join []string
+	// PeerTimeout: a peer pulled at least 3 times over this long without a
+	// single datagram back is skipped for gossip (but for one probe pull
+	// per PeerTimeout) until it is heard from again. Default 10s; negative:
+	// never skip.
+	PeerTimeout time.Duration
 	// Filter is the seen-filter kind: "leveldb" (default with a DataDir) or
 	// "memory" (default without).
 	Filter string
@@ -125,6 +153,13 @@ type Node struct {
 	sealBuf []byte
 	drops   map[string]uint64 // datagrams dropped before the core, by reason
 	limits  sendLimits
+	peers   *peerSet // the core's peers: the registry with hygiene
+	acks    uint64   // PULL_ACKs sent
+
+	dht      *dht.Registry // nil unless Config.DHT
+	dhtKick  chan struct{} // wakes the DHT timer after an input
+	ml       *memberlist.Registry
+	mlJoined chan struct{} // closed when the background join ends
 
 	tickSeconds prometheus.Histogram // time spent in one Tick and its sends
 
@@ -144,7 +179,17 @@ func New(cfg Config) (*Node, error) {
 	if cfg.SubscriberBuffer <= 0 {
 		cfg.SubscriberBuffer = 1024
 	}
+	if cfg.PeerTimeout == 0 {
+		cfg.PeerTimeout = 10 * time.Second
+	}
+	if cfg.DHT != nil && cfg.Memberlist != nil {
+		return nil, errors.New("node: Config.DHT and Config.Memberlist are exclusive")
+	}
+	if (cfg.DHT != nil || cfg.Memberlist != nil) && cfg.Registry != nil {
+		return nil, errors.New("node: Config.Registry must be nil with Config.DHT or Config.Memberlist")
+	}
 	if cfg.Registry == nil {
+		// Also the memberlist node's registry until Start replaces it.
 		empty, err := static.New(static.Config{})
 		if err != nil {
 			return nil, err
@@ -214,8 +259,20 @@ func New(cfg Config) (*Node, error) {
 	} else {
 		n.log = msglog.NewMemory(cfg.LogMaxBytes)
 	}
+	timeout := cfg.PeerTimeout
+	if timeout < 0 {
+		timeout = time.Duration(math.MaxInt64)
+	}
+	n.peers = newPeerSet(cfg.Registry, timeout)
+	n.peers.onChange = func(a netip.AddrPort, suspect bool) {
+		if suspect {
+			n.logger.Info("peer not answering, skipped for gossip until it does", "peer", a.String())
+		} else {
+			n.logger.Info("peer answering again", "peer", a.String())
+		}
+	}
 	gc := cfg.Gossip
-	gc.ID, gc.Peers, gc.Filter, gc.Log = id, cfg.Registry, n.filter, n.log
+	gc.ID, gc.Peers, gc.Filter, gc.Log = id, n.peers, n.filter, n.log
 	gc.Retention, gc.AEInterval = cfg.Retention, cfg.AEInterval
 	// Room for sealing is always kept, so that a cluster can turn
 	// encryption on without changing which messages fit.
@@ -236,11 +293,19 @@ func New(cfg Config) (*Node, error) {
 	if perRound <= 0 {
 		perRound = 2 * gc.MaxAnswerBytes
 	}
-	n.limits = newSendLimits(perRound, gc.Interval, cfg.Registry.Peers)
+	n.limits = newSendLimits(perRound, gc.Interval, func() []netip.AddrPort { return n.peers.registry().Peers() })
 	if n.udp, err = transport.ListenUDP(cfg.Bind, cfg.UDP); err != nil {
 		n.filter.Close()
 		n.log.Close()
 		return nil, fmt.Errorf("node: %w", err)
+	}
+	if cfg.DHT != nil {
+		if err := n.newDHT(gc.MaxPacketSize); err != nil {
+			n.udp.Close()
+			n.filter.Close()
+			n.log.Close()
+			return nil, err
+		}
 	}
 	return n, nil
 }
@@ -255,10 +320,19 @@ func (n *Node) Start() error {
 	if !n.started.IsZero() {
 		return errors.New("node: already started")
 	}
+	if n.cfg.Memberlist != nil {
+		if err := n.startMemberlist(); err != nil {
+			return err
+		}
+	}
 	n.started = time.Now()
 	n.wg.Add(2)
 	go n.readLoop()
 	go n.tickLoop()
+	if n.dht != nil {
+		n.wg.Add(1)
+		go n.dhtLoop()
+	}
 	n.logger.Info("node started", "id", n.id.String(), "gossip_addr", n.Addr().String(), "filter", n.cfg.Filter)
 	return nil
 }
@@ -284,8 +358,7 @@ func (n *Node) readLoop() {
 			n.drops["sealed"]++ // we have no key: a sealed datagram is not for us
 			return
 		}
-		n.core.Handle(now, from, datagram)
-		n.flushLocked()
+		n.handleLocked(now, from, datagram)
 	})
 	if err != nil {
 		n.logger.Error("UDP read loop stopped", "err", err)
@@ -333,19 +406,76 @@ func (n *Node) tickLoop() {
 	}
 }
 
+// handleLocked dispatches an authentic (opened, or plaintext in a cluster
+// without keys) datagram: PULL_ACKs to peer hygiene, DHT packets to the
+// DHT, the rest to the gossip core.
+func (n *Node) handleLocked(now time.Time, from netip.AddrPort, datagram []byte) {
+	t, ok := packetType(datagram)
+	if !ok {
+		n.core.Handle(now, from, datagram) // the core counts what is wrong
+		n.flushLocked()
+		return
+	}
+	n.peers.heard(from)
+	switch {
+	case t == PacketPullAck:
+		return
+	case n.dht != nil && dht.OwnsPacketType(t):
+		rd := n.dht.Handle(now, from, datagram)
+		n.sendLocked(rd.Datagrams, now)
+		n.kickDHT()
+		return
+	}
+	n.core.Handle(now, from, datagram)
+	if t == gossip.PacketPull && !n.answersTo(from) && n.peers.shouldAck(from, now) {
+		n.acks++
+		n.sendLocked([]gossip.Datagram{{To: from, Data: gossip.AppendHeader(nil, PacketPullAck)}}, now)
+	}
+	n.flushLocked()
+}
+
+// answersTo reports whether the core's pending datagrams include one to a.
+func (n *Node) answersTo(a netip.AddrPort) bool {
+	for _, d := range n.core.Ready().Datagrams {
+		if d.To == a {
+			return true
+		}
+	}
+	return false
+}
+
 // flushLocked sends the core's datagrams and hands its messages to
 // subscribers. The datagrams must go out before the core's next input.
 func (n *Node) flushLocked() {
 	rd := n.core.Ready()
-	encrypted := n.cfg.Keyring.Enabled()
 	now := time.Now()
 	for _, d := range rd.Datagrams {
+		if t, _ := packetType(d.Data); t == gossip.PacketPull {
+			n.peers.pulled(d.To, now)
+		}
+	}
+	n.sendLocked(rd.Datagrams, now)
+	for _, m := range rd.Messages {
+		for s := range n.subs {
+			s.offer(m)
+		}
+	}
+}
+
+// sendLocked seals (when encrypted) and sends datagrams, within the send
+// limits.
+func (n *Node) sendLocked(datagrams []gossip.Datagram, now time.Time) {
+	encrypted := n.cfg.Keyring.Enabled()
+	for _, d := range datagrams {
 		data := d.Data
 		size := len(data)
 		if encrypted {
 			size += security.Overhead
 		}
-		if reason := n.limits.allow(d.To, size, now); reason != "" {
+		// The DHT's own requests are not answers a forged source could aim
+		// at a victim: they may go to addresses that never wrote to us.
+		request := n.dht != nil && dht.IsRequest(data)
+		if reason := n.limits.allow(d.To, size, now, request); reason != "" {
 			n.drops[reason]++
 			continue
 		}
@@ -360,11 +490,6 @@ func (n *Node) flushLocked() {
 		if err := n.udp.Send(d.To, data); err != nil {
 			n.sendErr++
 			n.logger.Debug("send failed", "to", d.To.String(), "err", err)
-		}
-	}
-	for _, m := range rd.Messages {
-		for s := range n.subs {
-			s.offer(m)
 		}
 	}
 }
@@ -435,9 +560,20 @@ func (n *Node) Close() error {
 		s.endLocked(ErrClosed)
 	}
 	n.mu.Unlock()
+	var err error
+	if n.ml != nil {
+		err = n.stopMemberlist()
+	}
 	close(n.done)
-	err := n.udp.Close()
+	if uerr := n.udp.Close(); uerr != nil && err == nil {
+		err = uerr
+	}
 	n.wg.Wait()
+	if n.dht != nil {
+		if derr := n.saveDHT(); derr != nil && err == nil {
+			err = derr
+		}
+	}
 	if ferr := n.filter.Close(); ferr != nil && err == nil {
 		err = fmt.Errorf("node: closing seen filter: %w", ferr)
 	}
@@ -467,10 +603,19 @@ func (n *Node) AdvertiseAddr() string {
 }
 
 // Peers returns the registry's current peers.
-func (n *Node) Peers() []netip.AddrPort { return n.cfg.Registry.Peers() }
+func (n *Node) Peers() []netip.AddrPort { return n.peers.registry().Peers() }
 
-// Registry returns the node's registry.
-func (n *Node) Registry() registry.Registry { return n.cfg.Registry }
+// Registry returns the node's registry: Config.Registry, or the DHT or
+// memberlist registry it runs.
+func (n *Node) Registry() registry.Registry { return n.peers.registry() }
+
+// SuspectPeers returns the peers skipped for gossip because they stopped
+// answering (Config.PeerTimeout).
+func (n *Node) SuspectPeers() []netip.AddrPort {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.peers.suspects()
+}
 
 // Stats returns the core's counters, the socket's, and the number of
 // subscribers.
@@ -482,7 +627,18 @@ func (n *Node) Stats() Stats {
 		drops[k] = v
 	}
 	return Stats{Gossip: n.core.Stats(), UDP: n.udp.Stats(), Subscribers: len(n.subs),
-		FilterIDs: n.filter.Len(), Refused: n.refused, SendErrors: n.sendErr, Drops: drops}
+		FilterIDs: n.filter.Len(), Refused: n.refused, SendErrors: n.sendErr, Drops: drops,
+		Peers: PeerStats{Suspects: len(n.peers.suspects()), Suspected: n.peers.suspected,
+			Recovered: n.peers.recovered, PullsSkipped: n.peers.skipped, AcksSent: n.acks}}
+}
+
+// PeerStats counts peer hygiene.
+type PeerStats struct {
+	Suspects     int    // peers skipped now
+	Suspected    uint64 // times a peer became a suspect
+	Recovered    uint64 // times a suspect was heard from again
+	PullsSkipped uint64 // pulls not sent to a suspect
+	AcksSent     uint64 // PULL_ACKs sent
 }
 
 // Stats is a snapshot of a node's counters.
@@ -497,6 +653,7 @@ type Stats struct {
 	// (plaintext, sealed, truncated, unknown_key, auth_failed, stale,
 	// replay) and send limits (amplification, peer_round_cap).
 	Drops map[string]uint64
+	Peers PeerStats
 }
 
 func (n *Node) merkleRoot() ([32]byte, int) {
@@ -559,7 +716,7 @@ func (n *Node) Status() Status {
 	s := Status{
 		Name: n.name, ID: n.id.String(), Version: Version,
 		GossipAddr: n.AdvertiseAddr(), BindAddr: n.Addr().String(),
-		Peers: len(n.cfg.Registry.Peers()), Filter: n.cfg.Filter, FilterIDs: st.FilterIDs,
+		Peers: len(n.Peers()), Filter: n.cfg.Filter, FilterIDs: st.FilterIDs,
 		MessagesPublished: st.Gossip.Published, MessagesDelivered: st.Gossip.Delivered,
 		Duplicates: st.Gossip.Duplicates, CacheMessages: st.Gossip.CacheMessages,
 		CacheBytes: st.Gossip.CacheBytes, Subscribers: st.Subscribers, Rounds: st.Gossip.Rounds,

@@ -409,7 +409,7 @@ func TestStatusAndPeersPrintIndentedJSON(t *testing.T) {
 		case "/v1/status":
 			w.Write([]byte(`{"name":"a","peers":2}`))
 		case "/v1/peers":
-			w.Write([]byte(`["127.0.0.1:1","127.0.0.1:2"]`))
+			w.Write([]byte(`{"registry":"static","peers":["127.0.0.1:1"]}`))
 		default:
 			http.Error(w, `{"error":"no such endpoint"}`, http.StatusNotFound)
 		}
@@ -419,7 +419,7 @@ func TestStatusAndPeersPrintIndentedJSON(t *testing.T) {
 	assert.Equal(t, "{\n  \"name\": \"a\",\n  \"peers\": 2\n}\n", res.stdout)
 	res = runCLI(t, "", "peers", "--api", api)
 	assert.Equal(t, exitOK, res.code, res.stderr)
-	assert.Equal(t, "[\n  \"127.0.0.1:1\",\n  \"127.0.0.1:2\"\n]\n", res.stdout)
+	assert.Equal(t, "{\n  \"registry\": \"static\",\n  \"peers\": [\n    \"127.0.0.1:1\"\n  ]\n}\n", res.stdout)
 	// A URL with a path prefix, as behind a reverse proxy.
 	res = runCLI(t, "", "status", "--api", api+"/proxy/")
 	assert.Equal(t, exitFailure, res.code)
