@@ -20,6 +20,8 @@ import (
 
 	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/node"
+	"github.com/hearsay-io/hearsay/registry/dht"
+	"github.com/hearsay-io/hearsay/registry/memberlist"
 	"github.com/hearsay-io/hearsay/registry/static"
 	"github.com/hearsay-io/hearsay/security"
 )
@@ -38,9 +40,13 @@ type agentConfig struct {
 	Bind      string   // UDP host:port for gossip
 	Advertise string   // host:port peers use for this node; empty: Bind
 	API       string   // TCP host:port of the HTTP API; empty: no API
-	Peers     []string // host:port entries of --peers and --join
+	Peers     []string // host:port entries of --peers (and of --join with the static registry)
 	PeersFile string   // empty: none
-	Registry  string   // registryStatic
+	Registry  string   // registryStatic, registryDHT or registryMemberlist
+	Join      []string // --join: gossip addresses (dht) or memberlist addresses (memberlist)
+
+	MemberlistPort    int                // 0: the gossip port + 2
+	MemberlistProfile memberlist.Profile // memberlist's timings
 	DataDir   string   // empty: nothing kept (memory filter only)
 	Filter    string   // node.FilterLevelDB or node.FilterMemory
 	Gossip    gossip.Config
@@ -74,8 +80,10 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("replay-window", "30s", "drop sealed datagrams whose timestamp is further than `DURATION` from this clock"),
 			stringFlag("peers", "", "comma-separated `LIST` of HOST:PORT of the agents to gossip with; this agent's own address may be in it"),
 			stringFlag("peers-file", "", "`FILE` of peers, one HOST:PORT per line, # starts a comment"),
-			stringFlag("registry", registryStatic, "`KIND` of peer registry: static (dht and memberlist are not available yet)"),
-			stringFlag("join", "", "comma-separated `LIST` of HOST:PORT of agents to join; with the static registry they are added to the peers"),
+			stringFlag("registry", registryStatic, "`KIND` of peer registry: static (--peers, --peers-file), dht (a Kademlia table over the gossip port) or memberlist (hashicorp/memberlist on its own port)"),
+			stringFlag("join", "", "comma-separated `LIST` of HOST:PORT of agents to join: their gossip addresses (static: added to the peers; dht: bootstrap nodes), or their memberlist addresses (memberlist)"),
+			stringFlag("memberlist-port", "0", "memberlist's TCP and UDP `PORT` with --registry memberlist; 0 means the gossip port + 2"),
+			stringFlag("memberlist-profile", "lan", "memberlist's timings with --registry memberlist: lan, wan or local (`PROFILE`)"),
 			stringFlag("data-dir", "./hearsay-data", "`DIR` keeping the node's identity and seen filter; empty keeps nothing (needs --filter memory)"),
 			stringFlag("filter", node.FilterLevelDB, "seen filter `KIND`: leveldb (survives restarts, in --data-dir) or memory"),
 			stringFlag("fanout", "3", "pull from `N` random peers per round (1 to 64)"),
@@ -138,18 +146,32 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 	if cfg.Registry, err = choiceValue(c, "registry", registryStatic, registryDHT, registryMemberlist); err != nil {
 		return cfg, err
 	}
-	if cfg.Registry != registryStatic {
-		return cfg, flagErrorf("registry", "%q is not available yet; use static (--peers, --peers-file, --join)", cfg.Registry)
-	}
 	if cfg.Peers, err = hostPortListValue(c, "peers"); err != nil {
 		return cfg, err
 	}
-	join, err := hostPortListValue(c, "join")
+	if cfg.Join, err = hostPortListValue(c, "join"); err != nil {
+		return cfg, err
+	}
+	cfg.PeersFile = flagValue(c, "peers-file")
+	if cfg.Registry == registryStatic {
+		cfg.Peers = append(cfg.Peers, cfg.Join...)
+		cfg.Join = nil
+	} else {
+		if len(cfg.Peers) > 0 {
+			return cfg, flagErrorf("peers", "is for the static registry; with --registry %s, give --join", cfg.Registry)
+		}
+		if cfg.PeersFile != "" {
+			return cfg, flagErrorf("peers-file", "is for the static registry; with --registry %s, give --join", cfg.Registry)
+		}
+	}
+	if cfg.MemberlistPort, err = intValue(c, "memberlist-port", 0, 65535); err != nil {
+		return cfg, err
+	}
+	profile, err := choiceValue(c, "memberlist-profile", string(memberlist.ProfileLAN), string(memberlist.ProfileWAN), string(memberlist.ProfileLocal))
 	if err != nil {
 		return cfg, err
 	}
-	cfg.Peers = append(cfg.Peers, join...)
-	cfg.PeersFile = flagValue(c, "peers-file")
+	cfg.MemberlistProfile = memberlist.Profile(profile)
 	cfg.DataDir = flagValue(c, "data-dir")
 	if cfg.Filter, err = choiceValue(c, "filter", node.FilterLevelDB, node.FilterMemory); err != nil {
 		return cfg, err
@@ -234,25 +256,11 @@ const (
 func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 	logger := newLogger(p.stderr, cfg.LogLevel, cfg.LogFormat)
 
-	peers, err := newPeerRegistry(cfg)
-	if err != nil {
-		return err
-	}
-	// Listen before the node starts, so that a busy API port stops the
-	// agent before it gossips.
-	var apiListener net.Listener
-	if cfg.API != "" {
-		if apiListener, err = node.ListenAPI(cfg.API); err != nil {
-			return fmt.Errorf("--api: %w", err)
-		}
-		defer apiListener.Close() // after Shutdown this is a no-op
-	}
-	n, err := node.New(node.Config{
+	nc := node.Config{
 		Name:       cfg.Name,
 		DataDir:    cfg.DataDir,
 		Bind:       cfg.Bind,
 		Advertise:  cfg.Advertise,
-		Registry:   peers,
 		Filter:     cfg.Filter,
 		Gossip:     cfg.Gossip,
 		Logger:     logger,
@@ -260,7 +268,36 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 		Retention:  cfg.Retention,
 		AEInterval: cfg.AEInterval,
 		Security:   security.SealerConfig{ReplayWindow: cfg.ReplayWindow},
-	})
+	}
+	var peers *static.Registry
+	switch cfg.Registry {
+	case registryStatic:
+		var err error
+		if peers, err = newPeerRegistry(cfg); err != nil {
+			return err
+		}
+		nc.Registry = peers
+	case registryDHT:
+		bootstrap, err := resolveAll(cfg.Join)
+		if err != nil {
+			return fmt.Errorf("--join: %w", err)
+		}
+		nc.DHT = &dht.Config{Bootstrap: bootstrap}
+	case registryMemberlist:
+		nc.Memberlist = &memberlist.Config{BindPort: cfg.MemberlistPort, Profile: cfg.MemberlistProfile}
+		nc.Join = cfg.Join
+	}
+	// Listen before the node starts, so that a busy API port stops the
+	// agent before it gossips.
+	var apiListener net.Listener
+	if cfg.API != "" {
+		var err error
+		if apiListener, err = node.ListenAPI(cfg.API); err != nil {
+			return fmt.Errorf("--api: %w", err)
+		}
+		defer apiListener.Close() // after Shutdown this is a no-op
+	}
+	n, err := node.New(nc)
 	if err != nil {
 		return err
 	}
@@ -295,7 +332,7 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 	}
 	logger.Info("hearsay agent running", "name", n.Name(), "id", n.ID().String(),
 		"gossip_addr", n.Addr().String(), "advertise", n.AdvertiseAddr(), "api", apiURL,
-		"peers", len(peers.Peers()), "encrypted", n.Encrypted(), "version", node.Version)
+		"registry", cfg.Registry, "peers", len(n.Peers()), "encrypted", n.Encrypted(), "version", node.Version)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -309,7 +346,9 @@ loop:
 			logger.Info("stopping")
 			break loop
 		case <-hup:
-			if err := peers.Reload(); err != nil {
+			if peers == nil {
+				logger.Info("SIGHUP: nothing to reload with --registry " + cfg.Registry)
+			} else if err := peers.Reload(); err != nil {
 				logger.Warn("SIGHUP: peers not reloaded, keeping the current ones", "err", err)
 			} else {
 				logger.Info("SIGHUP: peers reloaded", "peers", peers.Len())
@@ -347,6 +386,20 @@ func newAPIServer(n *node.Node, cfg node.APIConfig, logger *slog.Logger) *http.S
 	}
 	server.RegisterOnShutdown(endStreams)
 	return server
+}
+
+// resolveAll resolves host:port entries to UDP addresses.
+func resolveAll(entries []string) ([]netip.AddrPort, error) {
+	var out []netip.AddrPort
+	for _, e := range entries {
+		ua, err := net.ResolveUDPAddr("udp", e)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", e, err)
+		}
+		ap := ua.AddrPort()
+		out = append(out, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	}
+	return out, nil
 }
 
 // newPeerRegistry builds the static registry of --peers, --join and

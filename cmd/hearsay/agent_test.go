@@ -77,6 +77,7 @@ type agentStatus struct {
 	Duplicates        uint64 `json:"duplicates"`
 	Subscribers       int    `json:"subscribers"`
 	Interval          string `json:"interval"`
+	Encrypted         bool   `json:"encrypted"`
 }
 
 func statusOf(t *testing.T, api string) agentStatus {
@@ -144,7 +145,7 @@ func TestAgentInProcess(t *testing.T) {
 
 	res = runCLI(t, "", "peers", "--api", apiAddr)
 	require.Equal(t, exitOK, res.code, res.stderr)
-	assert.JSONEq(t, `["127.0.0.1:1"]`, res.stdout, "the agent leaves itself out of --peers")
+	assert.JSONEq(t, `{"registry":"static","peers":["127.0.0.1:1"],"suspects":[]}`, res.stdout, "the agent leaves itself out of --peers")
 
 	// Stopping with a stream open: the stream ends, the agent exits at once.
 	_, _, subExit = subscribe(">")
