@@ -47,11 +47,11 @@ type agentConfig struct {
 
 	MemberlistPort    int                // 0: the gossip port + 2
 	MemberlistProfile memberlist.Profile // memberlist's timings
-	DataDir   string   // empty: nothing kept (memory filter only)
-	Filter    string   // node.FilterLevelDB or node.FilterMemory
-	Gossip    gossip.Config
-	LogLevel  slog.Level
-	LogFormat string // "text" or "json"
+	DataDir           string             // empty: nothing kept (memory filter only)
+	Filter            string             // node.FilterLevelDB or node.FilterMemory
+	Gossip            gossip.Config
+	LogLevel          slog.Level
+	LogFormat         string // "text" or "json"
 
 	Retention    time.Duration // how long the message log keeps messages
 	AEInterval   time.Duration // anti-entropy period; negative: off
