@@ -490,7 +490,7 @@ func TestE2EClientCommands(t *testing.T) {
 
 	code, out, errOut = runBinary(t, "", "peers", "--api", a.api)
 	require.Equal(t, 0, code, errOut)
-	assert.Equal(t, "[]\n", out)
+	assert.Equal(t, "{\n  \"registry\": \"static\",\n  \"peers\": [],\n  \"suspects\": []\n}\n", out)
 
 	// Errors: the agent's, and usage.
 	code, _, errOut = runBinary(t, strings.Repeat("x", 2000), "push", "--api", a.api, "--topic", "cli.big")
