@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/ipv4"
 )
 
 // MaxUDPPayload is the largest payload of an IPv4 UDP datagram:
@@ -70,6 +72,13 @@ type UDP struct {
 	closed      atomic.Bool
 	closeOnce   sync.Once
 
+	batchMu    sync.Mutex // guards the SendBatch scratch below
+	batchConn  *ipv4.PacketConn
+	batchMsgs  []ipv4.Message
+	batchAddrs []net.UDPAddr
+	batchIPs   [][16]byte
+	batchBufs  [][1][]byte
+
 	datagramsIn  atomic.Uint64
 	bytesIn      atomic.Uint64
 	datagramsOut atomic.Uint64
@@ -107,7 +116,79 @@ func ListenUDP(addr string, cfg UDPConfig) (*UDP, error) {
 	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
 		local = unmapAddrPort(ua.AddrPort())
 	}
-	return &UDP{conn: conn, local: local, maxDatagram: cfg.MaxDatagram}, nil
+	// ipv4.PacketConn only adds sendmmsg to the socket; on a dual-stack
+	// socket Linux takes IPv4 destinations in it as well.
+	return &UDP{conn: conn, local: local, maxDatagram: cfg.MaxDatagram, batchConn: ipv4.NewPacketConn(conn)}, nil
+}
+
+// Datagram is a datagram for SendBatch.
+type Datagram struct {
+	To   netip.AddrPort
+	Data []byte
+}
+
+// maxBatch bounds the datagrams of one sendmmsg call.
+const maxBatch = 64
+
+// SendBatch sends datagrams in order, as Send would one by one, with one
+// system call per up to 64 of them where the platform allows (sendmmsg on
+// Linux). A datagram that cannot be sent is counted in WriteErrors and
+// skipped; the first such error is returned after the rest went out.
+func (u *UDP) SendBatch(datagrams []Datagram) error {
+	if len(datagrams) == 1 {
+		return u.Send(datagrams[0].To, datagrams[0].Data)
+	}
+	u.batchMu.Lock()
+	defer u.batchMu.Unlock()
+	var first error
+	for len(datagrams) > 0 {
+		chunk := datagrams[:min(len(datagrams), maxBatch)]
+		msgs := u.prepareBatch(chunk)
+		sent, err := u.batchConn.WriteBatch(msgs, 0)
+		if sent > 0 {
+			u.datagramsOut.Add(uint64(sent))
+			for _, d := range chunk[:sent] {
+				u.bytesOut.Add(uint64(len(d.Data)))
+			}
+		}
+		if err != nil || sent <= 0 {
+			// The first unsent datagram failed: send it alone, which counts
+			// and reports its error, then go on with the batch.
+			sent = max(sent, 0)
+			if serr := u.Send(chunk[sent].To, chunk[sent].Data); serr != nil && first == nil {
+				first = serr
+			}
+			sent++
+		}
+		datagrams = datagrams[sent:]
+	}
+	return first
+}
+
+// prepareBatch fills the reusable messages and addresses for chunk.
+func (u *UDP) prepareBatch(chunk []Datagram) []ipv4.Message {
+	if len(u.batchMsgs) < maxBatch {
+		u.batchMsgs = make([]ipv4.Message, maxBatch)
+		u.batchAddrs = make([]net.UDPAddr, maxBatch)
+		u.batchIPs = make([][16]byte, maxBatch)
+		u.batchBufs = make([][1][]byte, maxBatch)
+	}
+	for i, d := range chunk {
+		to := unmapAddrPort(d.To)
+		a := &u.batchAddrs[i]
+		if to.Addr().Is4() {
+			ip4 := to.Addr().As4()
+			copy(u.batchIPs[i][:4], ip4[:])
+			a.IP = u.batchIPs[i][:4]
+		} else {
+			u.batchIPs[i] = to.Addr().As16()
+			a.IP = u.batchIPs[i][:16]
+		}
+		a.Port, a.Zone = int(to.Port()), to.Addr().Zone()
+		u.batchBufs[i][0] = d.Data
+		u.batchMsgs[i] = ipv4.Message{Buffers: u.batchBufs[i][:], Addr: a}
+	}
+	return u.batchMsgs[:len(chunk)]
 }
 
 // LocalAddr is the address the socket is bound to, with the port the kernel

@@ -213,3 +213,62 @@ func BenchmarkUDPSend(b *testing.B) {
 		}
 	}
 }
+
+// SendBatch delivers every datagram in order, on a dual-stack socket too,
+// and a destination that cannot be reached costs that datagram alone.
+func TestUDPSendBatch(t *testing.T) {
+	for _, bind := range []string{"127.0.0.1:0", ":0"} {
+		sender, err := ListenUDP(bind, UDPConfig{})
+		require.NoError(t, err)
+		t.Cleanup(func() { sender.Close() })
+		a, b := listenLoopback(t, UDPConfig{}), listenLoopback(t, UDPConfig{})
+		ha, cha := collector(200)
+		hb, chb := collector(200)
+		serve(t, a, ha)
+		serve(t, b, hb)
+		var batch []Datagram
+		for i := range 150 {
+			to := a.LocalAddr()
+			if i%3 == 0 {
+				to = b.LocalAddr()
+			}
+			batch = append(batch, Datagram{To: to, Data: []byte{byte(i)}})
+		}
+		// An IPv6 destination, unreachable from 127.0.0.1, in the middle.
+		bad := Datagram{To: netip.MustParseAddrPort("[2001:db8::1]:9"), Data: []byte("x")}
+		batch = append(batch[:70:70], append([]Datagram{bad}, batch[70:]...)...)
+		err = sender.SendBatch(batch)
+		if bind == "127.0.0.1:0" {
+			require.Error(t, err, "the IPv6 destination")
+			require.EqualValues(t, 1, sender.Stats().WriteErrors)
+		}
+		for i := range 150 {
+			ch := cha
+			if i%3 == 0 {
+				ch = chb
+			}
+			d := receive(t, ch)
+			require.Equal(t, []byte{byte(i)}, d.data, "bind %s", bind)
+			require.Equal(t, sender.LocalAddr().Port(), d.from.Port())
+		}
+		require.GreaterOrEqual(t, sender.Stats().DatagramsOut, uint64(150))
+	}
+}
+
+func BenchmarkUDPSendBatch(b *testing.B) {
+	sender := listenLoopback(b, UDPConfig{})
+	receiver := listenLoopback(b, UDPConfig{})
+	serve(b, receiver, func(netip.AddrPort, []byte) {})
+	to := receiver.LocalAddr()
+	batch := make([]Datagram, 16)
+	for i := range batch {
+		batch[i] = Datagram{To: to, Data: make([]byte, 512)}
+	}
+	b.SetBytes(int64(512 * len(batch)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := sender.SendBatch(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
