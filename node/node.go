@@ -152,7 +152,7 @@ type Node struct {
 	openBuf []byte
 	sealBuf []byte
 	batch   []transport.Datagram // scratch of sendLocked
-	drops   map[string]uint64 // datagrams dropped before the core, by reason
+	drops   map[string]uint64    // datagrams dropped before the core, by reason
 	limits  sendLimits
 	peers   *peerSet // the core's peers: the registry with hygiene
 	acks    uint64   // PULL_ACKs sent
