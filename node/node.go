@@ -340,30 +340,37 @@ func (n *Node) Start() error {
 
 func (n *Node) readLoop() {
 	defer n.wg.Done()
-	err := n.udp.Serve(func(from netip.AddrPort, datagram []byte) {
+	err := n.udp.ServeBatch(func(batch []transport.Received) {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		if n.closed {
 			return
 		}
 		now := time.Now()
-		n.limits.received(from, len(datagram), now)
-		if n.cfg.Keyring.Enabled() {
-			plain, err := n.sealer.Open(n.openBuf[:0], datagram, now)
-			if err != nil {
-				n.drops[security.DropReason(err)]++
-				return
-			}
-			n.openBuf, datagram = plain, plain
-		} else if security.IsSealed(datagram) {
-			n.drops["sealed"]++ // we have no key: a sealed datagram is not for us
-			return
+		for _, r := range batch {
+			n.receiveLocked(now, r.From, r.Data)
 		}
-		n.handleLocked(now, from, datagram)
 	})
 	if err != nil {
 		n.logger.Error("UDP read loop stopped", "err", err)
 	}
+}
+
+// receiveLocked opens and dispatches one datagram.
+func (n *Node) receiveLocked(now time.Time, from netip.AddrPort, datagram []byte) {
+	n.limits.received(from, len(datagram), now)
+	if n.cfg.Keyring.Enabled() {
+		plain, err := n.sealer.Open(n.openBuf[:0], datagram, now)
+		if err != nil {
+			n.drops[security.DropReason(err)]++
+			return
+		}
+		n.openBuf, datagram = plain, plain
+	} else if security.IsSealed(datagram) {
+		n.drops["sealed"]++ // we have no key: a sealed datagram is not for us
+		return
+	}
+	n.handleLocked(now, from, datagram)
 }
 
 // reloader is a registry that can re-read its source (a peers file).
@@ -432,6 +439,8 @@ func (n *Node) handleLocked(now time.Time, from netip.AddrPort, datagram []byte)
 		n.acks++
 		n.sendLocked([]gossip.Datagram{{To: from, Data: gossip.AppendHeader(nil, PacketPullAck)}}, now)
 	}
+	// Flushed per datagram: the core reuses its output buffers once they
+	// were taken, at its next input.
 	n.flushLocked()
 }
 

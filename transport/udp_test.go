@@ -272,3 +272,52 @@ func BenchmarkUDPSendBatch(b *testing.B) {
 		}
 	}
 }
+
+// ServeBatch hands over every datagram, with its source, and drops the
+// oversized ones like Serve.
+func TestUDPServeBatch(t *testing.T) {
+	receiver := listenLoopback(t, UDPConfig{MaxDatagram: 100})
+	type got struct {
+		from netip.AddrPort
+		data string
+	}
+	ch := make(chan got, 300)
+	batches := atomic.Int64{}
+	done := make(chan error, 1)
+	go func() {
+		done <- receiver.ServeBatch(func(batch []Received) {
+			batches.Add(1)
+			for _, r := range batch {
+				ch <- got{r.From, string(r.Data)}
+			}
+		})
+	}()
+	sender := listenLoopback(t, UDPConfig{})
+	var batch []Datagram
+	for i := range 200 {
+		batch = append(batch, Datagram{To: receiver.LocalAddr(), Data: []byte{byte('a' + i%26), byte(i)}})
+		if i == 100 {
+			batch = append(batch, Datagram{To: receiver.LocalAddr(), Data: make([]byte, 101)})
+		}
+	}
+	require.NoError(t, sender.SendBatch(batch))
+	for i := range 200 {
+		select {
+		case g := <-ch:
+			require.Equal(t, string([]byte{byte('a' + i%26), byte(i)}), g.data)
+			require.Equal(t, sender.LocalAddr(), g.from)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("datagram %d never came", i)
+		}
+	}
+	require.Eventually(t, func() bool { return receiver.Stats().Oversized == 1 }, 5*time.Second, time.Millisecond)
+	require.LessOrEqual(t, batches.Load(), int64(200))
+	require.NoError(t, receiver.Close())
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("ServeBatch did not return after Close")
+	}
+	require.Error(t, receiver.ServeBatch(nil))
+}
