@@ -226,3 +226,21 @@ func BenchmarkLevelDBAdd(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLevelDBContains is the check a node makes for an ID it has seen:
+// the hot path of a duplicate.
+func BenchmarkLevelDBContains(b *testing.B) {
+	f := openLevelDB(b, b.TempDir())
+	const held = 10_000
+	for i := range held {
+		if _, err := f.Add(testID(uint64(i)), at(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if ok, err := f.Contains(testID(uint64(i % held))); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	}
+}
