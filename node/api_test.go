@@ -169,6 +169,8 @@ func TestAPIErrors(t *testing.T) {
 	require.Contains(t, string(text), `hearsay_messages_refused_total{reason="backpressure"} 1`)
 	require.Contains(t, string(text), `hearsay_messages_published_total 2`)
 	require.Contains(t, string(text), `hearsay_round_duration_seconds_bucket`)
+	require.Contains(t, string(text), `hearsay_peers_suspect 0`)
+	require.Contains(t, string(text), `hearsay_pull_acks_total`)
 }
 
 func TestAPIStatusPeersHealth(t *testing.T) {
