@@ -77,7 +77,9 @@ type Config struct {
 	// CacheBytes bounds the propagation cache by encoded size. Default 64 MiB.
 	CacheBytes int
 	// MaxRangesPerOrigin bounds the ranges per origin in a pull digest; past
-	// it the oldest gap is given up to anti-entropy. Default 16.
+	// it the oldest gaps are left out of the digest until newer ones fill.
+	// A node keeps track of 16 times as many; past that the oldest gap is
+	// given up to anti-entropy. Default 16.
 	MaxRangesPerOrigin int
 
 	// Log keeps the accepted messages for Retention, for anti-entropy (and
@@ -185,6 +187,12 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// heldRangesFactor is how many more ranges per origin a node keeps track
+// of than its digests list: enough for the gaps that a burst of losses
+// leaves in the chunks of a large message (an answer of 256 KiB carries
+// about 190 chunks; at 10% loss, 19 gaps).
+const heldRangesFactor = 16
+
 // Datagram is a datagram for the caller to send.
 type Datagram struct {
 	To   netip.AddrPort
@@ -247,7 +255,7 @@ func New(cfg Config) (*Core, error) {
 		cfg:          cfg,
 		rng:          cfg.Rand,
 		cache:        newPropagationCache(cfg.CacheMessages, cfg.CacheBytes),
-		held:         holdings{maxRanges: cfg.MaxRangesPerOrigin},
+		held:         holdings{maxRanges: heldRangesFactor * cfg.MaxRangesPerOrigin},
 		slotInterval: cfg.Interval / time.Duration(cfg.Fanout),
 	}
 	if cfg.Log != nil {
@@ -535,7 +543,7 @@ func (c *Core) sendPull(peer netip.AddrPort) {
 	c.ranges = c.ranges[:0]
 	for i := range c.held.origins {
 		o := &c.held.origins[i]
-		c.ranges = append(c.ranges, OriginRanges{Origin: o.tag, Ranges: o.ranges})
+		c.ranges = append(c.ranges, OriginRanges{Origin: o.tag, Ranges: digestRanges(o.ranges, c.cfg.MaxRangesPerOrigin)})
 	}
 	limit := c.cfg.MaxPacketSize - HeaderSize - 2 - 10 // header, partition bytes, origin count
 	bits := uint8(0)

@@ -17,9 +17,11 @@ type heldOrigin struct {
 // An origin numbers its messages contiguously, and pulled messages arrive
 // mostly in order, so a node's holdings of one origin are nearly always a
 // single range: the digest costs about 19 bytes per active origin whatever
-// the message rate. Two bounds keep it small when things go wrong: at most
-// maxRanges ranges per origin (the oldest gap is given up first: anti-entropy
-// repairs it), and origins idle for long enough are forgotten.
+// the message rate. Bounds keep it small when things go wrong: a digest
+// lists at most MaxRangesPerOrigin ranges per origin (digestRanges: the
+// oldest gaps wait until newer ones fill), holdings keep at most maxRanges
+// (the oldest gap is given up first: anti-entropy repairs it), and origins
+// idle for long enough are forgotten.
 type holdings struct {
 	index     map[NodeID]int32
 	origins   []heldOrigin // in order of first appearance: deterministic digests
@@ -95,4 +97,22 @@ func (h *holdings) expire(minRound uint64) {
 	}
 	clear(h.origins[len(kept):])
 	h.origins = kept
+}
+
+// digestRanges returns rs as a digest lists them: at most max ranges, the
+// oldest merged into one, as if their gaps were held. Those gaps are not
+// given up, only left out: they show again as newer gaps fill. Old gaps are
+// the ones least likely to be filled by gossip (their messages may have
+// left every cache), and a burst of losses in the newest messages, such as
+// a large message's chunks through a lossy link, costs a few more pulls
+// rather than the messages. Rare: it allocates.
+func digestRanges(rs []SeqRange, max int) []SeqRange {
+	if len(rs) <= max {
+		return rs
+	}
+	out := make([]SeqRange, max)
+	skip := len(rs) - max
+	out[0] = SeqRange{First: rs[0].First, End: rs[skip].End}
+	copy(out[1:], rs[skip+1:])
+	return out
 }
