@@ -28,14 +28,16 @@ type antiEntropy struct {
 	fetchIDs  []MessageID // scratch
 }
 
-func newAntiEntropy(cfg *Config, rng sessionRand) (*antiEntropy, error) {
+// newAntiEntropy rebuilds the tree from the log a restarted node kept,
+// showing visit each entry on the way.
+func newAntiEntropy(cfg *Config, rng sessionRand, visit func(msglog.Entry)) (*antiEntropy, error) {
 	tree, err := merkle.NewTree(merkle.DefaultTreeConfig())
 	if err != nil {
 		return nil, err
 	}
-	// Rebuild the tree from the log a restarted node kept.
 	if err := cfg.Log.ForEach(func(e msglog.Entry) bool {
 		tree.Insert(merkle.ID(e.ID))
+		visit(e)
 		return true
 	}); err != nil {
 		return nil, fmt.Errorf("gossip: reading the message log: %w", err)

@@ -74,6 +74,15 @@ func (c *propagationCache) hasRoom(size int) bool {
 	return c.lru.Len() < c.maxMessages && c.bytes+size <= c.maxBytes
 }
 
+// hasRoomFor reports whether n entries of size bytes in all fit without
+// evicting an unexpired one.
+func (c *propagationCache) hasRoomFor(n, size int) bool {
+	return c.lru.Len()+n <= c.maxMessages && c.bytes+size <= c.maxBytes
+}
+
+// canHold reports whether n entries of size bytes could fit in the empty cache.
+func (c *propagationCache) canHold(n, size int) bool { return n <= c.maxMessages && size <= c.maxBytes }
+
 func (c *propagationCache) contains(id MessageID) bool { return c.lru.Contains(id) }
 
 func (c *propagationCache) add(e *cacheEntry) {

@@ -15,8 +15,8 @@ import (
 
 // Errors that Push returns and callers branch on.
 var (
-	// ErrMessageTooLarge: the encoded message does not fit in one datagram
-	// of MaxPacketSize bytes.
+	// ErrMessageTooLarge: the payload is larger than MaxMessageSize, or its
+	// chunks could never fit in the propagation cache.
 	ErrMessageTooLarge = errors.New("gossip: message too large")
 	// ErrBackpressure: the propagation cache is full of messages that are
 	// still spreading. Retry after a round or two.
@@ -54,10 +54,36 @@ type Config struct {
 	// Default 200ms.
 	Interval time.Duration
 	// MaxPacketSize bounds every datagram the core sends, in bytes, and so
-	// the size of a message. From 512 to 65507. Default 1400, which fits an
-	// Ethernet MTU with room for the IP and UDP headers. A runtime that seals
-	// datagrams passes its limit less the sealing overhead.
+	// the size of a message sent whole and of a chunk. From 512 to 65507.
+	// Default 1400, which fits an Ethernet MTU with room for the IP and UDP
+	// headers. A runtime that seals datagrams passes its limit less the
+	// sealing overhead.
 	MaxPacketSize int
+	// MaxMessageSize is the largest payload Push accepts, in bytes; a larger
+	// one gets ErrMessageTooLarge, and received chunks of larger messages are
+	// dropped (too_large). A message that fits in one datagram travels as
+	// one, exactly as it would without this limit; a larger one is cut into
+	// chunks that fit MaxPacketSize, gossiped like messages and reassembled
+	// by every node (docs/protocol.md). From 1 to MaxChunkedSize. Default
+	// 1 MiB.
+	MaxMessageSize int
+	// MaxPartialBytes bounds the memory held by large messages being
+	// reassembled. A message reserves its whole payload, plus about 24 bytes
+	// a chunk and 256 bytes of bookkeeping, when its first chunk arrives, so
+	// every message started can complete; a chunk that would start one past
+	// the bound is refused (partial_full) and pulled again later. At least
+	// 2 × MaxMessageSize + 4096. Default 32 MiB, or that minimum if larger.
+	MaxPartialBytes int
+	// ReassemblyTimeout is how long a large message may take to complete
+	// after its first chunk arrived (after the first Tick, for one rebuilt
+	// from the log by New), and never longer than until its chunks pass
+	// MaxAge; then what arrived of it is given up (reassembly_timeout).
+	// Gossip offers a chunk for CacheRounds × Interval (6 s by default);
+	// past that only anti-entropy brings what is missing, one session every
+	// AEInterval (10 s), so the default, 2 minutes (or MaxAge if shorter),
+	// gives a dozen sessions to repair a message before its memory is
+	// reclaimed.
+	ReassemblyTimeout time.Duration
 	// MaxAnswerBytes bounds the bytes of messages sent in answer to one pull
 	// request. Default 256 KiB.
 	MaxAnswerBytes int
@@ -117,6 +143,12 @@ func (c *Config) setDefaults() {
 	if c.MaxAnswerBytes == 0 {
 		c.MaxAnswerBytes = 256 << 10
 	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = 1 << 20
+	}
+	if c.MaxPartialBytes == 0 && c.MaxMessageSize > 0 && c.MaxMessageSize <= MaxChunkedSize {
+		c.MaxPartialBytes = max(32<<20, minPartialBytes(c.MaxMessageSize))
+	}
 	if c.MaxAge == 0 {
 		c.MaxAge = 10 * time.Minute
 	}
@@ -137,6 +169,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Retention == 0 {
 		c.Retention = c.MaxAge
+	}
+	if c.ReassemblyTimeout == 0 {
+		c.ReassemblyTimeout = min(2*time.Minute, c.MaxAge)
 	}
 	if c.AEInterval == 0 {
 		c.AEInterval = 10 * time.Second
@@ -183,6 +218,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("gossip: MaxRangesPerOrigin %d is below 1", c.MaxRangesPerOrigin)
 	case c.Retention < 0 || c.Retention > c.MaxAge:
 		return fmt.Errorf("gossip: Retention %v out of range 0..MaxAge (%v)", c.Retention, c.MaxAge)
+	case c.MaxMessageSize < 1 || c.MaxMessageSize > MaxChunkedSize:
+		return fmt.Errorf("gossip: MaxMessageSize %d out of range 1..%d", c.MaxMessageSize, MaxChunkedSize)
+	case c.MaxPartialBytes < minPartialBytes(c.MaxMessageSize):
+		return fmt.Errorf("gossip: MaxPartialBytes %d is below 2 × MaxMessageSize + 4096 (%d)", c.MaxPartialBytes, minPartialBytes(c.MaxMessageSize))
+	case c.ReassemblyTimeout <= 0 || c.ReassemblyTimeout > c.MaxAge:
+		return fmt.Errorf("gossip: ReassemblyTimeout %v out of range (0, MaxAge (%v)]", c.ReassemblyTimeout, c.MaxAge)
 	}
 	return nil
 }
@@ -192,6 +233,11 @@ func (c *Config) validate() error {
 // leaves in the chunks of a large message (an answer of 256 KiB carries
 // about 190 chunks; at 10% loss, 19 gaps).
 const heldRangesFactor = 16
+
+// minPartialBytes is the least MaxPartialBytes for messages of up to
+// maxMessage bytes: a partial's cost is at most 1.375 times its payload
+// (24 bytes of bookkeeping per chunk of at least MinChunkSize) plus 256.
+func minPartialBytes(maxMessage int) int { return 2*maxMessage + 4096 }
 
 // Datagram is a datagram for the caller to send.
 type Datagram struct {
@@ -206,8 +252,9 @@ type Ready struct {
 	Datagrams []Datagram
 	// Messages accepted since the last Ready, in order of acceptance: deliver
 	// each to the local subscribers. Each is accepted exactly once per seen
-	// filter. The slice is reused after the next input; the Message values
-	// may be kept.
+	// filter. A large message comes whole, once, when its last chunk
+	// arrives (its Seq is its first chunk's); chunks never appear here. The
+	// slice is reused after the next input; the Message values may be kept.
 	Messages []Message
 }
 
@@ -237,7 +284,8 @@ type Core struct {
 	ranges []OriginRanges    // scratch for building digests
 	sizes  []int             // scratch for building digests
 
-	ae *antiEntropy // nil without a log
+	ae    *antiEntropy // nil without a log
+	reasm partials     // large messages being reassembled
 
 	stats Stats
 }
@@ -257,9 +305,13 @@ func New(cfg Config) (*Core, error) {
 		cache:        newPropagationCache(cfg.CacheMessages, cfg.CacheBytes),
 		held:         holdings{maxRanges: heldRangesFactor * cfg.MaxRangesPerOrigin},
 		slotInterval: cfg.Interval / time.Duration(cfg.Fanout),
+		reasm:        partials{max: cfg.MaxPartialBytes},
 	}
 	if cfg.Log != nil {
-		ae, err := newAntiEntropy(&c.cfg, c.rng)
+		// The log read that rebuilds the Merkle tree also rebuilds the large
+		// messages whose chunks straddled a restart.
+		rb := rebuild{c: c, skip: make(map[MessageID]struct{})}
+		ae, err := newAntiEntropy(&c.cfg, c.rng, rb.entry)
 		if err != nil {
 			return nil, err
 		}
@@ -352,15 +404,24 @@ func (c *Core) startRound(now time.Time) {
 		c.stats.FilterErrors++
 	}
 	c.pruneLog(now)
+	if c.reasm.len() > 0 {
+		c.expirePartials(now)
+	}
 	c.roundPeers = c.cfg.Peers.SamplePeers(c.rng, c.cfg.Fanout, c.roundPeers[:0])
 }
 
 // Push publishes a message from this node: it is accepted (and returned in
-// the next Ready's Messages for local delivery) and offered to pullers.
+// the next Ready's Messages for local delivery) and offered to pullers. A
+// payload too large for one datagram is offered as chunks, all or none:
+// ErrBackpressure if the cache cannot take them all now.
 func (c *Core) Push(now time.Time, topic string, payload []byte) (Message, error) {
 	c.begin()
 	if err := ValidateTopic(topic); err != nil {
 		return Message{}, err
+	}
+	if len(payload) > c.cfg.MaxMessageSize {
+		return Message{}, fmt.Errorf("%w: %d bytes of payload, the limit is %d (MaxMessageSize)",
+			ErrMessageTooLarge, len(payload), c.cfg.MaxMessageSize)
 	}
 	seq := c.nextSeq
 	if seq == 0 {
@@ -374,8 +435,7 @@ func (c *Core) Push(now time.Time, topic string, payload []byte) (Message, error
 	}
 	size := EncodedMessageSize(seq, created, len(topic), len(payload))
 	if HeaderSize+size > c.cfg.MaxPacketSize {
-		return Message{}, fmt.Errorf("%w: %d bytes encoded, the limit is %d (MaxPacketSize %d less the %d-byte header)",
-			ErrMessageTooLarge, size, c.cfg.MaxPacketSize-HeaderSize, c.cfg.MaxPacketSize, HeaderSize)
+		return c.pushChunked(seq, created, topic, payload)
 	}
 	if !c.cache.hasRoom(size) {
 		c.stats.Backpressure++
@@ -505,6 +565,10 @@ func (c *Core) accept(now time.Time, wm wireMessage) {
 	if !c.cache.hasRoom(len(wm.raw)) {
 		// Not marked held or seen: it will be pulled again once there is room.
 		c.drop(DropCacheFull, 1)
+		return
+	}
+	if wm.chunk.count != 0 {
+		c.acceptChunk(now, &wm)
 		return
 	}
 	id := hashMessageID(wm.origin, wm.seq, wm.created, wm.topic, wm.payload)
@@ -702,6 +766,8 @@ func (c *Core) Stats() Stats {
 	s.CacheMessages = c.cache.lru.Len()
 	s.CacheBytes = c.cache.bytes
 	s.Origins = len(c.held.origins)
+	s.PartialMessages = c.reasm.len()
+	s.PartialBytes = c.reasm.bytes
 	return s
 }
 

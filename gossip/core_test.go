@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -287,20 +288,28 @@ func TestReceiverCacheFullLosesNothing(t *testing.T) {
 }
 
 func TestMessageTooLarge(t *testing.T) {
-	c, err := New(Config{ID: testOrigin(1), Peers: fixedPeers{}, MaxPacketSize: 512})
+	c, err := New(Config{ID: testOrigin(1), Peers: fixedPeers{}, MaxPacketSize: 512, MaxMessageSize: 4000})
 	require.NoError(t, err)
-	_, err = c.Push(t0, "a", make([]byte, 600))
+	_, err = c.Push(t0, "a", make([]byte, 4001))
 	require.ErrorIs(t, err, ErrMessageTooLarge)
-	// The largest payload that fits is accepted.
+	// The largest payload that fits in one datagram travels as one message,
+	// byte for byte as before chunking existed.
 	seq := uint64(t0.UnixMicro())
 	fit := 512 - HeaderSize - EncodedMessageSize(seq, t0.UnixMilli(), 1, 0) - 1
 	for EncodedMessageSize(seq, t0.UnixMilli(), 1, fit+1)+HeaderSize <= 512 {
 		fit++
 	}
-	_, err = c.Push(t0, "a", make([]byte, fit))
+	payload := bytes.Repeat([]byte{7}, fit)
+	m, err := c.Push(t0, "a", payload)
 	require.NoError(t, err)
+	require.Equal(t, ComputeMessageID(testOrigin(1), seq, t0.UnixMilli(), "a", payload), m.ID)
+	require.Equal(t, appendMessage(nil, testOrigin(1), seq, t0.UnixMilli(), "a", payload), c.cache.origins[0].entries[0].enc)
+	require.Zero(t, c.Stats().Chunks)
+	// One byte more is cut in two chunks.
 	_, err = c.Push(t0, "a", make([]byte, fit+1))
-	require.ErrorIs(t, err, ErrMessageTooLarge)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), c.Stats().Chunks)
+	require.Equal(t, 3, c.Stats().CacheMessages)
 	_, err = c.Push(t0, "bad topic", nil)
 	require.ErrorIs(t, err, ErrInvalidTopic)
 }
@@ -408,14 +417,59 @@ func FuzzCoreHandle(f *testing.F) {
 	f.Add(appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), 1, t0.UnixMilli(), "a", []byte("x")))
 	f.Add(AppendPullRequest(nil, &PullRequest{Origins: []OriginRanges{{Origin: TagOf(testOrigin(1)), Ranges: []SeqRange{{0, 1}}}}}))
 	f.Add([]byte{'H', 'S', 1, 1, 0, 0, 0})
+	// The core starts with chunk 0 of this message: the others complete it.
+	large := newChunkSet(testOrigin(2), 100, t0.UnixMilli(), "large", bytes.Repeat([]byte{3}, 400), 3)
+	f.Add(append(large.datagram(1, nil), large.enc(2, nil)...))
+	f.Add(large.datagram(1, func(h *chunkHeader, _ *[]byte) { h.total++ }))
+	f.Add(large.datagram(2, func(h *chunkHeader, _ *[]byte) { h.whole[0]++ }))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := New(Config{ID: testOrigin(9), Peers: fixedPeers{addr(1)}, MaxPacketSize: 512})
+		c, err := New(Config{ID: testOrigin(9), Peers: fixedPeers{addr(1)}, MaxPacketSize: 512, MaxMessageSize: 1 << 16})
 		require.NoError(t, err)
 		_, err = c.Push(t0, "seed", []byte("cached"))
 		require.NoError(t, err)
+		c.Handle(t0, addr(1), large.datagram(0, nil))
+		c.Ready()
 		c.Handle(t0, addr(1), b)
-		for _, d := range c.Ready().Datagrams {
+		rd := c.Ready()
+		for _, d := range rd.Datagrams {
 			require.LessOrEqual(t, len(d.Data), 512)
+		}
+		for _, m := range rd.Messages {
+			// Whatever is delivered, whole or not, is what its ID says.
+			require.Equal(t, ComputeMessageID(m.Origin, m.Seq, m.Created.UnixMilli(), m.Topic, m.Payload), m.ID)
+		}
+		require.LessOrEqual(t, c.Stats().PartialBytes, c.Config().MaxPartialBytes)
+	})
+}
+
+// FuzzReassembler: entries (each a 2-byte length and its bytes) fed to a
+// Reassembler never panic, never exceed its bound, and only give out
+// messages whose payload matches their ID.
+func FuzzReassembler(f *testing.F) {
+	entries := func(encs ...[]byte) []byte {
+		var b []byte
+		for _, e := range encs {
+			b = binary.BigEndian.AppendUint16(b, uint16(len(e)))
+			b = append(b, e...)
+		}
+		return b
+	}
+	s := newChunkSet(testOrigin(2), 100, t0.UnixMilli(), "large", bytes.Repeat([]byte{3}, 400), 3)
+	f.Add(entries(s.enc(2, nil), appendMessage(nil, testOrigin(1), 1, 1, "a", nil), s.enc(0, nil), s.enc(1, nil)))
+	f.Add(entries(s.enc(0, nil), s.enc(1, func(h *chunkHeader, _ *[]byte) { h.total++ })))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := NewReassembler(4096)
+		for len(b) >= 2 {
+			n := min(int(binary.BigEndian.Uint16(b)), len(b)-2)
+			enc := b[2 : 2+n]
+			b = b[2+n:]
+			m, ok, err := r.Add(enc)
+			if ok {
+				require.NoError(t, err)
+				require.Equal(t, ComputeMessageID(m.Origin, m.Seq, m.Created.UnixMilli(), m.Topic, m.Payload), m.ID)
+			}
+			_, used := r.Partial()
+			require.LessOrEqual(t, used, 4096)
 		}
 	})
 }

@@ -53,4 +53,14 @@
 //
 // A message is accepted once per node, as the seen filter (package filter)
 // decides; it is then offered to pullers for CacheRounds rounds.
+//
+// # Large messages
+//
+// A payload too large for one datagram, up to MaxMessageSize (1 MiB by
+// default), is cut into chunks with consecutive sequence numbers. Each chunk
+// is gossiped, cached, logged and repaired like a message of its own, so a
+// lost chunk is pulled again alone; every node reassembles the message,
+// checks its payload against its ID, and delivers it whole, once, when its
+// last chunk arrives. Chunks never appear in Ready. A Reassembler does the
+// same for the entries of the message log, for replays.
 package gossip

@@ -33,7 +33,9 @@ func ParseNodeID(s string) (NodeID, error) {
 // MessageID identifies a message: the first 16 bytes of a SHA-256 over the
 // message's origin, sequence number, creation time, topic and payload (see
 // docs/protocol.md). Two different messages have different IDs, and the ID
-// of a received message is recomputed, never trusted from the wire.
+// of a received message is recomputed, never trusted from the wire. A large
+// message has the same kind of ID, over its whole payload and its first
+// chunk's sequence number; each of its chunks has its own ID besides.
 type MessageID [16]byte
 
 // String returns the ID as 32 lower-case hex digits.
@@ -142,10 +144,14 @@ type idHasher struct {
 	out     [sha256.Size]byte
 }
 
+func (x *idHasher) init() {
+	x.h = sha256.New()
+	x.scratch = make([]byte, 0, len(idDomain)+16+8+8+1+MaxTopicLen)
+}
+
 func (x *idHasher) sum(origin NodeID, seq uint64, createdMillis int64, topic []byte, payload []byte) MessageID {
 	if x.h == nil {
-		x.h = sha256.New()
-		x.scratch = make([]byte, 0, len(idDomain)+16+8+8+1+MaxTopicLen)
+		x.init()
 	}
 	b := append(x.scratch[:0], idDomain...)
 	b = append(b, origin[:]...)

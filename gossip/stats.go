@@ -5,21 +5,26 @@ type DropReason int
 
 // Drop reasons. Each is a label of the dropped-messages metric.
 const (
-	DropMalformed   DropReason = iota // a datagram that does not decode
-	DropVersion                       // a datagram of another wire version
-	DropUnknownType                   // a packet type this version does not know
-	DropTooOld                        // a message older than MaxAge
-	DropFromFuture                    // a message created more than ClockSkew ahead
-	DropTooLarge                      // a message that does not fit our MaxPacketSize
-	DropCacheFull                     // no room in the propagation cache: pulled again later
-	DropFilterFull                    // the seen filter is full: pulled again later
-	DropFilterError                   // the seen filter failed: pulled again later
+	DropMalformed         DropReason = iota // a datagram that does not decode
+	DropVersion                             // a datagram of another wire version
+	DropUnknownType                         // a packet type this version does not know
+	DropTooOld                              // a message older than MaxAge
+	DropFromFuture                          // a message created more than ClockSkew ahead
+	DropTooLarge                            // a message that does not fit our MaxPacketSize, or a chunk of one above MaxMessageSize
+	DropCacheFull                           // no room in the propagation cache: pulled again later
+	DropFilterFull                          // the seen filter is full: pulled again later
+	DropFilterError                         // the seen filter failed: pulled again later
+	DropChunkInconsistent                   // a chunk that disagrees with the other chunks of its message
+	DropChunkMismatch                       // a large message whose chunks do not hash to its ID: discarded
+	DropReassemblyTimeout                   // a large message not complete within ReassemblyTimeout: discarded
+	DropPartialFull                         // a chunk that would start a message past MaxPartialBytes: pulled again later
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
 	"malformed", "version", "unknown_type", "too_old", "from_future",
 	"too_large", "cache_full", "filter_full", "filter_error",
+	"chunk_inconsistent", "chunk_mismatch", "reassembly_timeout", "partial_full",
 }
 
 func (r DropReason) String() string {
@@ -52,7 +57,9 @@ type Stats struct {
 	DatagramsIn        uint64 // all datagrams received
 	BytesIn            uint64 // all bytes received
 	Published          uint64 // messages pushed by this node
-	Delivered          uint64 // messages accepted (pushed or received), each once
+	Delivered          uint64 // messages accepted (pushed or received), each once; a large message once, whole
+	Chunks             uint64 // chunks of large messages accepted (pushed or received), each once; not in Delivered
+	Reassembled        uint64 // large messages reassembled from received chunks (also in Delivered)
 	Duplicates         uint64 // received messages already held
 	Backpressure       uint64 // pushes refused with ErrBackpressure
 	FilterErrors       uint64 // seen-filter errors (I/O)
@@ -65,7 +72,9 @@ type Stats struct {
 	AEBytesIn          uint64 // anti-entropy bytes received
 	Dropped            [numDropReasons]uint64
 
-	CacheMessages int // messages in the propagation cache
-	CacheBytes    int // their encoded size
-	Origins       int // origins in the pull digest
+	CacheMessages   int // messages in the propagation cache
+	CacheBytes      int // their encoded size
+	Origins         int // origins in the pull digest
+	PartialMessages int // large messages being reassembled
+	PartialBytes    int // their cost against MaxPartialBytes
 }

@@ -324,6 +324,7 @@ type wireMessage struct {
 	payload []byte
 	raw     []byte // the whole encoded message
 	topicAt int    // offset of topic in raw
+	chunk   chunkHeader
 }
 
 // appendMessage appends the encoding of one message (no header).
@@ -369,17 +370,38 @@ func decodeMessage(b []byte) (wireMessage, []byte, error) {
 	}
 	tl := int(b[0])
 	b = b[1:]
+	chunked := tl == 0
+	if chunked {
+		// A topic length of 0 escapes to an extension: a chunk of a large
+		// message (chunk.go). Unchunked messages never take this branch.
+		if len(b) < 2 {
+			return m, nil, ErrTruncated
+		}
+		if b[0] != kindChunk {
+			return m, nil, fmt.Errorf("%w: message kind 0x%02x", ErrMalformed, b[0])
+		}
+		tl = int(b[1])
+		b = b[2:]
+	}
 	if tl == 0 || len(b) < tl {
 		return m, nil, fmt.Errorf("%w: topic", ErrTruncated)
 	}
 	m.topicAt = len(start) - len(b)
 	m.topic, b = b[:tl], b[tl:]
+	if chunked {
+		if m.chunk, b, err = decodeChunkHeader(b, m.seq); err != nil {
+			return m, nil, err
+		}
+	}
 	var pl uint64
 	if pl, b, err = readUvarint(b); err != nil {
 		return m, nil, err
 	}
 	if pl > uint64(len(b)) {
 		return m, nil, fmt.Errorf("%w: payload of %d bytes, %d left", ErrTruncated, pl, len(b))
+	}
+	if chunked && pl != uint64(m.chunk.length()) {
+		return m, nil, fmt.Errorf("%w: chunk %d of %d carries %d bytes, want %d", ErrMalformed, m.chunk.index, m.chunk.count, pl, m.chunk.length())
 	}
 	m.payload, b = b[:pl], b[pl:]
 	m.raw = start[:len(start)-len(b)]
@@ -388,7 +410,8 @@ func decodeMessage(b []byte) (wireMessage, []byte, error) {
 
 // DecodeMessages decodes a whole PacketMessages datagram into messages whose
 // IDs are recomputed from their contents. Topics are validated. Payloads
-// alias datagram.
+// alias datagram. A chunk of a large message comes back as a Message of
+// its own: the chunk's ID, sequence number and slice of the payload.
 func DecodeMessages(datagram []byte) ([]Message, error) {
 	t, b, err := ParseHeader(datagram)
 	if err != nil {
@@ -415,7 +438,7 @@ func DecodeMessages(datagram []byte) ([]Message, error) {
 			return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
 		out = append(out, Message{
-			ID:      h.sum(m.origin, m.seq, m.created, m.topic, m.payload),
+			ID:      m.id(&h),
 			Origin:  m.origin,
 			Seq:     m.seq,
 			Created: timeFromMillis(m.created),
@@ -427,6 +450,9 @@ func DecodeMessages(datagram []byte) ([]Message, error) {
 }
 
 // ParseMessage decodes one message encoding, as kept in the message log.
+// A chunk of a large message is not a message by itself: for one, it
+// returns an error wrapping ErrChunk (a Reassembler turns chunks into
+// messages).
 func ParseMessage(enc []byte) (Message, error) {
 	wm, rest, err := decodeMessage(enc)
 	if err != nil {
@@ -434,6 +460,9 @@ func ParseMessage(enc []byte) (Message, error) {
 	}
 	if len(rest) != 0 {
 		return Message{}, ErrTrailingBytes
+	}
+	if wm.chunk.count != 0 {
+		return Message{}, fmt.Errorf("%w: %d of %d of message %v", ErrChunk, wm.chunk.index, wm.chunk.count, wm.chunk.whole)
 	}
 	var h idHasher
 	return Message{

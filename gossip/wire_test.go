@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"testing"
 
@@ -153,16 +154,62 @@ func FuzzDecodeMessages(f *testing.F) {
 	two := appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), 1<<40, 1_700_000_000_000, "a.b", nil)
 	f.Add(appendMessage(two, testOrigin(2), 3, 5, "c", bytes.Repeat([]byte{7}, 300)))
 	f.Add([]byte{'H', 'S', 1, 2})
+	chunks := newChunkSet(testOrigin(3), 1<<40, 1_700_000_000_000, "big.file", bytes.Repeat([]byte{9}, 300), 3)
+	f.Add(append(AppendHeader(nil, PacketMessages), append(chunks.enc(0, nil), chunks.enc(2, nil)...)...))
+	f.Add(appendMessage(chunks.datagram(1, nil), testOrigin(4), 9, 5, "small", []byte("x")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ms, err := DecodeMessages(b)
 		if err != nil {
 			return
 		}
 		out := AppendHeader(nil, PacketMessages)
+		body := b[HeaderSize:]
 		for _, m := range ms {
-			out = appendMessage(out, m.Origin, m.Seq, m.Created.UnixMilli(), m.Topic, m.Payload)
+			wm, rest, err := decodeMessage(body)
+			require.NoError(t, err)
+			body = rest
+			if wm.chunk.count == 0 {
+				out = appendMessage(out, m.Origin, m.Seq, m.Created.UnixMilli(), m.Topic, m.Payload)
+				continue
+			}
+			h := wm.chunk
+			require.Equal(t, hashChunkID(wm.raw), m.ID)
+			require.Len(t, m.Payload, h.length())
+			require.LessOrEqual(t, h.offset()+h.length(), h.total)
+			out = appendChunk(out, m.Origin, m.Seq, m.Created.UnixMilli(), m.Topic, &h, m.Payload)
 		}
 		require.Equal(t, b, out)
+	})
+}
+
+// FuzzDecodeChunkHeader: whatever header decodes is one a publisher could
+// have cut, and encodes back to the same bytes.
+func FuzzDecodeChunkHeader(f *testing.F) {
+	s := newChunkSet(testOrigin(3), 1<<40, 1_700_000_000_000, "t", bytes.Repeat([]byte{9}, 1000), 4)
+	for i := 0; i < 4; i++ {
+		enc := s.enc(i, nil)
+		f.Add(enc[16+6+6+3+1:], s.first+uint64(i)) // from the whole ID on
+	}
+	f.Add(append(make([]byte, 16), 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0x80, 0x80, 0x80, 0x04), uint64(5))
+	f.Fuzz(func(t *testing.T, b []byte, seq uint64) {
+		h, rest, err := decodeChunkHeader(b, seq)
+		if err != nil {
+			return
+		}
+		require.GreaterOrEqual(t, h.count, 2)
+		require.Less(t, h.index, h.count)
+		require.LessOrEqual(t, h.total, MaxChunkedSize)
+		require.GreaterOrEqual(t, h.size(), MinChunkSize)
+		require.GreaterOrEqual(t, h.length(), 1)
+		require.LessOrEqual(t, h.length(), h.size())
+		require.LessOrEqual(t, h.offset()+h.length(), h.total)
+		require.GreaterOrEqual(t, seq, uint64(h.index))
+		require.Less(t, seq-uint64(h.index)+uint64(h.count-1), uint64(math.MaxUint64))
+		enc := append(h.whole[:0:0], h.whole[:]...)
+		enc = binary.AppendUvarint(enc, uint64(h.count))
+		enc = binary.AppendUvarint(enc, uint64(h.index))
+		enc = binary.AppendUvarint(enc, uint64(h.total))
+		require.Equal(t, b[:len(b)-len(rest)], enc)
 	})
 }
 
