@@ -237,7 +237,12 @@ const heldRangesFactor = 16
 // minPartialBytes is the least MaxPartialBytes for messages of up to
 // maxMessage bytes: a partial's cost is at most 1.375 times its payload
 // (24 bytes of bookkeeping per chunk of at least MinChunkSize) plus 256.
-func minPartialBytes(maxMessage int) int { return 2*maxMessage + 4096 }
+func minPartialBytes(maxMessage int) int {
+	if maxMessage > (math.MaxInt-4096)/2 {
+		return math.MaxInt // 32-bit platforms: no bound fits, so none validates
+	}
+	return 2*maxMessage + 4096
+}
 
 // Datagram is a datagram for the caller to send.
 type Datagram struct {

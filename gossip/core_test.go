@@ -382,6 +382,9 @@ func TestConfigValidation(t *testing.T) {
 		"packet large":  {ID: testOrigin(1), Peers: fixedPeers{}, MaxPacketSize: 70000},
 		"fanout":        {ID: testOrigin(1), Peers: fixedPeers{}, Fanout: -1},
 		"answer budget": {ID: testOrigin(1), Peers: fixedPeers{}, MaxAnswerBytes: 10},
+		"message size":  {ID: testOrigin(1), Peers: fixedPeers{}, MaxMessageSize: MaxChunkedSize + 1},
+		"partial bytes": {ID: testOrigin(1), Peers: fixedPeers{}, MaxMessageSize: 1 << 20, MaxPartialBytes: 2 << 20},
+		"reassembly":    {ID: testOrigin(1), Peers: fixedPeers{}, ReassemblyTimeout: 11 * time.Minute},
 	} {
 		_, err := New(cfg)
 		require.Error(t, err, name)
@@ -391,6 +394,13 @@ func TestConfigValidation(t *testing.T) {
 	require.Equal(t, 200*time.Millisecond, d.Interval)
 	require.Equal(t, 1400, d.MaxPacketSize)
 	require.Equal(t, 10*time.Minute, d.MaxAge)
+	require.Equal(t, 1<<20, d.MaxMessageSize)
+	require.Equal(t, 32<<20, d.MaxPartialBytes)
+	require.Equal(t, 2*time.Minute, d.ReassemblyTimeout)
+	short := Config{ID: testOrigin(1), Peers: fixedPeers{}, MaxAge: time.Minute, MaxMessageSize: 64 << 20}
+	short.setDefaults()
+	require.Equal(t, time.Minute, short.ReassemblyTimeout, "never past MaxAge")
+	require.Equal(t, 128<<20+4096, short.MaxPartialBytes, "room for two of the largest messages")
 }
 
 func TestHoldingsRanges(t *testing.T) {
