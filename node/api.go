@@ -143,13 +143,13 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	limit := a.node.MaxPayload(topic)
+	limit := a.node.MaxPayload()
 	payload, tooLarge, err := a.readBody(w, r, limit)
 	switch {
 	case tooLarge:
 		a.node.countRefusal(refusedTooLarge)
 		writeError(w, http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("payload larger than %d bytes, the most a message on this topic can carry with max packet size %d", limit, a.node.core.Config().MaxPacketSize+security.Overhead))
+			fmt.Sprintf("payload larger than %d bytes, the max message size", limit))
 		return
 	case err != nil:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("reading body: %v", err))

@@ -121,6 +121,7 @@ func TestAPIPublishAndStream(t *testing.T) {
 func TestAPIErrors(t *testing.T) {
 	nd := startCluster(t, 1, func(i int, c *Config) {
 		c.Gossip.MaxPacketSize = 600
+		c.Gossip.MaxMessageSize = 1200 // three chunks: more than the cache holds
 		c.Gossip.CacheMessages = 2
 	})[0]
 	srv := apiServer(t, nd, APIConfig{})
@@ -131,11 +132,15 @@ func TestAPIErrors(t *testing.T) {
 	r, _ = post(t, srv.URL, "", "x")
 	require.Equal(t, http.StatusBadRequest, r.StatusCode)
 
-	r, body = post(t, srv.URL, "big", strings.Repeat("x", 700))
+	r, body = post(t, srv.URL, "big", strings.Repeat("x", 1201))
 	require.Equal(t, http.StatusRequestEntityTooLarge, r.StatusCode)
-	require.Contains(t, body["error"], "larger than")
-	// The largest payload the API announces is accepted.
-	r, _ = post(t, srv.URL, "big", strings.Repeat("x", nd.MaxPayload("big")))
+	require.Contains(t, body["error"], "larger than 1200 bytes")
+	// The largest payload the API announces is accepted, if the cache can
+	// hold its chunks: a cache of 2 messages cannot.
+	r, body = post(t, srv.URL, "big", strings.Repeat("x", nd.MaxPayload()))
+	require.Equal(t, http.StatusRequestEntityTooLarge, r.StatusCode)
+	require.Contains(t, body["error"], "too large")
+	r, _ = post(t, srv.URL, "small", strings.Repeat("x", 400))
 	require.Equal(t, http.StatusAccepted, r.StatusCode)
 
 	r, _ = post(t, srv.URL, "a", "1")
@@ -165,7 +170,7 @@ func TestAPIErrors(t *testing.T) {
 	text, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Contains(t, string(text), `hearsay_messages_refused_total{reason="invalid_topic"} 2`)
-	require.Contains(t, string(text), `hearsay_messages_refused_total{reason="too_large"} 1`)
+	require.Contains(t, string(text), `hearsay_messages_refused_total{reason="too_large"} 2`)
 	require.Contains(t, string(text), `hearsay_messages_refused_total{reason="backpressure"} 1`)
 	require.Contains(t, string(text), `hearsay_messages_published_total 2`)
 	require.Contains(t, string(text), `hearsay_round_duration_seconds_bucket`)

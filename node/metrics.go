@@ -19,7 +19,8 @@ type statsCollector struct {
 	aeSessions, aeFailures, aeRepaired     *prometheus.Desc
 	aePushed, aeBytes, logMessages         *prometheus.Desc
 	suspects, suspected, pullsSkipped      *prometheus.Desc
-	pullAcks                               *prometheus.Desc
+	pullAcks, chunks, reassembled          *prometheus.Desc
+	partialMessages, partialBytes          *prometheus.Desc
 }
 
 func newStatsCollector(n *Node) *statsCollector {
@@ -46,17 +47,21 @@ func newStatsCollector(n *Node) *statsCollector {
 		socketErrors:  d("socket_errors_total", "UDP read and write errors, and oversized datagrams.", "kind"),
 		datagramDrops: d("datagrams_dropped_total", "Datagrams dropped by the node before or after the protocol core: "+
 			"security (plaintext, sealed, truncated, unknown_key, auth_failed, stale, replay) and send limits (amplification, peer_round_cap).", "reason"),
-		encrypted:    d("encrypted", "1 if this node seals its datagrams."),
-		aeSessions:   d("ae_sessions_total", "Anti-entropy sessions started by this node."),
-		aeFailures:   d("ae_failures_total", "Anti-entropy sessions that ended with an error (timeout, protocol)."),
-		aeRepaired:   d("ae_repaired_messages_total", "Messages anti-entropy found missing here, and fetched."),
-		aePushed:     d("ae_pushed_messages_total", "Messages pushed to peers that anti-entropy found lacking them."),
-		aeBytes:      d("ae_bytes_total", "Anti-entropy bytes: queries, answers and fetches, by direction.", "direction"),
-		logMessages:  d("log_messages", "Messages in the message log (the retention window)."),
-		suspects:     d("peers_suspect", "Peers skipped for gossip because they stopped answering."),
-		suspected:    d("peers_suspected_total", "Times a peer was found not answering and skipped."),
-		pullsSkipped: d("pulls_skipped_total", "Pulls not sent to a peer that stopped answering."),
-		pullAcks:     d("pull_acks_total", "PULL_ACKs sent: answers to pulls that lacked nothing, so the puller knows this node lives."),
+		encrypted:       d("encrypted", "1 if this node seals its datagrams."),
+		aeSessions:      d("ae_sessions_total", "Anti-entropy sessions started by this node."),
+		aeFailures:      d("ae_failures_total", "Anti-entropy sessions that ended with an error (timeout, protocol)."),
+		aeRepaired:      d("ae_repaired_messages_total", "Messages anti-entropy found missing here, and fetched."),
+		aePushed:        d("ae_pushed_messages_total", "Messages pushed to peers that anti-entropy found lacking them."),
+		aeBytes:         d("ae_bytes_total", "Anti-entropy bytes: queries, answers and fetches, by direction.", "direction"),
+		logMessages:     d("log_messages", "Messages in the message log (the retention window)."),
+		suspects:        d("peers_suspect", "Peers skipped for gossip because they stopped answering."),
+		suspected:       d("peers_suspected_total", "Times a peer was found not answering and skipped."),
+		pullsSkipped:    d("pulls_skipped_total", "Pulls not sent to a peer that stopped answering."),
+		pullAcks:        d("pull_acks_total", "PULL_ACKs sent: answers to pulls that lacked nothing, so the puller knows this node lives."),
+		chunks:          d("chunks_total", "Chunks of large messages accepted, each once (not counted as messages delivered)."),
+		reassembled:     d("messages_reassembled_total", "Large messages reassembled from received chunks (also counted as delivered)."),
+		partialMessages: d("partial_messages", "Large messages being reassembled."),
+		partialBytes:    d("partial_bytes", "Memory reserved for large messages being reassembled."),
 	}
 }
 
@@ -65,7 +70,8 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.datagrams, c.bytes, c.pulls, c.messagesWire, c.peers, c.cacheMessages, c.cacheBytes, c.subs,
 		c.filterIDs, c.rounds, c.socketErrors, c.datagramDrops, c.encrypted,
 		c.aeSessions, c.aeFailures, c.aeRepaired, c.aePushed, c.aeBytes, c.logMessages,
-		c.suspects, c.suspected, c.pullsSkipped, c.pullAcks} {
+		c.suspects, c.suspected, c.pullsSkipped, c.pullAcks, c.chunks, c.reassembled,
+		c.partialMessages, c.partialBytes} {
 		ch <- d
 	}
 }
@@ -125,6 +131,10 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.suspected, s.Peers.Suspected)
 	counter(c.pullsSkipped, s.Peers.PullsSkipped)
 	counter(c.pullAcks, s.Peers.AcksSent)
+	counter(c.chunks, g.Chunks)
+	counter(c.reassembled, g.Reassembled)
+	gauge(c.partialMessages, g.PartialMessages)
+	gauge(c.partialBytes, g.PartialBytes)
 }
 
 // datagramDropReasons are the labels of hearsay_datagrams_dropped_total,

@@ -766,18 +766,10 @@ func (n *Node) Status() Status {
 	return s
 }
 
-// MaxPayload is the largest payload a message on topic may carry here.
-func (n *Node) MaxPayload(topic string) int {
-	limit := n.core.Config().MaxPacketSize - gossip.HeaderSize
-	// A sequence number and a time as large as their encodings get in
-	// practice; the core does the exact check.
-	const seq, created = 1 << 62, 1 << 45
-	p := max(limit-gossip.EncodedMessageSize(seq, created, len(topic), 0), 0)
-	for p > 0 && gossip.EncodedMessageSize(seq, created, len(topic), p) > limit {
-		p--
-	}
-	return p
-}
+// MaxPayload is the largest payload a message may carry here:
+// Gossip.MaxMessageSize. Payloads that do not fit one datagram travel as
+// chunks.
+func (n *Node) MaxPayload() int { return n.core.Config().MaxMessageSize }
 
 // Subscription delivers the messages matching a pattern on C. C is closed
 // when the subscription ends: by Close, by the node closing, or because the

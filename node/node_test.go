@@ -201,7 +201,10 @@ func TestLevelDBRestartNeverRedelivers(t *testing.T) {
 }
 
 func TestPublishErrors(t *testing.T) {
-	nd := startCluster(t, 1, func(i int, c *Config) { c.Gossip.MaxPacketSize = 600 })[0]
+	nd := startCluster(t, 1, func(i int, c *Config) {
+		c.Gossip.MaxPacketSize = 600
+		c.Gossip.MaxMessageSize = 600
+	})[0]
 	ctx := context.Background()
 	_, err := nd.Publish(ctx, "bad topic", nil)
 	require.ErrorIs(t, err, gossip.ErrInvalidTopic)

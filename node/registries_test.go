@@ -211,3 +211,58 @@ func (c *collector) count(id gossip.MessageID) int {
 	defer c.mu.Unlock()
 	return c.got[id]
 }
+
+// Large messages travel as chunks and the log holds the chunks: a resumed
+// stream still gets them whole, and can resume after one.
+func TestResumeAcrossLargeMessages(t *testing.T) {
+	nodes := startCluster(t, 2, nil)
+	sub, err := nodes[1].Subscribe(">")
+	require.NoError(t, err)
+	got := collect(t, sub)
+	ctx := context.Background()
+	large := make([]byte, 200_000)
+	for i := range large {
+		large[i] = byte(i * 7)
+	}
+	first, err := nodes[0].Publish(ctx, "a", []byte("small one"))
+	require.NoError(t, err)
+	big, err := nodes[0].Publish(ctx, "a", large)
+	require.NoError(t, err)
+	last, err := nodes[0].Publish(ctx, "a", []byte("small two"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return got.distinct() == 3 }, 10*time.Second, 10*time.Millisecond)
+	got.mu.Lock()
+	for _, m := range got.all {
+		if m.ID == big {
+			require.Equal(t, large, m.Payload, "delivered whole")
+		}
+	}
+	got.mu.Unlock()
+
+	replayed := func(after gossip.MessageID) (bool, []gossip.Message) {
+		s, r, err := nodes[1].SubscribeAfter(">", after)
+		require.NoError(t, err)
+		defer s.Close()
+		var out []gossip.Message
+		for b := r.Next(); b != nil; b = r.Next() {
+			out = append(out, b...)
+		}
+		require.NoError(t, r.Err())
+		return r.Found(), out
+	}
+	found, out := replayed(first)
+	require.True(t, found)
+	require.Len(t, out, 2)
+	require.Equal(t, big, out[0].ID)
+	require.Equal(t, large, out[0].Payload)
+	require.Equal(t, last, out[1].ID)
+
+	found, out = replayed(big)
+	require.True(t, found, "a large message is a resume point too")
+	require.Len(t, out, 1)
+	require.Equal(t, last, out[0].ID)
+
+	found, out = replayed(gossip.MessageID{1})
+	require.False(t, found)
+	require.Empty(t, out)
+}

@@ -7,15 +7,26 @@ import (
 
 // Replay yields the logged messages a resumed subscription missed, then
 // lets the subscription's channel take over with no gap and no duplicate.
+//
+// The log holds a large message as its chunks; the message takes the log
+// position of its last-logged chunk, where the node delivered it. So a
+// replay reads the log from its start through a gossip.Reassembler: chunks
+// logged before the resume point may belong to a message completed after
+// it.
 type Replay struct {
-	node    *Node
-	pattern Pattern
-	cursor  gossip.MessageID
-	lastSeq uint64 // the log's last entry when the subscription began
-	found   bool
-	done    bool
-	buf     []gossip.Message
-	err     error
+	node     *Node
+	pattern  Pattern
+	after    gossip.MessageID
+	cursor   msglog.ID // the last entry read; valid once started
+	started  bool
+	lastSeq  uint64 // the log's last entry when the subscription began
+	ra       *gossip.Reassembler
+	seeking  bool // the resume point is not passed yet
+	leftover bool // buf holds what the seek read past the resume point
+	found    bool
+	done     bool
+	buf      []gossip.Message
+	err      error
 }
 
 // SubscribeAfter subscribes to pattern like Subscribe, and also returns the
@@ -24,27 +35,36 @@ type Replay struct {
 // then the Subscription: together they deliver every message accepted after
 // after, once. If after is no longer (or never was) in the log, Found
 // reports false and the replay is empty.
+//
+// Finding the resume point reads the log from its start, in batches that
+// let the node run between them.
 func (n *Node) SubscribeAfter(pattern string, after gossip.MessageID) (*Subscription, *Replay, error) {
 	p, err := ParsePattern(pattern)
 	if err != nil {
 		return nil, nil, err
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	sub, err := n.subscribeLocked(p)
 	if err != nil {
+		n.mu.Unlock()
 		return nil, nil, err
 	}
-	r := &Replay{node: n, pattern: p, cursor: after, lastSeq: n.log.LastSeq()}
 	// Registering the subscription and reading lastSeq under one lock: every
 	// message accepted later reaches the subscription, every earlier one is
 	// at or before lastSeq in the log.
-	r.found, err = n.log.Contains(after)
-	if err != nil {
-		sub.endLocked(ErrClosed)
-		return nil, nil, err
+	r := &Replay{node: n, pattern: p, after: after, lastSeq: n.log.LastSeq(), seeking: true,
+		ra: gossip.NewReassembler(n.core.Config().MaxPartialBytes)}
+	n.mu.Unlock()
+	for r.seeking && !r.done {
+		r.batch()
 	}
-	r.done = !r.found
+	if r.err != nil {
+		sub.Close()
+		return nil, nil, r.err
+	}
+	r.found = !r.seeking
+	r.done = r.done || !r.found
+	r.leftover = true
 	return sub, r, nil
 }
 
@@ -53,6 +73,12 @@ func (r *Replay) Found() bool { return r.found }
 
 // Next returns the next batch of replayed messages, or nil at the end.
 func (r *Replay) Next() []gossip.Message {
+	if r.leftover { // read by the seek, past the resume point
+		r.leftover = false
+		if len(r.buf) > 0 {
+			return r.buf
+		}
+	}
 	for !r.done {
 		r.batch()
 		if len(r.buf) > 0 {
@@ -66,7 +92,9 @@ func (r *Replay) Next() []gossip.Message {
 const batchSize = 256
 
 func (r *Replay) batch() {
-	r.buf = r.buf[:0]
+	if !r.seeking {
+		r.buf = r.buf[:0]
+	}
 	n := r.node
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -75,18 +103,35 @@ func (r *Replay) batch() {
 		return
 	}
 	scanned := 0
-	found, err := n.log.After(r.cursor, func(e msglog.Entry) bool {
+	visit := func(e msglog.Entry) bool {
 		if e.Seq > r.lastSeq {
 			r.done = true
 			return false
 		}
-		r.cursor = e.ID
+		r.cursor, r.started = e.ID, true
 		scanned++
-		if m, err := gossip.ParseMessage(e.Data); err == nil && r.pattern.Match(m.Topic) {
+		m, ok, err := r.ra.Add(e.Data)
+		if err != nil {
+			ok = false // a corrupt entry is skipped, as the live node dropped it
+		}
+		switch {
+		case r.seeking:
+			if e.ID == r.after || (ok && m.ID == r.after) {
+				r.seeking = false
+				r.buf = r.buf[:0]
+			}
+		case ok && r.pattern.Match(m.Topic):
 			r.buf = append(r.buf, m)
 		}
 		return scanned < batchSize
-	})
+	}
+	found := true
+	var err error
+	if r.started {
+		found, err = n.log.After(r.cursor, visit)
+	} else {
+		err = n.log.ForEach(visit)
+	}
 	switch {
 	case err != nil:
 		r.err, r.done = err, true

@@ -88,7 +88,8 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("filter", node.FilterLevelDB, "seen filter `KIND`: leveldb (survives restarts, in --data-dir) or memory"),
 			stringFlag("fanout", "3", "pull from `N` random peers per round (1 to 64)"),
 			stringFlag("interval", "200ms", "`DURATION` of a gossip round"),
-			stringFlag("max-packet-size", "1400", "largest datagram in `BYTES` (512 to 65507); also bounds a message"),
+			stringFlag("max-packet-size", "1400", "largest datagram in `BYTES` (512 to 65507); larger messages travel as chunks"),
+			stringFlag("max-message-size", "1048576", "largest payload in `BYTES` a message may carry (1 to 1073741824); above one datagram it is sent as chunks"),
 			stringFlag("cache-rounds", "30", "offer a new message to pullers for `N` rounds (1 to 100000)"),
 			stringFlag("retention", "10m", "keep accepted messages in the log for `DURATION` (at most 10m), for anti-entropy and resumed streams"),
 			stringFlag("ae-interval", "10s", "reconcile with a random peer every `DURATION` (Merkle anti-entropy); 0 turns it off"),
@@ -186,6 +187,9 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 		return cfg, err
 	}
 	if cfg.Gossip.MaxPacketSize, err = intValue(c, "max-packet-size", gossip.MinPacketSize, gossip.MaxUDPPayload); err != nil {
+		return cfg, err
+	}
+	if cfg.Gossip.MaxMessageSize, err = intValue(c, "max-message-size", 1, 1<<30); err != nil {
 		return cfg, err
 	}
 	if cfg.Gossip.CacheRounds, err = intValue(c, "cache-rounds", 1, 100_000); err != nil {

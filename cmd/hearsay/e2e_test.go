@@ -521,3 +521,36 @@ func TestE2EClientCommands(t *testing.T) {
 		t.Fatal("the agent did not stop on SIGTERM")
 	}
 }
+
+// A 1 MiB message pushed from the command line travels as chunks between
+// agent processes and reaches every stream once, whole.
+func TestE2ELargeMessage(t *testing.T) {
+	hearsayBinary(t)
+	const n = 3
+	var gossip []string
+	for range n {
+		gossip = append(gossip, freeUDPAddr(t))
+	}
+	var agents []*agentProcess
+	for i := range n {
+		agents = append(agents, startAgent(t, fmt.Sprintf("large-%d", i+1), gossip[i], freeTCPAddr(t), t.TempDir(),
+			"--peers", strings.Join(gossip, ","), "--interval", "50ms"))
+	}
+	var streams []*testStream
+	for _, a := range agents[1:] {
+		streams = append(streams, openStream(t, a.name, a.api, "large"))
+	}
+	payload := make([]byte, 1<<20)
+	for i := range payload {
+		payload[i] = byte(i*31 + i>>10)
+	}
+	code, out, errOut := runBinary(t, string(payload), "push", "--api", agents[0].api, "--topic", "large")
+	require.Equal(t, 0, code, errOut)
+	id := strings.TrimSpace(out)
+	for _, s := range streams {
+		s.waitFor(t, []string{id}, 30*time.Second)
+		s.assertExactly(t, []string{id})
+	}
+	st := statusOf(t, agents[2].api)
+	assert.EqualValues(t, 1, st.MessagesDelivered, "chunks are not messages to the application")
+}

@@ -68,20 +68,23 @@ func (p *program) push(c *cli.Context) error {
 	return nil
 }
 
+// maxPushPayload is the largest --max-message-size an agent accepts.
+const maxPushPayload = 1 << 30
+
 // pushPayload returns the DATA argument, or standard input when it is "-"
 // or absent. An empty argument is an empty payload.
 func (p *program) pushPayload(args cli.Args) ([]byte, error) {
 	if args.Present() && args.First() != "-" {
 		return []byte(args.First()), nil
 	}
-	// No message can be larger than a datagram; read one byte more to
-	// tell a too large input from one that fits.
-	data, err := io.ReadAll(io.LimitReader(p.stdin, gossip.MaxUDPPayload+1))
+	// Read one byte more than the largest message any agent takes, to tell
+	// a too large input from one that fits; the agent checks its own limit.
+	data, err := io.ReadAll(io.LimitReader(p.stdin, maxPushPayload+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading standard input: %w", err)
 	}
-	if len(data) > gossip.MaxUDPPayload {
-		return nil, fmt.Errorf("standard input is longer than %d bytes, more than any message can carry", gossip.MaxUDPPayload)
+	if len(data) > maxPushPayload {
+		return nil, fmt.Errorf("standard input is longer than %d bytes, more than any message can carry", maxPushPayload)
 	}
 	return data, nil
 }

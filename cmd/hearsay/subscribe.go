@@ -23,9 +23,11 @@ const (
 	// agent writes at least a keep-alive comment every 15 s, so the
 	// connection is dead.
 	streamIdleTimeout = 60 * time.Second
-	// maxEventBytes bounds one event. The largest message, 65507 bytes,
-	// takes about 88 KiB as base64 in JSON.
-	maxEventBytes = 1 << 20
+	// maxEventBytes bounds one event: the largest message an agent can be
+	// configured to take (--max-message-size up to 1 GiB) as base64 in
+	// JSON, with room for its other fields. At the default 1 MiB an event
+	// is at most about 1.4 MB.
+	maxEventBytes = maxPushPayload/3*4 + 64<<10
 )
 
 var errStreamIdle = fmt.Errorf("the stream was silent for %s, not even a keep-alive: connection lost", streamIdleTimeout)
