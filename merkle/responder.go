@@ -88,6 +88,7 @@ func (r *Responder) Answer(dst, query []byte) ([]byte, error) {
 // appendEntryAt appends the encoding of the tree's node at it.Pos.
 func (r *Responder) appendEntryAt(dst []byte, it *QueryItem, hashSize int) []byte {
 	t := r.tree
+	t.settle()
 	p := it.Pos
 	n, level := t.locate(p)
 	if it.Hash != nil {

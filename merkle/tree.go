@@ -212,6 +212,7 @@ func hasPrefix(id, prefix *ID, nbits int) bool {
 // memory is proportional to the number of IDs.
 type node struct {
 	hash  Hash
+	dirty bool // hash (and, inner, hashIn's slots of dirty children) not up to date
 	count int
 	ids   []ID       // leaf: ascending
 	inner *innerNode // nil for a leaf
@@ -237,12 +238,15 @@ func (n *node) isLeaf() bool { return n.inner == nil }
 //	leaf hash  = SHA-256(0x00 || its IDs, ascending, 16 bytes each)
 //	inner hash = SHA-256(0x01 || hash of child 0 || ... || hash of child 2^b-1)
 //
-// with EmptyHash for an empty child. Insert and Remove rehash the path from
-// the changed leaf to the root only: O(2^b · depth) hashed bytes, depth
-// about log_{2^b}(n / LeafSize). Root is O(1).
+// with EmptyHash for an empty child. Insert and Remove only mark the path
+// from the changed leaf to the root dirty; the hashes are brought up to date
+// when one is next read (Root, HashAt, a Responder's answer), each dirty
+// node once. A node on the path of many inserts between two reads is
+// hashed once, not once per insert: at a high message rate a node inserts
+// thousands of IDs between two anti-entropy sessions. Root on a settled
+// tree is O(1).
 //
-// A Tree is not safe for concurrent use by several goroutines while one of
-// them modifies it; readers alone may share it.
+// A Tree is not safe for concurrent use: reading a hash may settle it.
 type Tree struct {
 	b, leafSize int
 	maxLevel    int
@@ -311,7 +315,10 @@ func (t *Tree) Config() TreeConfig { return TreeConfig{FanoutBits: t.b, LeafSize
 func (t *Tree) Len() int { return t.root.count }
 
 // Root returns the root hash; EmptyHash for an empty tree.
-func (t *Tree) Root() Hash { return t.root.hash }
+func (t *Tree) Root() Hash {
+	t.settle()
+	return t.root.hash
+}
 
 // Contains reports whether id is in the tree.
 func (t *Tree) Contains(id ID) bool {
@@ -351,15 +358,36 @@ func (t *Tree) Insert(id ID) bool {
 	n.count++
 	if n.count > t.leafSize && level < t.maxLevel {
 		t.split(n, level)
-	} else {
-		n.hash = leafHash(n.ids)
 	}
+	n.dirty = true
 	for k := len(path) - 1; k >= 0; k-- {
-		p, i := path[k].n, path[k].child
+		p := path[k].n
 		p.count++
-		p.setChildHash(i, &p.inner.children[i].hash)
+		p.dirty = true
 	}
 	return true
+}
+
+// settle brings every dirty hash up to date.
+func (t *Tree) settle() {
+	if t.root.dirty {
+		settle(t.root)
+	}
+}
+
+func settle(n *node) {
+	n.dirty = false
+	if n.isLeaf() {
+		n.hash = leafHash(n.ids)
+		return
+	}
+	for i, c := range n.inner.children {
+		if c != nil && c.dirty {
+			settle(c)
+			copy(n.inner.hashIn[1+32*i:], c.hash[:])
+		}
+	}
+	n.hash = sha256.Sum256(n.inner.hashIn)
 }
 
 // split turns the leaf n at level, which holds more than LeafSize IDs, into
@@ -391,10 +419,11 @@ func (t *Tree) Remove(id ID) bool {
 	}
 	n.ids = slices.Delete(n.ids, at, at+1)
 	n.count--
-	n.hash = leafHash(n.ids)
+	n.dirty = true
 	for k := len(path) - 1; k >= 0; k-- {
 		p, i := path[k].n, path[k].child
 		p.count--
+		p.dirty = true
 		if p.inner.children[i].count == 0 {
 			p.inner.children[i] = nil
 		}
@@ -402,9 +431,7 @@ func (t *Tree) Remove(id ID) bool {
 		case p.count <= t.leafSize:
 			t.collapse(p)
 		case p.inner.children[i] == nil:
-			p.setChildHash(i, &EmptyHash)
-		default:
-			p.setChildHash(i, &p.inner.children[i].hash)
+			copy(p.inner.hashIn[1+32*i:], EmptyHash[:])
 		}
 	}
 	return true
@@ -421,7 +448,7 @@ func (t *Tree) collapse(n *node) {
 	}
 	n.inner = nil
 	n.ids = ids
-	n.hash = leafHash(ids)
+	n.dirty = true
 }
 
 // leafHash hashes a leaf: SHA-256(0x00 || ids).
@@ -452,13 +479,6 @@ func (t *Tree) rehashInner(n *node) {
 	}
 	n.inner.hashIn = in
 	n.hash = sha256.Sum256(in)
-}
-
-// setChildHash records that child i of the inner node n now hashes to h,
-// and rehashes n.
-func (n *node) setChildHash(i int, h *Hash) {
-	copy(n.inner.hashIn[1+32*i:], h[:])
-	n.hash = sha256.Sum256(n.inner.hashIn)
 }
 
 // locate returns the node at p if the tree has one there (exact), or else
@@ -496,6 +516,7 @@ func (t *Tree) HashAt(p Position) Hash {
 	if !t.validPosition(p) {
 		return EmptyHash
 	}
+	t.settle()
 	n, level := t.locate(p)
 	switch {
 	case n == nil:
@@ -574,6 +595,7 @@ func walk(n *node, yield func(ID) bool) bool {
 // childView fills hashes and counts with those of the 2^b children of p
 // (EmptyHash and 0 for empty ones). p must be above the deepest level.
 func (t *Tree) childView(p Position, hashes []Hash, counts []int) {
+	t.settle()
 	fan := 1 << t.b
 	hashes, counts = hashes[:fan], counts[:fan]
 	n, level := t.locate(p)
