@@ -157,10 +157,9 @@ type Node struct {
 	peers   *peerSet // the core's peers: the registry with hygiene
 	acks    uint64   // PULL_ACKs sent
 
-	dht      *dht.Registry // nil unless Config.DHT
-	dhtKick  chan struct{} // wakes the DHT timer after an input
-	ml       *memberlist.Registry
-	mlJoined chan struct{} // closed when the background join ends
+	dht     *dht.Registry // nil unless Config.DHT
+	dhtKick chan struct{} // wakes the DHT timer after an input
+	ml      *memberlist.Registry
 
 	tickSeconds prometheus.Histogram // time spent in one Tick and its sends
 
