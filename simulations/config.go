@@ -56,7 +56,8 @@ type Config struct {
 	// PayloadSize is the payload of each message, in bytes. Default 64.
 	PayloadSize int
 	// Warmup is how long the nodes run before the publication, so that
-	// every core has started its rounds. Default one Interval.
+	// every core has started its rounds. Default one Interval; with the DHT
+	// peer model, DHT.Warmup, so that the tables fill first.
 	Warmup time.Duration
 	// Partition splits the network for a while. Default: none.
 	Partition *Partition
@@ -79,8 +80,13 @@ type Config struct {
 
 // Progress tells how far a simulation has got.
 type Progress struct {
-	// Phase is "build" while the nodes are created, then "run".
+	// Phase is "build" while the nodes are created, "warmup" while they
+	// run before the publication (reported only when the warm-up lasts
+	// longer than one Interval), then "run".
 	Phase string
+	// Elapsed is the virtual time run so far, of Warmup, in the warmup
+	// phase.
+	Elapsed, Warmup time.Duration
 	// Built nodes, of Nodes, in the build phase.
 	Built, Nodes int
 	// Round is the last round completed, in the run phase; MaxRounds is
@@ -127,6 +133,23 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if g, ok := cfg.Peers.(*RandomGraph); ok && g.nodes != cfg.Nodes {
 		return cfg, fmt.Errorf("simulations: a random graph of %d nodes for %d nodes", g.nodes, cfg.Nodes)
+	}
+	if m, ok := cfg.Peers.(*DHT); ok {
+		if m == nil {
+			return cfg, errors.New("simulations: nil *DHT peer model")
+		}
+		cfg.Peers = *m
+	}
+	if m, ok := cfg.Peers.(DHT); ok {
+		if cfg.Warmup > 0 {
+			m.Warmup = cfg.Warmup
+		}
+		m = m.withDefaults()
+		if err := m.validate(cfg.Nodes); err != nil {
+			return cfg, err
+		}
+		cfg.Peers = m
+		cfg.Warmup = m.Warmup // the tables fill before the publication
 	}
 	if cfg.Latency == nil {
 		cfg.Latency = FixedLatency(time.Millisecond)

@@ -19,7 +19,9 @@
 // simulate" is the command-line front end, and docs/simulations.md
 // describes the models, the spec syntax and the outputs.
 //
-// The simulator does not model anti-entropy or the DHT registry yet: the
-// cores run without a message log, so every run shows what gossip alone
-// does. A PeerModel is where the DHT registry will plug in.
+// The peer model (PeerModel) says whom each node pulls from: full
+// membership, a static random graph, or the DHT registry itself, a
+// dht.Table per node fed with its own datagrams through the same network
+// (DHT). With Config.AntiEntropy every core also keeps a message log and
+// runs Merkle anti-entropy; without it, a run shows what gossip alone does.
 package simulations

@@ -122,6 +122,9 @@ type Summary struct {
 	Messages     int     `json:"messages"`
 	PayloadBytes int     `json:"payload_bytes"`
 	Seed         uint64  `json:"seed"`
+	// WarmupSeconds is how long the nodes ran before the publication;
+	// rounds count from the publication.
+	WarmupSeconds float64 `json:"warmup_s"`
 
 	Ended        string `json:"ended"`
 	RoundsRun    int    `json:"rounds_run"`
@@ -163,25 +166,45 @@ type Summary struct {
 	VirtualSeconds float64       `json:"virtual_time_s"`
 	WallSeconds    float64       `json:"wall_time_s"`
 	Memory         *MemoryReport `json:"memory,omitempty"`
+	// DHT is set with the DHT peer model.
+	DHT *DHTSummary `json:"dht,omitempty"`
+}
+
+// DHTSummary is the JSON form of a DHTReport. Per-node figures divide by
+// the number of nodes.
+type DHTSummary struct {
+	// At the publication.
+	Tables    int     `json:"tables"`
+	Joined    int     `json:"joined"`
+	PeersMean float64 `json:"answering_contacts_mean"`
+	PeersMin  int     `json:"answering_contacts_min"`
+	TableMean float64 `json:"table_contacts_mean"`
+	PoolMean  float64 `json:"pool_contacts_mean"`
+	// Traffic of the tables.
+	WarmupDatagramsPerNode float64 `json:"warmup_datagrams_per_node"`
+	WarmupBytesPerNode     float64 `json:"warmup_bytes_per_node"`
+	RunDatagramsPerNode    float64 `json:"run_datagrams_per_node"`
+	RunBytesPerNode        float64 `json:"run_bytes_per_node"`
 }
 
 // Summary returns the report's JSON form.
 func (r *Report) Summary() Summary {
 	c := r.Config
 	s := Summary{
-		Nodes:        c.Nodes,
-		Fanout:       c.Gossip.Fanout,
-		Interval:     c.Gossip.Interval.String(),
-		CacheRounds:  c.Gossip.CacheRounds,
-		Loss:         c.Loss,
-		Latency:      fmt.Sprint(c.Latency),
-		Peers:        fmt.Sprint(c.Peers),
-		Partition:    c.Partition.String(),
-		Churn:        c.Churn.String(),
-		Skew:         "none",
-		Messages:     c.Messages,
-		PayloadBytes: c.PayloadSize,
-		Seed:         c.Seed,
+		Nodes:         c.Nodes,
+		Fanout:        c.Gossip.Fanout,
+		Interval:      c.Gossip.Interval.String(),
+		CacheRounds:   c.Gossip.CacheRounds,
+		Loss:          c.Loss,
+		Latency:       fmt.Sprint(c.Latency),
+		Peers:         fmt.Sprint(c.Peers),
+		Partition:     c.Partition.String(),
+		Churn:         c.Churn.String(),
+		Skew:          "none",
+		Messages:      c.Messages,
+		PayloadBytes:  c.PayloadSize,
+		Seed:          c.Seed,
+		WarmupSeconds: c.Warmup.Seconds(),
 
 		Ended:             r.Ended,
 		RoundsRun:         len(r.Rounds) - 1,
@@ -217,6 +240,18 @@ func (r *Report) Summary() Summary {
 	n := &s.Network
 	n.Sent, n.Delivered, n.Lost = r.Network.Sent, r.Network.Delivered, r.Network.Lost
 	n.Partitioned, n.Undeliverable = r.Network.Partitioned, r.Network.Undeliverable
+	if d := r.DHT; d != nil {
+		nodes := float64(max(c.Nodes, 1))
+		p := &d.Published
+		s.DHT = &DHTSummary{
+			Tables: p.Tables, Joined: p.Joined, PeersMean: p.PeersMean, PeersMin: p.PeersMin,
+			TableMean: p.TableMean, PoolMean: p.PoolMean,
+			WarmupDatagramsPerNode: float64(p.Datagrams) / nodes,
+			WarmupBytesPerNode:     float64(p.Bytes) / nodes,
+			RunDatagramsPerNode:    float64(d.Datagrams) / nodes,
+			RunBytesPerNode:        float64(d.Bytes) / nodes,
+		}
+	}
 	return s
 }
 

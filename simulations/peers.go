@@ -2,7 +2,6 @@ package simulations
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -12,11 +11,12 @@ import (
 
 // PeerModel decides whom each simulated node can pull from: it is the
 // simulator's stand-in for a registry. Models must not keep per-node state
-// that grows with the number of nodes squared; the ones here cost nothing
-// (FullMembership) or 4 bytes per edge (RandomGraph).
+// that grows with the number of nodes squared; FullMembership costs
+// nothing, RandomGraph 4 bytes per edge.
 //
-// The DHT registry, when it arrives, will be a PeerModel whose samplers are
-// per-node state machines fed with the registry's own datagrams.
+// DHT is the registry itself rather than a stand-in: the Simulator gives
+// each node a dht.Table, a state machine fed with the registry's own
+// datagrams, and its Sampler is not used.
 type PeerModel interface {
 	// Sampler returns the peer sampler of node, for a simulation of nodes
 	// nodes. It is called when the node starts and again when it restarts.
@@ -190,6 +190,3 @@ func (p graphPeers) SamplePeers(rng *rand.Rand, k int, dst []netip.AddrPort) []n
 	}
 	return dst
 }
-
-// ErrDHTNotAvailable is the error ParsePeers returns for "dht".
-var ErrDHTNotAvailable = errors.New("not available yet (arrives with the DHT registry)")

@@ -46,6 +46,8 @@ type Report struct {
 	Virtual, Wall time.Duration
 	// Memory is filled in when Config.MeasureMemory is set.
 	Memory *MemoryReport
+	// DHT describes the nodes' DHT tables, with the DHT peer model.
+	DHT *DHTReport
 }
 
 // Round is the state at the end of one gossip round. Counts are for the
@@ -120,7 +122,11 @@ func Run(cfg Config) (Report, error) {
 		return Report{}, err
 	}
 	cfg = s.Config()
-	s.RunFor(cfg.Warmup)
+	s.warmUp()
+	var dhtReport *DHTReport
+	if st, ok := s.DHTStats(); ok {
+		dhtReport = &DHTReport{Published: st}
+	}
 
 	publishers := cfg.Publishers
 	if len(publishers) == 0 {
@@ -222,12 +228,33 @@ func Run(cfg Config) (Report, error) {
 	rep.NodesUp, rep.Missing, rep.Redelivered = s.NodesUp(), s.Missing(), s.Redelivered()
 	rep.Totals = subCounters(prev, first)
 	rep.Network = subNetwork(s.NetworkStats(), firstNet)
+	if dhtReport != nil {
+		end, _ := s.DHTStats()
+		dhtReport.Datagrams = end.Datagrams - dhtReport.Published.Datagrams
+		dhtReport.Bytes = end.Bytes - dhtReport.Published.Bytes
+		rep.DHT = dhtReport
+	}
 	rep.Virtual = s.Now() - published
 	rep.Wall = time.Since(began)
 	if mem != nil {
 		rep.Memory = mem.report(cfg.Nodes, s)
 	}
 	return rep, nil
+}
+
+// warmUp runs the simulation for Config.Warmup from its start, reporting
+// progress every Interval when the warm-up is longer than one: with the
+// DHT it is most of a run.
+func (s *Simulator) warmUp() {
+	warmup, interval := s.cfg.Warmup, s.cfg.Gossip.Interval
+	if warmup <= interval || s.cfg.Progress == nil {
+		s.RunUntil(warmup)
+		return
+	}
+	for s.Now() < warmup {
+		s.RunUntil(min(s.Now()+interval, warmup))
+		s.cfg.Progress(Progress{Phase: "warmup", Elapsed: s.Now(), Warmup: warmup})
+	}
 }
 
 // deliveredFraction is the fraction of (node up, message) pairs delivered.

@@ -12,6 +12,7 @@ import (
 	"github.com/hearsay-io/hearsay/filter"
 	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/internal/msglog"
+	"github.com/hearsay-io/hearsay/registry/dht"
 	"github.com/hearsay-io/hearsay/transport"
 )
 
@@ -80,6 +81,8 @@ type Simulator struct {
 	msgs     []messageRecord
 	msgIndex map[gossip.MessageID]int
 
+	tables *peerTables // the nodes' DHT tables, with the DHT peer model; nil otherwise
+
 	keptFilters map[int]filter.SeenFilter // seen filters of crashed nodes, for stateful restarts
 	keptLogs    map[int]msglog.Log        // their message logs, with AntiEntropy
 	retired     gossip.Stats              // counters of cores that have stopped
@@ -134,6 +137,9 @@ func New(cfg Config) (*Simulator, error) {
 			waiting[i] = true
 		}
 	}
+	if pp, ok := cfg.Peers.(peerProtocol); ok {
+		s.tables = pp.newTables(s)
+	}
 	for i := range s.nodes {
 		n := &s.nodes[i]
 		n.tickAt = -1
@@ -171,11 +177,24 @@ func nodeID(seed uint64, i int, incarnation uint32) gossip.NodeID {
 func (s *Simulator) startNode(i int, f filter.SeenFilter, log msglog.Log) error {
 	n := &s.nodes[i]
 	gc := s.cfg.Gossip
-	if f == nil {
+	stateful := f != nil
+	if !stateful {
 		n.idLife = n.incarnation // a new ID, unless the node keeps its state
 	}
 	gc.ID = nodeID(s.cfg.Seed, i, n.idLife)
-	gc.Peers = s.cfg.Peers.Sampler(i, s.cfg.Nodes)
+	if s.tables != nil {
+		ms := s.ticked + 1
+		if spread := s.tables.model.Spread; s.nowMs < 0 && spread > 0 { // building: stagger the joins
+			ms = int64(float64(spread/time.Millisecond) * float64(i) / float64(len(s.nodes)))
+		}
+		t, err := s.tables.start(s, i, gc.ID, stateful, ms)
+		if err != nil {
+			return err
+		}
+		gc.Peers = t
+	} else {
+		gc.Peers = s.cfg.Peers.Sampler(i, s.cfg.Nodes)
+	}
 	gc.Rand = rand.New(rand.NewPCG(s.cfg.Seed^uint64(n.incarnation)<<40, uint64(i)))
 	if f == nil {
 		f = filter.NewMemory(filter.MemoryConfig{MaxEntries: s.cfg.FilterSize})
@@ -211,6 +230,12 @@ func (s *Simulator) startNode(i int, f filter.SeenFilter, log msglog.Log) error 
 }
 
 func (s *Simulator) handle(i int32, from netip.AddrPort, dg []byte) {
+	if s.tables != nil && dht.IsPacket(dg) {
+		// As the node runtime routes them: the DHT's packet types to the
+		// table, the rest to the core.
+		s.tables.handle(s, i, from, dg)
+		return
+	}
 	n := &s.nodes[i]
 	n.core.Handle(s.net.Now().Add(n.skew), from, dg)
 	s.flush(i)
@@ -261,6 +286,9 @@ func (s *Simulator) step() {
 	s.net.RunUntil(s.clock(t))
 	s.nowMs = t
 	s.events.run(t)
+	if s.tables != nil {
+		s.tables.runTicks(s, t)
+	}
 	s.runTicks(t)
 }
 
@@ -416,6 +444,25 @@ func (s *Simulator) Up(i int) bool { return s.nodes[i].state == nodeUp }
 // the Simulator: outputs taken from it directly are not sent.
 func (s *Simulator) Core(i int) *gossip.Core { return s.nodes[i].core }
 
+// Table is node i's DHT table, nil unless the peer model is DHT and the
+// node is up with its table started. Drive it only through the Simulator:
+// outputs taken from it directly are not sent.
+func (s *Simulator) Table(i int) *dht.Table {
+	if s.tables == nil {
+		return nil
+	}
+	return s.tables.tables[i]
+}
+
+// DHTStats describes the DHT tables of the nodes up, and reports false
+// unless the peer model is DHT.
+func (s *Simulator) DHTStats() (DHTStats, bool) {
+	if s.tables == nil {
+		return DHTStats{}, false
+	}
+	return s.tables.stats(), true
+}
+
 // Skew is node i's clock offset.
 func (s *Simulator) Skew(i int) time.Duration { return s.nodes[i].skew }
 
@@ -529,6 +576,9 @@ func (s *Simulator) Crash(i int) error {
 			s.keptLogs = make(map[int]msglog.Log)
 		}
 		s.keptLogs[i] = l
+	}
+	if s.tables != nil {
+		s.tables.stop(i)
 	}
 	s.net.Detach(NodeAddr(i))
 	n.core, n.ep, n.state = nil, nil, nodeDown

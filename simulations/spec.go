@@ -230,14 +230,28 @@ func (c *Churn) String() string {
 //
 //	full        every node may pull from every other (default)
 //	graph:8     a static random graph of degree 8, drawn from seed
-//	dht         the DHT registry: not available yet (ErrDHTNotAvailable)
+//	dht         the DHT registry: a dht.Table per node (see DHT)
+//	dht:bootstrap=3,warmup=20s,spread=5s,pool=32,ping=1m,k=16
+//
+// The options of dht, each optional: bootstrap, the number of bootstrap
+// nodes (default 1); warmup, how long the tables fill before the
+// publication (default 10s); spread, the span over which the nodes join
+// (default 0s: all at once); pool, the sample pool's
+// size (default 128; off: sample the k-buckets); ping, the ping interval
+// (default 30s); k, the bucket size (default 16).
 func ParsePeers(spec string, nodes int, seed uint64) (PeerModel, error) {
 	spec = strings.ToLower(strings.TrimSpace(spec))
 	switch {
 	case spec == "" || spec == "full":
 		return FullMembership{}, nil
 	case spec == "dht":
-		return nil, ErrDHTNotAvailable
+		return parseDHT("", nodes)
+	case strings.HasPrefix(spec, "dht:"):
+		opts := strings.TrimPrefix(spec, "dht:")
+		if strings.TrimSpace(opts) == "" {
+			return nil, fmt.Errorf("want dht or dht:KEY=VALUE,... such as dht:bootstrap=3, got %q", spec)
+		}
+		return parseDHT(opts, nodes)
 	case strings.HasPrefix(spec, "graph:"):
 		d, err := strconv.Atoi(strings.TrimPrefix(spec, "graph:"))
 		if err != nil || d < 1 {
@@ -249,7 +263,7 @@ func ParsePeers(spec string, nodes int, seed uint64) (PeerModel, error) {
 		}
 		return g, nil
 	}
-	return nil, fmt.Errorf("unknown peer model %q (want full, graph:DEGREE or dht)", spec)
+	return nil, fmt.Errorf("unknown peer model %q (want full, graph:DEGREE, dht or dht:KEY=VALUE,...)", spec)
 }
 
 // ParseFraction reads a fraction from 0 to 1, written 0.25 or 25%.
@@ -312,3 +326,58 @@ func parseDuration(s string) (time.Duration, error) {
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
 func formatPercent(f float64) string { return formatFloat(f*100) + "%" }
+
+// parseDHT reads the options of the dht peer model: comma-separated
+// key=value pairs, each optional.
+func parseDHT(opts string, nodes int) (PeerModel, error) {
+	var m DHT
+	if strings.TrimSpace(opts) != "" {
+		err := parsePairs(opts, "bootstrap, warmup, spread, pool, ping, k", func(key, val string) error {
+			var err error
+			switch key {
+			case "bootstrap":
+				m.Bootstrap, err = parseWhole(val, 1, maxBootstrap)
+			case "warmup":
+				m.Warmup, err = parseDuration(val)
+				if err == nil && m.Warmup == 0 {
+					err = errors.New("warm-up must be above 0")
+				}
+			case "spread":
+				m.Spread, err = parseDuration(val)
+			case "pool":
+				if strings.EqualFold(val, "off") {
+					m.Table.SamplePoolSize = -1
+				} else {
+					m.Table.SamplePoolSize, err = parseWhole(val, 1, 10_000)
+				}
+			case "ping":
+				m.Table.PingInterval, err = parseDuration(val)
+				if err == nil && m.Table.PingInterval < time.Second {
+					err = fmt.Errorf("want at least 1s (the request timeout), got %s", val)
+				}
+			case "k":
+				m.Table.K, err = parseWhole(val, 1, 32)
+			default:
+				return errUnknownKey
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	m = m.withDefaults()
+	if m.Bootstrap > nodes {
+		return nil, fmt.Errorf("bootstrap=%d is more than the %d nodes", m.Bootstrap, nodes)
+	}
+	return m, nil
+}
+
+// parseWhole reads a whole number from lo to hi.
+func parseWhole(s string, lo, hi int) (int, error) {
+	v, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || v < lo || v > hi {
+		return 0, fmt.Errorf("want a whole number from %d to %d, got %q", lo, hi, s)
+	}
+	return v, nil
+}

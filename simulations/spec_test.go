@@ -88,12 +88,59 @@ func TestParsePeers(t *testing.T) {
 	m, err = ParsePeers("graph:6", 100, 1)
 	require.NoError(t, err)
 	assert.Equal(t, "graph:6", m.String())
-	_, err = ParsePeers("dht", 100, 1)
-	assert.ErrorIs(t, err, ErrDHTNotAvailable)
 	for _, spec := range []string{"graph:", "graph:0", "graph:x", "graph:100", "ring"} {
 		_, err := ParsePeers(spec, 100, 1)
 		assert.Error(t, err, spec)
 	}
+}
+
+func TestParsePeersDHT(t *testing.T) {
+	m, err := ParsePeers(" DHT ", 100, 1)
+	require.NoError(t, err)
+	assert.Equal(t, "dht:bootstrap=1,warmup=10s,pool=128,ping=30s", m.String())
+	d, ok := m.(DHT)
+	require.True(t, ok)
+	assert.Equal(t, 1, d.Bootstrap)
+	assert.Equal(t, 16, d.Table.K)
+
+	m, err = ParsePeers("dht:bootstrap=3, warmup=20s, spread=4s, pool=off, ping=1m, k=8", 100, 1)
+	require.NoError(t, err)
+	d = m.(DHT)
+	assert.Equal(t, 3, d.Bootstrap)
+	assert.Equal(t, 20*time.Second, d.Warmup)
+	assert.Equal(t, 4*time.Second, d.Spread)
+	assert.Equal(t, -1, d.Table.SamplePoolSize)
+	assert.Equal(t, time.Minute, d.Table.PingInterval)
+	assert.Equal(t, 8, d.Table.K)
+	assert.Equal(t, "dht:bootstrap=3,warmup=20s,spread=4s,pool=off,ping=1m0s,k=8", m.String())
+	for _, spec := range []string{m.String(), "dht:pool=32,spread=2s", "dht"} {
+		m, err := ParsePeers(spec, 100, 1)
+		require.NoError(t, err, spec)
+		again, err := ParsePeers(m.String(), 100, 1)
+		require.NoError(t, err, "String() reads back: %s", m)
+		assert.Equal(t, m, again)
+	}
+
+	for spec, want := range map[string]string{
+		"dht:":            "want dht or dht:KEY=VALUE",
+		"dht:bootstrap=0": "bootstrap: want a whole number from 1 to 64",
+		"dht:warmup=0s":   "warmup: warm-up must be above 0",
+		"dht:warmup=soon": "warmup: want a duration",
+		"dht:spread=-1s":  "spread: negative duration",
+		"dht:pool=0":      "pool: want a whole number from 1 to 10000",
+		"dht:pool=lots":   "pool: want a whole number",
+		"dht:ping=500ms":  "ping: want at least 1s",
+		"dht:k=33":        "k: want a whole number from 1 to 32",
+		"dht:k=8,k=9":     "k given twice",
+		"dht:alpha=3":     `unknown key "alpha" (want bootstrap, warmup, spread, pool, ping, k)`,
+		"dhtx":            `unknown peer model "dhtx"`,
+	} {
+		_, err := ParsePeers(spec, 100, 1)
+		require.Error(t, err, spec)
+		assert.Contains(t, err.Error(), want, spec)
+	}
+	_, err = ParsePeers("dht:bootstrap=20", 10, 1)
+	assert.EqualError(t, err, "bootstrap=20 is more than the 10 nodes")
 }
 
 func TestParseFraction(t *testing.T) {

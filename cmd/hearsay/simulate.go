@@ -47,7 +47,10 @@ func simulateCommand() *cli.Command {
 			"  --latency   1ms | uniform:1ms-20ms | normal:20ms,5ms | lognormal:20ms,0.5\n" +
 			"  --partition at=0s,heal=2s,split=0.5   (nodes below split*N, the publishers' side, cut off from the rest)\n" +
 			"  --churn     crash=10%@1s,restart=stateless@3s,join=5%@2s   (restart=stateful keeps the seen filter)\n" +
-			"  --skew      10s: each node's clock off by a uniform draw from -10s to +10s",
+			"  --skew      10s: each node's clock off by a uniform draw from -10s to +10s\n" +
+			"  --peers     full | graph:8 | dht | dht:bootstrap=3,warmup=10s,spread=0s,pool=128,ping=30s,k=16\n" +
+			"              (dht: every node runs the real DHT registry, joining through the first bootstrap nodes;\n" +
+			"              the tables fill for the warm-up before the publication)",
 		Flags: []cli.Flag{
 			simulateFlag("nodes", "1000", fmt.Sprintf("number `N` of simulated nodes, 2 to %d", simulations.MaxNodes)),
 			simulateFlag("fanout", "3", "pull from `K` random peers per round (1 to 64)"),
@@ -61,7 +64,7 @@ func simulateCommand() *cli.Command {
 			simulateFlag("skew", "0s", "offset each node's clock by up to ±`DURATION`"),
 			simulateFlag("messages", "1", "publish `M` messages at once, from distinct random nodes"),
 			simulateFlag("payload", "64", "payload of each message in `BYTES` (1 to 1300)"),
-			simulateFlag("peers", "full", "peer `MODEL`: full (everyone knows everyone), graph:D (random graph of degree D) or dht"),
+			simulateFlag("peers", "full", "peer `MODEL`: full (everyone knows everyone), graph:D (random graph of degree D) or dht (a Kademlia table per node, options as dht:pool=32; see above)"),
 			simulateFlag("seed", "1", "`SEED` of every random choice: the same seed gives the same run"),
 			simulateFlag("duration", "0s", "run exactly this long after the publication (`DURATION`); 0 stops when done"),
 			simulateFlag("max-rounds", "1000", "stop after `R` rounds at the latest"),
@@ -191,6 +194,10 @@ func printSimulationSummary(w io.Writer, r *simulations.Report, paths []string) 
 	}
 	fmt.Fprintf(w, "per node: %.3f duplicates, %.0f bytes sent, %.1f datagrams; %d redelivered after stateless restarts\n",
 		s.DuplicatesPerNode, s.BytesPerNode, s.DatagramsPerNode, r.Redelivered)
+	if d := s.DHT; d != nil {
+		fmt.Fprintf(w, "DHT: the nodes ran %v before the publication, from which rounds count; then %d of %d tables had joined, with %.1f answering contacts each (at least %d); DHT datagrams per node: %.0f in the warm-up, %.1f after\n",
+			r.Config.Warmup, d.Joined, d.Tables, d.PeersMean, d.PeersMin, d.WarmupDatagramsPerNode, d.RunDatagramsPerNode)
+	}
 	if len(s.Dropped) > 0 {
 		fmt.Fprintf(w, "dropped by the cores: %v\n", s.Dropped)
 	}
@@ -233,10 +240,14 @@ func (b *progressBar) draw(now time.Time) {
 	p := b.current
 	var frac float64
 	var label string
-	if p.Phase == "build" {
+	switch p.Phase {
+	case "build":
 		frac = float64(p.Built) / float64(max(p.Nodes, 1))
 		label = fmt.Sprintf("building nodes %d/%d", p.Built, p.Nodes)
-	} else {
+	case "warmup":
+		frac = float64(p.Elapsed) / float64(max(p.Warmup, 1))
+		label = fmt.Sprintf("warm-up %.1fs/%.1fs virtual", p.Elapsed.Seconds(), p.Warmup.Seconds())
+	default:
 		frac = p.Delivered
 		label = fmt.Sprintf("round %d: %.2f%% delivered", p.Round, 100*p.Delivered)
 	}

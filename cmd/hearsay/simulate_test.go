@@ -59,7 +59,12 @@ func TestSimulateFlagErrors(t *testing.T) {
 		{[]string{"--churn", "restart=stateless@5s"}, "--churn: restart needs a crash=FRACTION@TIME"},
 		{[]string{"--churn", "crash=10%@5s,restart=forgetful@9s"}, `--churn: restart: restart must be stateless or stateful, got "forgetful"`},
 		{[]string{"--churn", "crash=10%@5s,restart=stateful@1s"}, "--churn: restart@1s is not after crash@5s"},
-		{[]string{"--peers", "dht"}, "--peers: not available yet (arrives with the DHT registry)"},
+		{[]string{"--peers", "dht:bootstrap=0"}, "--peers: bootstrap: want a whole number from 1 to 64"},
+		{[]string{"--peers", "dht:bootstrap=2000"}, "--peers: bootstrap: want a whole number from 1 to 64"},
+		{[]string{"--peers", "dht:bootstrap=20", "--nodes", "10"}, "--peers: bootstrap=20 is more than the 10 nodes"},
+		{[]string{"--peers", "dht:pool=lots"}, "--peers: pool: want a whole number from 1 to 10000"},
+		{[]string{"--peers", "dht:alpha=3"}, `--peers: unknown key "alpha" (want bootstrap, warmup, spread, pool, ping, k)`},
+		{[]string{"--peers", "dht:"}, "--peers: want dht or dht:KEY=VALUE"},
 		{[]string{"--peers", "graph:0"}, "--peers: want graph:DEGREE"},
 		{[]string{"--peers", "mesh"}, `--peers: unknown peer model "mesh"`},
 		{[]string{"--skew", "-1s"}, "--skew: must not be negative"},
@@ -124,10 +129,34 @@ func TestSimulateWritesSummaryCSVAndChart(t *testing.T) {
 
 func TestSimulateReadsItsOwnEnvironment(t *testing.T) {
 	t.Setenv("HEARSAY_PEERS", "127.0.0.1:7600") // an agent's: must not reach simulate
-	t.Setenv("HEARSAY_SIMULATE_PEERS", "dht")
+	t.Setenv("HEARSAY_SIMULATE_PEERS", "dht:pool=lots")
 	_, _, err := runSimulateCLI(t, "--out", t.TempDir())
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "--peers: not available yet")
+	assert.Contains(t, err.Error(), "--peers: pool: want a whole number")
+}
+
+// TestSimulateDHT: --peers dht runs the DHT registry on every node, says
+// how long the tables filled before the publication, and writes the
+// tables' figures into summary.json.
+func TestSimulateDHT(t *testing.T) {
+	dir := t.TempDir()
+	stdout, stderr, err := runSimulateCLI(t, "--nodes", "200", "--peers", "dht:warmup=5s,k=8,pool=16", "--seed", "2", "--out", dir)
+	require.NoError(t, err)
+	assert.Contains(t, stdout, "200 nodes: every node up had every message after")
+	assert.Contains(t, stdout, "DHT: the nodes ran 5s before the publication, from which rounds count; then 200 of 200 tables had joined")
+	assert.Contains(t, stderr, "warm-up 5.0s/5.0s virtual")
+
+	var summary simulations.Summary
+	raw, err := os.ReadFile(filepath.Join(dir, simulations.SummaryFile))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &summary))
+	assert.Equal(t, "dht:bootstrap=1,warmup=5s,pool=16,ping=30s,k=8", summary.Peers)
+	assert.Equal(t, 5.0, summary.WarmupSeconds)
+	assert.Equal(t, "delivered", summary.Ended)
+	require.NotNil(t, summary.DHT)
+	assert.Equal(t, 200, summary.DHT.Joined)
+	assert.GreaterOrEqual(t, summary.DHT.PeersMin, 8)
+	assert.Positive(t, summary.DHT.WarmupDatagramsPerNode)
 }
 
 func TestSimulatePartitionPublishesInTheFirstGroup(t *testing.T) {
