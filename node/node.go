@@ -291,7 +291,11 @@ func New(cfg Config) (*Node, error) {
 	gc = n.core.Config()
 	perRound := cfg.MaxBytesPerPeerRound
 	if perRound <= 0 {
-		perRound = 2 * gc.MaxAnswerBytes
+		// Two full answers, as sealed: each of an answer's datagrams grows
+		// by the sealing overhead, and a cap of exactly twice the answer
+		// bytes cut the tail off the second answer of a round.
+		perDatagram := gc.MaxPacketSize + security.Overhead
+		perRound = 2 * (gc.MaxAnswerBytes/gc.MaxPacketSize + 1) * perDatagram
 	}
 	n.limits = newSendLimits(perRound, gc.Interval, func() []netip.AddrPort { return n.peers.registry().Peers() })
 	if n.udp, err = transport.ListenUDP(cfg.Bind, cfg.UDP); err != nil {
