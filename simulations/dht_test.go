@@ -1,6 +1,9 @@
 package simulations
 
 import (
+	"math/rand/v2"
+	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,8 +15,8 @@ import (
 
 // lightDHT is the DHT model with the lighter tables most tests use: half
 // the bucket size and a sample pool of 16. At 10,000 nodes a node's join
-// then costs about 780 datagrams instead of 1,700, and 53 KB instead of
-// 110 KB; gossip still samples 3 of some 20 contacts spread over the
+// then costs about 780 datagrams instead of 1,700, and 60 KB instead of
+// 115 KB; gossip still samples 3 of some 20 contacts spread over the
 // network.
 var lightDHT = DHT{Table: dht.Config{K: 8, SamplePoolSize: 16}}
 
@@ -263,4 +266,48 @@ func TestDHTConfigErrors(t *testing.T) {
 	_, ok = s.DHTStats()
 	assert.False(t, ok)
 	assert.Nil(t, s.Table(0))
+}
+
+// TestDHTStaggeredJoinsSkewPools: when the nodes join one after another
+// (Spread), the sample pools filled by the early joiners hold only early
+// joiners until they turn over, minutes later; when all join at once, how
+// many nodes can pull from a given one is spread evenly. Each node's
+// candidates are estimated from 300 draws of SamplePeers.
+func TestDHTStaggeredJoinsSkewPools(t *testing.T) {
+	t.Parallel()
+	n := underRace(1000)
+	pullers := func(m DHT) (sorted []int, unpulled int) {
+		s, err := New(Config{Nodes: n, Seed: 4, Peers: m})
+		require.NoError(t, err)
+		s.RunUntil(s.Config().Warmup)
+		rng := rand.New(rand.NewPCG(1, 2))
+		in := make([]int, n)
+		for i := range n {
+			cands := map[netip.AddrPort]bool{}
+			for range 300 {
+				for _, p := range s.Table(i).SamplePeers(rng, 3, nil) {
+					cands[p] = true
+				}
+			}
+			for p := range cands {
+				in[NodeIndex(p)]++
+			}
+		}
+		for _, x := range in {
+			if x == 0 {
+				unpulled++
+			}
+		}
+		slices.Sort(in)
+		return in, unpulled
+	}
+	at := func(xs []int, q float64) int { return xs[int(q*float64(len(xs)-1))] }
+	once, onceZero := pullers(lightDHT)
+	staggered := lightDHT
+	staggered.Spread = 5 * time.Second
+	spread, spreadZero := pullers(staggered)
+	t.Logf("nodes that can pull from a node, min/median/max: %d/%d/%d (%d in no pool) joining at once, %d/%d/%d (%d in no pool) over 5s",
+		once[0], at(once, 0.5), once[n-1], onceZero, spread[0], at(spread, 0.5), spread[n-1], spreadZero)
+	assert.Greater(t, spreadZero, 5*onceZero+5)
+	assert.Greater(t, spread[n-1], 3*once[n-1]/2)
 }

@@ -44,3 +44,67 @@ func BenchmarkScale(b *testing.B) {
 		})
 	}
 }
+
+// DefaultBenchDHT is the DHT model BenchmarkScaleDHT runs unless
+// HEARSAY_SIM_PEERS says otherwise: K 8 and a sample pool of 16, light
+// enough for 100,000 nodes in 8 GB and a quarter of an hour
+// (docs/simulations.md).
+const DefaultBenchDHT = "dht:k=8,pool=16"
+
+// BenchmarkScaleDHT is BenchmarkScale with the DHT peer model: every node
+// runs the DHT registry's table, joins through node 0 at the start and
+// fills its table for the warm-up (10s) before the publication. It reports
+// rounds to 100% (from the publication) beside full membership's for the
+// same seed, the tables at the publication, wall time and memory. Run one
+// size at a time, once:
+//
+//	go test -run XXX -bench 'ScaleDHT/nodes=10000$' -benchtime 1x -timeout 1h ./simulations
+//	GOMEMLIMIT=8GiB go test -run XXX -bench 'ScaleDHT/nodes=100000$' -benchtime 1x -timeout 2h ./simulations
+//
+// HEARSAY_SIM_PEERS sets another DHT model (dht:pool=128, ...);
+// HEARSAY_SIM_OUT writes each size's files, as for BenchmarkScale, under
+// dht-nodes-N.
+func BenchmarkScaleDHT(b *testing.B) {
+	spec := DefaultBenchDHT
+	if s := os.Getenv("HEARSAY_SIM_PEERS"); s != "" {
+		spec = s
+	}
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			peers, err := ParsePeers(spec, n, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				full, err := Broadcast(Config{Nodes: n, Seed: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				rep, err := Broadcast(Config{Nodes: n, Seed: 1, Peers: peers, MeasureMemory: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if rep.RoundsToFull < 0 {
+					b.Fatalf("not delivered everywhere: %+v", rep.Summary())
+				}
+				m, d := rep.Memory, rep.Summary().DHT
+				b.ReportMetric(float64(rep.RoundsToFull), "rounds")
+				b.ReportMetric(float64(full.RoundsToFull), "full-rounds")
+				b.ReportMetric(float64(d.Joined), "joined")
+				b.ReportMetric(d.PeersMean, "contacts/node")
+				b.ReportMetric(d.WarmupDatagramsPerNode, "dht-dgrams/node")
+				b.ReportMetric(rep.Wall.Seconds(), "wall-s")
+				b.ReportMetric(float64(m.PeakHeapInuse)/(1<<20), "peak-heap-MiB")
+				b.ReportMetric(float64(m.PeakSys)/(1<<20), "peak-sys-MiB")
+				b.ReportMetric(m.PerNode, "heap-B/node")
+				b.ReportMetric(m.PeakPerNode, "peak-heap-B/node")
+				b.Logf("%s, %d nodes: %d rounds (full membership: %d); at the publication %+v", peers, n, rep.RoundsToFull, full.RoundsToFull, *d)
+				if dir := os.Getenv("HEARSAY_SIM_OUT"); dir != "" {
+					if _, err := rep.WriteFiles(filepath.Join(dir, fmt.Sprintf("dht-nodes-%d", n))); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
