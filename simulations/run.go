@@ -243,16 +243,18 @@ func Run(cfg Config) (Report, error) {
 }
 
 // warmUp runs the simulation for Config.Warmup from its start, reporting
-// progress every Interval when the warm-up is longer than one: with the
-// DHT it is most of a run.
+// progress when the warm-up is longer than one Interval: with the DHT it
+// is most of a run, and its first few hundred virtual milliseconds, when
+// every table joins, most of the warm-up.
 func (s *Simulator) warmUp() {
-	warmup, interval := s.cfg.Warmup, s.cfg.Gossip.Interval
-	if warmup <= interval || s.cfg.Progress == nil {
+	const step = 10 * time.Millisecond
+	warmup := s.cfg.Warmup
+	if warmup <= s.cfg.Gossip.Interval || s.cfg.Progress == nil {
 		s.RunUntil(warmup)
 		return
 	}
 	for s.Now() < warmup {
-		s.RunUntil(min(s.Now()+interval, warmup))
+		s.RunUntil(min(s.Now()+step, warmup))
 		s.cfg.Progress(Progress{Phase: "warmup", Elapsed: s.Now(), Warmup: warmup})
 	}
 }

@@ -246,7 +246,7 @@ func (b *progressBar) draw(now time.Time) {
 		label = fmt.Sprintf("building nodes %d/%d", p.Built, p.Nodes)
 	case "warmup":
 		frac = float64(p.Elapsed) / float64(max(p.Warmup, 1))
-		label = fmt.Sprintf("warm-up %.1fs/%.1fs virtual", p.Elapsed.Seconds(), p.Warmup.Seconds())
+		label = fmt.Sprintf("warm-up %v/%v virtual", p.Elapsed.Round(10*time.Millisecond), p.Warmup)
 	default:
 		frac = p.Delivered
 		label = fmt.Sprintf("round %d: %.2f%% delivered", p.Round, 100*p.Delivered)

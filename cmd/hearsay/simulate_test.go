@@ -144,7 +144,7 @@ func TestSimulateDHT(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, stdout, "200 nodes: every node up had every message after")
 	assert.Contains(t, stdout, "DHT: the nodes ran 5s before the publication, from which rounds count; then 200 of 200 tables had joined")
-	assert.Contains(t, stderr, "warm-up 5.0s/5.0s virtual")
+	assert.Contains(t, stderr, "warm-up 5s/5s virtual")
 
 	var summary simulations.Summary
 	raw, err := os.ReadFile(filepath.Join(dir, simulations.SummaryFile))
