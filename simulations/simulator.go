@@ -445,8 +445,8 @@ func (s *Simulator) Up(i int) bool { return s.nodes[i].state == nodeUp }
 func (s *Simulator) Core(i int) *gossip.Core { return s.nodes[i].core }
 
 // Table is node i's DHT table, nil unless the peer model is DHT and the
-// node is up with its table started. Drive it only through the Simulator:
-// outputs taken from it directly are not sent.
+// node is up (with DHT.Spread, it may not have ticked yet). Drive it only
+// through the Simulator: outputs taken from it directly are not sent.
 func (s *Simulator) Table(i int) *dht.Table {
 	if s.tables == nil {
 		return nil
