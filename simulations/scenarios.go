@@ -64,7 +64,8 @@ var DefaultCrash = Churn{Crash: 0.2, CrashAt: 0, Restart: RestartStateless, Rest
 // again what it had delivered before the crash (counted in
 // Report.Redelivered), where a stateful one does not; and that nodes
 // restarting after the caches have let a message go never receive it
-// without anti-entropy (not simulated yet). Nodes down at the end are not
+// without anti-entropy (Config.AntiEntropy, off by default; with it they
+// are repaired). Nodes down at the end are not
 // counted as missing anything.
 func CrashAndRestart(cfg Config) (Report, error) {
 	if cfg.Churn == nil {

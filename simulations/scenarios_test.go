@@ -80,8 +80,8 @@ func TestPartitionShorterThanCacheHeals(t *testing.T) {
 
 // TestPartitionLongerThanCacheLosesMessages: a partition that outlasts the
 // propagation caches (30 rounds of 200ms from when each node received the
-// message) leaves the second group without it: that is anti-entropy's job,
-// not simulated yet.
+// message) leaves the second group without it when anti-entropy is off:
+// repairing that is anti-entropy's job (antientropy_test.go).
 func TestPartitionLongerThanCacheLosesMessages(t *testing.T) {
 	rep, err := PartitionAndHeal(Config{Nodes: 2000, Seed: 3, Partition: &Partition{Heal: 10 * time.Second}})
 	require.NoError(t, err)
