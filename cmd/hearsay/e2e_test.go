@@ -493,7 +493,7 @@ func TestE2EClientCommands(t *testing.T) {
 	assert.Equal(t, "{\n  \"registry\": \"static\",\n  \"peers\": [],\n  \"suspects\": []\n}\n", out)
 
 	// Errors: the agent's, and usage.
-	code, _, errOut = runBinary(t, strings.Repeat("x", 2000), "push", "--api", a.api, "--topic", "cli.big")
+	code, _, errOut = runBinary(t, strings.Repeat("x", 1<<20+1), "push", "--api", a.api, "--topic", "cli.big")
 	assert.Equal(t, exitFailure, code)
 	assert.Regexp(t, `^hearsay: agent answered 413: payload larger than \d+ bytes`, errOut)
 	assert.Equal(t, 1, strings.Count(errOut, "\n"))
