@@ -56,19 +56,7 @@ func newNetHarnessSeed(t *testing.T, n int, loss float64, seed uint64, tweak fun
 }
 
 func (h *netHarness) newCore(i, n int, tweak func(i int, c *Config)) *Core {
-	var peers fixedPeers
-	for j := 0; j < n; j++ {
-		if j != i {
-			peers = append(peers, addr(j))
-		}
-	}
-	cfg := Config{ID: testOrigin(byte(16 * (i + 1))), Peers: peers}
-	if tweak != nil {
-		tweak(i, &cfg)
-	}
-	c, err := New(cfg)
-	require.NoError(h.t, err)
-	return c
+	return newTestCore(h.t, i, n, tweak)
 }
 
 // restart replaces core i by a new one made by tweak (which reopens the

@@ -44,18 +44,7 @@ type harness struct {
 func newHarness(t *testing.T, n int, tweak func(i int, c *Config)) *harness {
 	h := &harness{t: t, now: t0, byAddr: map[netip.AddrPort]*Core{}, delivered: make([][]Message, n)}
 	for i := 0; i < n; i++ {
-		var peers fixedPeers
-		for j := 0; j < n; j++ {
-			if j != i {
-				peers = append(peers, addr(j))
-			}
-		}
-		cfg := Config{ID: testOrigin(byte(16 * (i + 1))), Peers: peers}
-		if tweak != nil {
-			tweak(i, &cfg)
-		}
-		c, err := New(cfg)
-		require.NoError(t, err)
+		c := newTestCore(t, i, n, tweak)
 		h.cores = append(h.cores, c)
 		h.byAddr[addr(i)] = c
 	}
@@ -63,6 +52,25 @@ func newHarness(t *testing.T, n int, tweak func(i int, c *Config)) *harness {
 		c.Tick(h.now)
 	}
 	return h
+}
+
+// newTestCore makes core i of n, whose peers are all the others, as tweak
+// has its config.
+func newTestCore(t *testing.T, i, n int, tweak func(i int, c *Config)) *Core {
+	t.Helper()
+	var peers fixedPeers
+	for j := 0; j < n; j++ {
+		if j != i {
+			peers = append(peers, addr(j))
+		}
+	}
+	cfg := Config{ID: testOrigin(byte(16 * (i + 1))), Peers: peers}
+	if tweak != nil {
+		tweak(i, &cfg)
+	}
+	c, err := New(cfg)
+	require.NoError(t, err)
+	return c
 }
 
 func (h *harness) index(c *Core) int {
