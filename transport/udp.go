@@ -256,6 +256,7 @@ func (u *UDP) ServeBatch(h BatchHandler) error {
 				return nil
 			}
 			u.readErrors.Add(1)
+			// A persistent error must not turn the loop into a busy spin.
 			backoff = min(max(2*backoff, time.Millisecond), 100*time.Millisecond)
 			time.Sleep(backoff)
 			continue
@@ -287,44 +288,17 @@ func (u *UDP) ServeBatch(h BatchHandler) error {
 // at a time: a slow handler delays reading (the socket buffer absorbs
 // bursts). It blocks until Close and then returns nil. Transient read errors
 // are counted in UDPStats.ReadErrors and the loop goes on. Serve may run on
-// several goroutines at once to read in parallel; each has its own buffer.
+// several goroutines at once to read in parallel; each has its own buffers.
+// It is ServeBatch with the batches taken apart.
 func (u *UDP) Serve(h Handler) error {
 	if h == nil {
 		return errors.New("transport: serve: nil handler")
 	}
-	// One byte beyond MaxDatagram: a read that fills it was truncated, so the
-	// datagram was too large.
-	size := u.maxDatagram + 1
-	bufp, _ := readBuffers.Get().(*[]byte)
-	if bufp == nil || cap(*bufp) < size {
-		b := make([]byte, size)
-		bufp = &b
-	}
-	defer readBuffers.Put(bufp)
-	buf := (*bufp)[:size]
-
-	var backoff time.Duration
-	for {
-		n, from, err := u.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if u.closed.Load() || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			u.readErrors.Add(1)
-			// A persistent error must not turn the loop into a busy spin.
-			backoff = min(max(2*backoff, time.Millisecond), 100*time.Millisecond)
-			time.Sleep(backoff)
-			continue
+	return u.ServeBatch(func(batch []Received) {
+		for _, r := range batch {
+			h(r.From, r.Data)
 		}
-		backoff = 0
-		if n > u.maxDatagram {
-			u.oversized.Add(1)
-			continue
-		}
-		u.datagramsIn.Add(1)
-		u.bytesIn.Add(uint64(n))
-		h(unmapAddrPort(from), buf[:n])
-	}
+	})
 }
 
 // Close closes the socket and makes Serve return. Calling it again does
