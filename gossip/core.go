@@ -180,13 +180,7 @@ func (c *Config) setDefaults() {
 		c.Filter = filter.NewMemory(filter.MemoryConfig{})
 	}
 	if c.Rand == nil {
-		lo := uint64(0)
-		hi := uint64(0)
-		for i := 0; i < 8; i++ {
-			lo = lo<<8 | uint64(c.ID[i])
-			hi = hi<<8 | uint64(c.ID[8+i])
-		}
-		c.Rand = rand.New(rand.NewPCG(lo, hi))
+		c.Rand = c.ID.Rand()
 	}
 }
 

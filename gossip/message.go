@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -17,6 +18,13 @@ type NodeID [16]byte
 
 // String returns the ID as 32 lower-case hex digits.
 func (id NodeID) String() string { return hex.EncodeToString(id[:]) }
+
+// Rand returns a PCG seeded from id: the default randomness of state
+// machines that must be reproducible in tests and simulations. A node
+// seeds its own from crypto/rand instead.
+func (id NodeID) Rand() *rand.Rand {
+	return rand.New(rand.NewPCG(binary.BigEndian.Uint64(id[:8]), binary.BigEndian.Uint64(id[8:])))
+}
 
 // IsZero reports whether id is the zero ID, which no node may use.
 func (id NodeID) IsZero() bool { return id == NodeID{} }

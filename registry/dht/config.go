@@ -107,12 +107,7 @@ func (c *Config) setDefaults() {
 		c.MaxPacketSize = 1400 - security.Overhead
 	}
 	if c.Rand == nil {
-		var lo, hi uint64
-		for i := range 8 {
-			lo = lo<<8 | uint64(c.Self[i])
-			hi = hi<<8 | uint64(c.Self[8+i])
-		}
-		c.Rand = rand.New(rand.NewPCG(lo, hi))
+		c.Rand = c.Self.Rand()
 	}
 	c.SelfAddr = unmap(c.SelfAddr)
 	c.Bootstrap = append([]netip.AddrPort(nil), c.Bootstrap...) // the caller may reuse its slice
