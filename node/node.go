@@ -6,13 +6,10 @@ package node
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -280,9 +277,7 @@ func New(cfg Config) (*Node, error) {
 		gc.MaxPacketSize = 1400
 	}
 	gc.MaxPacketSize -= security.Overhead
-	var seed [16]byte
-	_, _ = crand.Read(seed[:])
-	gc.Rand = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+	gc.Rand = secureRand()
 	if n.core, err = gossip.New(gc); err != nil {
 		n.filter.Close()
 		n.log.Close()

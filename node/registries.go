@@ -25,6 +25,14 @@ const (
 	RegistryCustom     = "custom"
 )
 
+// secureRand returns a PCG seeded from crypto/rand: a running node's
+// choices (peers, request and session IDs) must not be predictable.
+func secureRand() *rand.Rand {
+	var seed [16]byte
+	_, _ = crand.Read(seed[:])
+	return rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+}
+
 // dhtPeersFile is where the DHT table is kept in the data dir.
 const dhtPeersFile = "dht-peers"
 
@@ -40,10 +48,7 @@ func (n *Node) newDHT(maxPacket int) error {
 	if self, ok := n.selfAddr(); ok {
 		c.SelfAddr = self
 	}
-	var seed [16]byte
-	_, _ = crand.Read(seed[:])
-	// Request IDs are what keeps strangers from forging answers.
-	c.Rand = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+	c.Rand = secureRand() // request IDs are what keeps strangers from forging answers
 	if c.MaxPacketSize == 0 {
 		c.MaxPacketSize = maxPacket
 	}
