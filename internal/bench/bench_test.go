@@ -88,15 +88,19 @@ func TestBenchSmallRunBothSystems(t *testing.T) {
 }
 
 // With its origin sending each message once, to a single peer, a
-// memberlist cluster still delivers everything everywhere: the nodes that
-// received a message forward it.
+// memberlist cluster still delivers beyond that peer: the nodes that
+// received a message forward it. Not necessarily everywhere: each node
+// forwards a message a limited number of times (RetransmitMult ×
+// log10(N+1), 4 here) to random members, and a few times in a hundred runs
+// some node is missed; the full-workload runs measure that.
 func TestBenchMemberlistForwards(t *testing.T) {
 	cfg := Config{Nodes: 5, Messages: 3, Size: 64, Rate: 100, Interval: 50 * time.Millisecond,
 		Timeout: 10 * time.Second, Systems: []System{Memberlist}, originSendsOnce: true}
 	rep, err := Run(context.Background(), cfg)
 	require.NoError(t, err)
 	res := rep.Results[0]
-	assert.True(t, res.Complete(), "%d of %d delivered", res.Deliveries, res.Expected())
+	// Without forwarding, a message reaches its origin and one peer.
+	assert.Greater(t, res.Deliveries, int64(2*cfg.Messages), "%d of %d delivered", res.Deliveries, res.Expected())
 }
 
 func TestBenchValidate(t *testing.T) {
