@@ -36,7 +36,7 @@ func newAntiEntropy(cfg *Config, rng sessionRand, visit func(msglog.Entry)) (*an
 		return nil, err
 	}
 	if err := cfg.Log.ForEach(func(e msglog.Entry) bool {
-		tree.Insert(merkle.ID(e.ID))
+		tree.InsertLater(merkle.ID(e.ID))
 		visit(e)
 		return true
 	}); err != nil {
@@ -68,9 +68,9 @@ func (c *Core) logAccepted(e *cacheEntry) {
 		return
 	}
 	for _, id := range evicted {
-		ae.tree.Remove(merkle.ID(id))
+		ae.tree.RemoveLater(merkle.ID(id))
 	}
-	ae.tree.Insert(merkle.ID(e.msg.ID))
+	ae.tree.InsertLater(merkle.ID(e.msg.ID))
 }
 
 // pruneLog drops what is past Retention, by creation time: the same
@@ -85,7 +85,7 @@ func (c *Core) pruneLog(now time.Time) {
 		c.stats.LogErrors++
 	}
 	for _, id := range removed {
-		ae.tree.Remove(merkle.ID(id))
+		ae.tree.RemoveLater(merkle.ID(id))
 	}
 }
 

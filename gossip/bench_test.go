@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/netip"
 	"testing"
+
+	"github.com/hearsay-io/hearsay/internal/msglog"
 )
 
 func BenchmarkEncodeMessages(b *testing.B) {
@@ -111,7 +113,18 @@ func BenchmarkAnswerPull(b *testing.B) {
 // BenchmarkAcceptMessage: receiving a datagram of 4 new 256-byte messages
 // (hash, seen filter, cache, digest, delivery).
 func BenchmarkAcceptMessage(b *testing.B) {
-	c, err := New(Config{ID: testOrigin(200), Peers: fixedPeers{}, CacheMessages: 1 << 22, CacheBytes: 4 << 30})
+	benchmarkAccept(b, Config{ID: testOrigin(200), Peers: fixedPeers{}, CacheMessages: 1 << 22, CacheBytes: 4 << 30})
+}
+
+// BenchmarkAcceptMessageLogged: the same with anti-entropy on, as a node
+// runs by default: each message is also logged and put in the Merkle tree.
+func BenchmarkAcceptMessageLogged(b *testing.B) {
+	benchmarkAccept(b, Config{ID: testOrigin(200), Peers: fixedPeers{}, CacheMessages: 1 << 22, CacheBytes: 4 << 30,
+		Log: msglog.NewMemory(8 << 30)})
+}
+
+func benchmarkAccept(b *testing.B, cfg Config) {
+	c, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

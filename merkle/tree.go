@@ -238,25 +238,24 @@ func (n *node) isLeaf() bool { return n.inner == nil }
 //	leaf hash  = SHA-256(0x00 || its IDs, ascending, 16 bytes each)
 //	inner hash = SHA-256(0x01 || hash of child 0 || ... || hash of child 2^b-1)
 //
-// with EmptyHash for an empty child. Insert and Remove only mark the path
-// from the changed leaf to the root dirty; the hashes are brought up to date
-// when one is next read (Root, HashAt, a Responder's answer), each dirty
-// node once. A node on the path of many inserts between two reads is
-// hashed once, not once per insert: at a high message rate a node inserts
-// thousands of IDs between two anti-entropy sessions. Root on a settled
-// tree is O(1).
+// with EmptyHash for an empty child. InsertLater and RemoveLater queue a
+// change; queued changes are applied in one sorted pass when the tree is
+// next read, and a change only marks the path from its leaf to the root
+// dirty; the hashes are brought up to date when one is next read (Root,
+// HashAt, a Responder's answer), each dirty node once. A node on the path
+// of many inserts between two reads is visited and hashed once, not once
+// per insert: at a high message rate a node inserts thousands of IDs
+// between two anti-entropy sessions. Root on a settled tree is O(1).
 //
 // A Tree is not safe for concurrent use: reading a hash may settle it.
 type Tree struct {
 	b, leafSize int
 	maxLevel    int
 	root        *node
-	path        []pathStep // scratch of Insert and Remove
-}
-
-type pathStep struct {
-	n     *node
-	child int
+	queued      []change // InsertLater and RemoveLater, not applied yet
+	adds        []ID     // scratch of apply
+	removes     []ID     // scratch of apply
+	sortScratch []change // scratch of apply
 }
 
 // NewTree returns an empty tree of the given shape (zero fields take the
@@ -312,7 +311,10 @@ func (t *Tree) build(sorted []ID, level int) *node {
 func (t *Tree) Config() TreeConfig { return TreeConfig{FanoutBits: t.b, LeafSize: t.leafSize} }
 
 // Len returns the number of IDs in the tree.
-func (t *Tree) Len() int { return t.root.count }
+func (t *Tree) Len() int {
+	t.apply()
+	return t.root.count
+}
 
 // Root returns the root hash; EmptyHash for an empty tree.
 func (t *Tree) Root() Hash {
@@ -322,6 +324,7 @@ func (t *Tree) Root() Hash {
 
 // Contains reports whether id is in the tree.
 func (t *Tree) Contains(id ID) bool {
+	t.apply()
 	n, level := t.root, 0
 	for !n.isLeaf() {
 		n = n.inner.children[childIndex(&id, level, t.b)]
@@ -334,42 +337,153 @@ func (t *Tree) Contains(id ID) bool {
 	return found
 }
 
-// Insert adds id and reports whether it was absent.
+// Insert adds id and reports whether it was absent. It applies the queued
+// changes first; InsertLater is the cheaper way to add many IDs.
 func (t *Tree) Insert(id ID) bool {
-	path := t.path[:0]
-	n, level := t.root, 0
-	for !n.isLeaf() {
-		i := childIndex(&id, level, t.b)
-		path = append(path, pathStep{n, i})
-		c := n.inner.children[i]
-		if c == nil {
-			c = &node{}
-			n.inner.children[i] = c
-		}
-		n = c
-		level++
-	}
-	t.path = path
-	at, found := slices.BinarySearchFunc(n.ids, id, ID.Compare)
-	if found {
+	if t.Contains(id) {
 		return false
 	}
-	n.ids = slices.Insert(n.ids, at, id)
-	n.count++
-	if n.count > t.leafSize && level < t.maxLevel {
-		t.split(n, level)
-	}
-	n.dirty = true
-	for k := len(path) - 1; k >= 0; k-- {
-		p := path[k].n
-		p.count++
-		p.dirty = true
-	}
+	t.InsertLater(id)
+	t.apply()
 	return true
 }
 
-// settle brings every dirty hash up to date.
+// Remove deletes id and reports whether it was present. It applies the
+// queued changes first; RemoveLater is the cheaper way to remove many IDs.
+func (t *Tree) Remove(id ID) bool {
+	if !t.Contains(id) {
+		return false
+	}
+	t.RemoveLater(id)
+	t.apply()
+	return true
+}
+
+// merge adds the IDs of adds and deletes those of removes (both ascending,
+// no ID in both) under n, at level, and returns how many IDs n gained
+// (negative: lost) and whether it changed. n keeps the shape rule: a leaf if it then holds at most
+// LeafSize IDs, an inner node otherwise. A changed n is marked dirty; a
+// subtree built anew is hashed already.
+func (t *Tree) merge(n *node, adds, removes []ID, level int) (delta int, changed bool) {
+	if len(adds) == 0 && len(removes) == 0 {
+		return 0, false
+	}
+	if n.isLeaf() {
+		ids, changed := mergeIDs(n.ids, adds, removes)
+		if !changed {
+			return 0, false
+		}
+		delta := len(ids) - n.count
+		if len(ids) > t.leafSize && level < t.maxLevel {
+			*n = *t.build(ids, level)
+		} else {
+			n.ids, n.count = ids, len(ids)
+		}
+		n.dirty = true
+		return delta, true
+	}
+	for len(adds) > 0 || len(removes) > 0 {
+		// The next child with a change, and the runs of changes under it.
+		i := 1 << t.b
+		if len(adds) > 0 {
+			i = childIndex(&adds[0], level, t.b)
+		}
+		if len(removes) > 0 {
+			i = min(i, childIndex(&removes[0], level, t.b))
+		}
+		na, nr := runOf(adds, i, level, t.b), runOf(removes, i, level, t.b)
+		c := n.inner.children[i]
+		switch {
+		case c == nil && na > 0:
+			c = t.build(slices.Clone(adds[:na]), level+1)
+			n.inner.children[i] = c
+			c.dirty = true // copied into n's hash input when settled
+			delta, changed = delta+na, true
+		case c != nil:
+			d, ch := t.merge(c, adds[:na], removes[:nr], level+1)
+			delta, changed = delta+d, changed || ch
+			if c.count == 0 {
+				n.inner.children[i] = nil
+				copy(n.inner.hashIn[1+32*i:], EmptyHash[:])
+			}
+		}
+		adds, removes = adds[na:], removes[nr:]
+	}
+	if !changed {
+		return 0, false
+	}
+	n.count += delta
+	n.dirty = true
+	if n.count <= t.leafSize {
+		t.collapse(n)
+	}
+	return delta, true
+}
+
+// runOf returns how many of the first IDs of sorted fall under child i at
+// level.
+func runOf(sorted []ID, i, level, b int) int {
+	k := 0
+	for k < len(sorted) && childIndex(&sorted[k], level, b) == i {
+		k++
+	}
+	return k
+}
+
+// mergeIDs returns (ids ∪ adds) ∖ removes, all three ascending, in a new
+// slice, and whether it differs from ids.
+func mergeIDs(ids, adds, removes []ID) ([]ID, bool) {
+	out := make([]ID, 0, len(ids)+len(adds))
+	changed := false
+	for len(ids) > 0 || len(adds) > 0 {
+		var next ID
+		switch {
+		case len(adds) == 0:
+			next, ids = ids[0], ids[1:]
+		case len(ids) == 0:
+			next, adds = adds[0], adds[1:]
+			changed = true
+		default:
+			switch c := ids[0].Compare(adds[0]); {
+			case c < 0:
+				next, ids = ids[0], ids[1:]
+			case c > 0:
+				next, adds = adds[0], adds[1:]
+				changed = true
+			default:
+				next, ids, adds = ids[0], ids[1:], adds[1:]
+			}
+		}
+		for len(removes) > 0 && removes[0].Compare(next) < 0 {
+			removes = removes[1:]
+		}
+		if len(removes) > 0 && removes[0] == next {
+			removes = removes[1:]
+			changed = true
+			continue
+		}
+		out = append(out, next)
+	}
+	return slices.Clip(out), changed
+}
+
+// collapse turns the inner node n, which now holds at most LeafSize IDs,
+// into a leaf. Its children hold fewer IDs than n, so they are leaves.
+func (t *Tree) collapse(n *node) {
+	ids := make([]ID, 0, n.count)
+	for _, c := range n.inner.children {
+		if c != nil {
+			ids = append(ids, c.ids...)
+		}
+	}
+	n.inner = nil
+	n.ids = ids
+	n.dirty = true
+}
+
+// settle applies the queued changes and brings every dirty hash up to date.
 func (t *Tree) settle() {
+	t.apply()
 	if t.root.dirty {
 		settle(t.root)
 	}
@@ -388,67 +502,6 @@ func settle(n *node) {
 		}
 	}
 	n.hash = sha256.Sum256(n.inner.hashIn)
-}
-
-// split turns the leaf n at level, which holds more than LeafSize IDs, into
-// an inner node.
-func (t *Tree) split(n *node, level int) {
-	ids := n.ids
-	n.ids = nil
-	*n = *t.build(ids, level)
-}
-
-// Remove deletes id and reports whether it was present.
-func (t *Tree) Remove(id ID) bool {
-	path := t.path[:0]
-	n, level := t.root, 0
-	for !n.isLeaf() {
-		i := childIndex(&id, level, t.b)
-		path = append(path, pathStep{n, i})
-		n = n.inner.children[i]
-		if n == nil {
-			t.path = path
-			return false
-		}
-		level++
-	}
-	t.path = path
-	at, found := slices.BinarySearchFunc(n.ids, id, ID.Compare)
-	if !found {
-		return false
-	}
-	n.ids = slices.Delete(n.ids, at, at+1)
-	n.count--
-	n.dirty = true
-	for k := len(path) - 1; k >= 0; k-- {
-		p, i := path[k].n, path[k].child
-		p.count--
-		p.dirty = true
-		if p.inner.children[i].count == 0 {
-			p.inner.children[i] = nil
-		}
-		switch {
-		case p.count <= t.leafSize:
-			t.collapse(p)
-		case p.inner.children[i] == nil:
-			copy(p.inner.hashIn[1+32*i:], EmptyHash[:])
-		}
-	}
-	return true
-}
-
-// collapse turns the inner node n, which now holds at most LeafSize IDs,
-// into a leaf. Its children hold fewer IDs than n, so they are leaves.
-func (t *Tree) collapse(n *node) {
-	ids := make([]ID, 0, n.count)
-	for _, c := range n.inner.children {
-		if c != nil {
-			ids = append(ids, c.ids...)
-		}
-	}
-	n.inner = nil
-	n.ids = ids
-	n.dirty = true
 }
 
 // leafHash hashes a leaf: SHA-256(0x00 || ids).
@@ -485,6 +538,7 @@ func (t *Tree) rehashInner(n *node) {
 // the leaf above p that would hold p's IDs, with its level; nil if the
 // subtree at p is empty.
 func (t *Tree) locate(p Position) (n *node, level int) {
+	t.apply()
 	n = t.root
 	for level < p.Level && !n.isLeaf() {
 		n = n.inner.children[childIndex(&p.Prefix, level, t.b)]

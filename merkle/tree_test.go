@@ -233,6 +233,76 @@ func TestTreeMatchesModel(t *testing.T) {
 	}
 }
 
+// TestQueuedChangesMatchModel: batches of InsertLater and RemoveLater, with
+// the same ID changed several times in a batch, leave the tree exactly as
+// the model says (the last change of an ID wins), with the shape rule kept.
+func TestQueuedChangesMatchModel(t *testing.T) {
+	shapes := []TreeConfig{{FanoutBits: 1, LeafSize: 1}, {FanoutBits: 3, LeafSize: 16}, {FanoutBits: 2, LeafSize: 3}, {FanoutBits: 8, LeafSize: 64}}
+	for si, cfg := range shapes {
+		rng := newRand(uint64(40 + si))
+		tr := mustTree(t, cfg)
+		set := map[ID]bool{}
+		pool := randomIDs(rng, 2000)
+		for i := 0; i < 60; i++ {
+			id := pool[0]
+			id[15] ^= byte(i)
+			pool = append(pool, id)
+		}
+		for batch := range 60 {
+			// Batches grow then shrink the tree, down to empty once.
+			size := rng.IntN(400)
+			removeShare := 3
+			if batch > 30 {
+				removeShare = 1
+			}
+			for range size {
+				id := pool[rng.IntN(len(pool))]
+				if rng.IntN(4) < removeShare {
+					tr.InsertLater(id)
+					set[id] = true
+				} else {
+					tr.RemoveLater(id)
+					delete(set, id)
+				}
+			}
+			if batch == 50 {
+				for id := range set {
+					tr.RemoveLater(id)
+				}
+				clear(set)
+			}
+			want := sortedKeys(set)
+			require.Equal(t, refHash(want, 0, cfg), tr.Root(), "%+v batch %d", cfg, batch)
+			require.Equal(t, len(want), tr.Len())
+			require.Equal(t, nilIfEmpty(want), nilIfEmpty(slices.Collect(tr.All())))
+			checkShape(t, tr, tr.root, 0)
+		}
+	}
+}
+
+// checkShape checks the shape rule under n: counts add up, a node holding
+// more than LeafSize IDs is inner (above the deepest level), and no empty
+// subtree is stored.
+func checkShape(t *testing.T, tr *Tree, n *node, level int) {
+	t.Helper()
+	if n.isLeaf() {
+		require.Equal(t, len(n.ids), n.count)
+		require.True(t, n.count <= tr.leafSize || level >= tr.maxLevel, "leaf of %d IDs at level %d", n.count, level)
+		require.True(t, slices.IsSortedFunc(n.ids, ID.Compare))
+		return
+	}
+	require.Greater(t, n.count, tr.leafSize, "inner node at level %d", level)
+	sum := 0
+	for _, c := range n.inner.children {
+		if c != nil {
+			require.Positive(t, c.count)
+			checkShape(t, tr, c, level+1)
+			sum += c.count
+		}
+	}
+	require.Equal(t, n.count, sum)
+}
+
 func nilIfEmpty(ids []ID) []ID {
 	if len(ids) == 0 {
 		return nil
