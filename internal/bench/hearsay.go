@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 
 	"github.com/hearsay-io/hearsay/gossip"
@@ -24,154 +23,113 @@ const benchTopic = "bench"
 // would cost memory for nothing.
 const maxSubscriberBuffer = 16384
 
-// cluster is one system's running nodes, as the workload drives them.
-type cluster interface {
-	// publish publishes payload from node origin; the payload is the
-	// cluster's from then on. gossip.ErrBackpressure: retry later.
-	publish(ctx context.Context, origin int, payload []byte) error
-	// counters returns what the nodes did so far, summed.
-	counters() counters
-	// close stops every node; it returns the first error.
-	close() error
-}
-
-// counters are a cluster's cumulative counters, summed over its nodes.
-type counters struct {
-	bytesOut   uint64 // bytes sent on the wire, every packet and stream included
-	duplicates uint64 // copies of a message received by a node that already had it
-	// drops counts what the nodes dropped, by reason: datagrams and
-	// messages, whatever the system reports.
-	drops map[string]uint64
-}
-
-// since returns the counts from before to c.
-func (c counters) since(before counters) counters {
-	d := counters{bytesOut: c.bytesOut - before.bytesOut, duplicates: c.duplicates - before.duplicates,
-		drops: map[string]uint64{}}
-	for reason, n := range c.drops {
-		if n > before.drops[reason] {
-			d.drops[reason] = n - before.drops[reason]
-		}
-	}
-	return d
-}
-
-// hearsayCluster is N hearsay nodes on 127.0.0.1, each with every other as
-// a static peer, and a subscriber per node recording arrivals.
-type hearsayCluster struct {
-	nodes []*node.Node
-	subs  sync.WaitGroup
-	// slow counts the subscriptions cut off for falling behind: their
+// hearsayNode is one hearsay node on 127.0.0.1 with a subscriber recording
+// its arrivals. Its peers are static: every node of the cluster, given by
+// connect once all are bound.
+type hearsayNode struct {
+	index int
+	node  *node.Node
+	peers *latePeers
+	// subDone is closed when the subscriber has stopped, after Close.
+	subDone chan struct{}
+	// slow is set if the subscription was cut off for falling behind: its
 	// later arrivals would be missed, so the run is not valid.
-	slow atomic.Int64
+	slow atomic.Bool
 }
 
-func startHearsay(cfg Config, key *security.Key, rec *recorder) (*hearsayCluster, error) {
-	c := &hearsayCluster{}
-	logger := slog.New(slog.DiscardHandler)
-	peers := make([]*latePeers, cfg.Nodes)
-	buffer := min(max(cfg.Messages, 1024), maxSubscriberBuffer)
-	for i := range cfg.Nodes {
-		ring, err := security.NewKeyring()
-		if key != nil {
-			ring, err = security.NewKeyring(*key)
-		}
-		if err != nil {
-			c.close()
-			return nil, fmt.Errorf("bench: hearsay keyring: %w", err)
-		}
-		peers[i] = &latePeers{}
-		ncfg := node.Config{
-			Name:             fmt.Sprintf("bench-%d", i),
-			Bind:             "127.0.0.1:0",
-			Filter:           node.FilterMemory,
-			Registry:         peers[i],
-			Keyring:          ring,
-			SubscriberBuffer: buffer,
-			Logger:           logger,
-		}
-		ncfg.Gossip.Fanout = cfg.Fanout
-		ncfg.Gossip.Interval = cfg.Interval
-		n, err := node.New(ncfg)
-		if err != nil {
-			c.close()
-			return nil, fmt.Errorf("bench: hearsay node %d: %w", i, err)
-		}
-		c.nodes = append(c.nodes, n)
+// newHearsayNode binds node index of cfg's cluster and subscribes to the
+// benchmark's topic; it gossips once connect has given it its peers.
+func newHearsayNode(cfg Config, key *security.Key, index int, rec arrivals) (*hearsayNode, error) {
+	ring, err := security.NewKeyring()
+	if key != nil {
+		ring, err = security.NewKeyring(*key)
 	}
-	addrs := make([]string, len(c.nodes))
-	for i, n := range c.nodes {
-		addrs[i] = n.Addr().String()
+	if err != nil {
+		return nil, fmt.Errorf("bench: hearsay keyring: %w", err)
 	}
-	for i, n := range c.nodes {
-		reg, err := static.New(static.Config{Peers: addrs, Self: n.Addr()})
-		if err != nil {
-			c.close()
-			return nil, fmt.Errorf("bench: hearsay peers: %w", err)
-		}
-		peers[i].reg.Store(reg)
+	n := &hearsayNode{index: index, peers: &latePeers{}, subDone: make(chan struct{})}
+	ncfg := node.Config{
+		Name:             fmt.Sprintf("bench-%d", index),
+		Bind:             "127.0.0.1:0",
+		Filter:           node.FilterMemory,
+		Registry:         n.peers,
+		Keyring:          ring,
+		SubscriberBuffer: min(max(cfg.Messages, 1024), maxSubscriberBuffer),
+		Logger:           slog.New(slog.DiscardHandler),
 	}
-	for i, n := range c.nodes {
-		sub, err := n.Subscribe(benchTopic)
-		if err != nil {
-			c.close()
-			return nil, fmt.Errorf("bench: hearsay subscribe: %w", err)
-		}
-		c.subs.Add(1)
-		go func() {
-			defer c.subs.Done()
-			for m := range sub.C {
-				rec.delivered(i, m.Payload)
+	ncfg.Gossip.Fanout = cfg.Fanout
+	ncfg.Gossip.Interval = cfg.Interval
+	if n.node, err = node.New(ncfg); err != nil {
+		return nil, fmt.Errorf("bench: hearsay node %d: %w", index, err)
+	}
+	sub, err := n.node.Subscribe(benchTopic)
+	if err != nil {
+		n.node.Close()
+		return nil, fmt.Errorf("bench: hearsay node %d: subscribe: %w", index, err)
+	}
+	messages := cfg.Messages
+	go func() {
+		defer close(n.subDone)
+		for m := range sub.C {
+			if i, ok := messageIndex(m.Payload, messages); ok {
+				rec.delivered(index, i)
 			}
-			if errors.Is(sub.Err(), node.ErrSlowSubscriber) {
-				c.slow.Add(1)
-			}
-		}()
-	}
-	for i, n := range c.nodes {
-		if err := n.Start(); err != nil {
-			c.close()
-			return nil, fmt.Errorf("bench: hearsay node %d: %w", i, err)
 		}
-	}
-	return c, nil
+		if errors.Is(sub.Err(), node.ErrSlowSubscriber) {
+			n.slow.Store(true)
+		}
+	}()
+	return n, nil
 }
 
-func (c *hearsayCluster) publish(ctx context.Context, origin int, payload []byte) error {
-	_, err := c.nodes[origin].Publish(ctx, benchTopic, payload)
+func (n *hearsayNode) addr() string { return n.node.Addr().String() }
+
+// connect gives the node every node's address as its static peers and
+// starts it.
+func (n *hearsayNode) connect(addrs []string) error {
+	reg, err := static.New(static.Config{Peers: addrs, Self: n.node.Addr()})
+	if err != nil {
+		return fmt.Errorf("bench: hearsay node %d: peers: %w", n.index, err)
+	}
+	n.peers.reg.Store(reg)
+	if err := n.node.Start(); err != nil {
+		return fmt.Errorf("bench: hearsay node %d: %w", n.index, err)
+	}
+	return nil
+}
+
+// ready is true: a hearsay node needs nothing but its static peers.
+func (n *hearsayNode) ready() bool { return true }
+
+func (n *hearsayNode) publish(ctx context.Context, payload []byte) error {
+	_, err := n.node.Publish(ctx, benchTopic, payload)
 	return err
 }
 
-func (c *hearsayCluster) counters() counters {
-	sum := counters{drops: map[string]uint64{}}
-	for _, n := range c.nodes {
-		st := n.Stats()
-		sum.bytesOut += st.UDP.BytesOut
-		sum.duplicates += st.Gossip.Duplicates
-		for reason, count := range st.Drops {
-			sum.drops[reason] += count
-		}
-		for reason, count := range st.Gossip.Dropped {
-			if count > 0 {
-				sum.drops[gossip.DropReason(reason).String()] += count
-			}
+func (n *hearsayNode) counters() counters {
+	st := n.node.Stats()
+	c := counters{bytesOut: st.UDP.BytesOut, duplicates: st.Gossip.Duplicates, drops: map[string]uint64{}}
+	for reason, count := range st.Drops {
+		c.drops[reason] += count
+	}
+	for reason, count := range st.Gossip.Dropped {
+		if count > 0 {
+			c.drops[gossip.DropReason(reason).String()] += count
 		}
 	}
-	return sum
+	return c
 }
 
-func (c *hearsayCluster) close() error {
-	var first error
-	for _, n := range c.nodes {
-		if err := n.Close(); err != nil && first == nil {
-			first = fmt.Errorf("bench: closing hearsay node: %w", err)
-		}
+func (n *hearsayNode) close() error {
+	err := n.node.Close()
+	<-n.subDone // closing the node closes its subscription
+	if err != nil {
+		return fmt.Errorf("bench: closing hearsay node %d: %w", n.index, err)
 	}
-	c.subs.Wait() // closing a node closes its subscription
-	if first == nil && c.slow.Load() > 0 {
-		first = fmt.Errorf("bench: %d hearsay subscribers fell behind and were cut off: arrivals were missed", c.slow.Load())
+	if n.slow.Load() {
+		return fmt.Errorf("bench: hearsay node %d: its subscriber fell behind and was cut off: arrivals were missed", n.index)
 	}
-	return first
+	return nil
 }
 
 // latePeers is a node's registry, filled in once every node is bound: their

@@ -17,27 +17,20 @@ import (
 	"github.com/hearsay-io/hearsay/security"
 )
 
-// memberlistJoinTimeout bounds the wait for every instance to see the whole
-// cluster before the workload starts.
-const memberlistJoinTimeout = 30 * time.Second
-
-// memberlistCluster is N memberlist instances on 127.0.0.1 spreading user
-// messages the way serf does: memberlist only hands a node's queued
-// broadcasts to its gossip, so each node re-queues, in its own
+// memberlistNode is one memberlist instance on 127.0.0.1 and its delegate,
+// spreading user messages the way serf does: memberlist only hands a node's
+// queued broadcasts to its gossip, so the node re-queues, in its own
 // TransmitLimitedQueue, every message it receives for the first time.
-type memberlistCluster struct {
-	nodes []*memberlistNode
-	// originSendsOnce: see Config.originSendsOnce.
-	originSendsOnce bool
-}
-
-// memberlistNode is one memberlist instance and its delegate.
 type memberlistNode struct {
 	index     int
+	nodes     int // the cluster's size
+	messages  int
 	list      atomic.Pointer[memberlist.Memberlist] // set once Create returns
 	queue     *memberlist.TransmitLimitedQueue
 	transport *countingTransport
-	rec       *recorder
+	rec       arrivals
+	// originSendsOnce: see Config.originSendsOnce.
+	originSendsOnce bool
 	// sendOnce makes the node forget its broadcasts once they have been
 	// handed to gossip one time (Config.originSendsOnce).
 	sendOnce   atomic.Bool
@@ -45,117 +38,88 @@ type memberlistNode struct {
 	logs       dropCounter
 }
 
-func startMemberlist(cfg Config, key *security.Key, rec *recorder) (*memberlistCluster, error) {
-	c := &memberlistCluster{}
-	for i := range cfg.Nodes {
-		n := &memberlistNode{index: i, rec: rec}
-		transport, err := newCountingTransport()
-		if err != nil {
-			c.close()
-			return nil, fmt.Errorf("bench: memberlist node %d: %w", i, err)
-		}
-		n.transport = transport
-		mc := memberlist.DefaultLANConfig()
-		mc.Name = fmt.Sprintf("bench-%d", i)
-		mc.Transport = transport
-		port := transport.GetAutoBindPort()
-		mc.BindAddr, mc.BindPort = "127.0.0.1", port
-		mc.AdvertiseAddr, mc.AdvertisePort = "127.0.0.1", port
-		mc.GossipInterval = cfg.Interval
-		mc.GossipNodes = cfg.Fanout
-		mc.Delegate = n
-		mc.LogOutput = &n.logs
-		if key != nil {
-			mc.SecretKey = append([]byte(nil), key[:]...) // 32 bytes: AES-256-GCM
-		}
-		n.queue = &memberlist.TransmitLimitedQueue{
-			RetransmitMult: mc.RetransmitMult,
-			NumNodes: func() int {
-				if l := n.list.Load(); l != nil {
-					return l.NumMembers()
-				}
-				return 1
-			},
-		}
-		list, err := memberlist.Create(mc)
-		if err != nil {
-			transport.Shutdown()
-			c.close()
-			return nil, fmt.Errorf("bench: memberlist node %d: %w", i, err)
-		}
-		n.list.Store(list)
-		c.nodes = append(c.nodes, n)
+// newMemberlistNode binds instance index of cfg's cluster; it joins the
+// others in connect.
+func newMemberlistNode(cfg Config, key *security.Key, index int, rec arrivals) (*memberlistNode, error) {
+	n := &memberlistNode{index: index, nodes: cfg.Nodes, messages: cfg.Messages, rec: rec,
+		originSendsOnce: cfg.originSendsOnce}
+	transport, err := newCountingTransport()
+	if err != nil {
+		return nil, fmt.Errorf("bench: memberlist node %d: %w", index, err)
 	}
-	first := c.nodes[0].transport.addr()
-	for i, n := range c.nodes[1:] {
-		if _, err := n.list.Load().Join([]string{first}); err != nil {
-			c.close()
-			return nil, fmt.Errorf("bench: memberlist node %d joining: %w", i+1, err)
-		}
+	n.transport = transport
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = fmt.Sprintf("bench-%d", index)
+	mc.Transport = transport
+	port := transport.GetAutoBindPort()
+	mc.BindAddr, mc.BindPort = "127.0.0.1", port
+	mc.AdvertiseAddr, mc.AdvertisePort = "127.0.0.1", port
+	mc.GossipInterval = cfg.Interval
+	mc.GossipNodes = cfg.Fanout
+	mc.Delegate = n
+	mc.LogOutput = &n.logs
+	if key != nil {
+		mc.SecretKey = append([]byte(nil), key[:]...) // 32 bytes: AES-256-GCM
 	}
-	deadline := time.Now().Add(memberlistJoinTimeout)
-	for !c.converged() {
-		if time.Now().After(deadline) {
-			c.close()
-			return nil, fmt.Errorf("bench: memberlist: not every node saw all %d members within %s", cfg.Nodes, memberlistJoinTimeout)
-		}
-		time.Sleep(20 * time.Millisecond)
+	n.queue = &memberlist.TransmitLimitedQueue{
+		RetransmitMult: mc.RetransmitMult,
+		NumNodes: func() int {
+			if l := n.list.Load(); l != nil {
+				return l.NumMembers()
+			}
+			return 1
+		},
 	}
-	c.originSendsOnce = cfg.originSendsOnce
-	return c, nil
+	list, err := memberlist.Create(mc)
+	if err != nil {
+		transport.Shutdown()
+		return nil, fmt.Errorf("bench: memberlist node %d: %w", index, err)
+	}
+	n.list.Store(list)
+	return n, nil
 }
 
-// converged reports whether every instance sees every other as a member.
-func (c *memberlistCluster) converged() bool {
-	for _, n := range c.nodes {
-		if n.list.Load().NumMembers() != len(c.nodes) {
-			return false
-		}
+func (n *memberlistNode) addr() string { return n.transport.addr() }
+
+// connect joins the cluster through the first node of addrs, unless this
+// node is the first.
+func (n *memberlistNode) connect(addrs []string) error {
+	if len(addrs) == 0 || addrs[0] == n.addr() {
+		return nil
 	}
-	return true
+	if _, err := n.list.Load().Join(addrs[:1]); err != nil {
+		return fmt.Errorf("bench: memberlist node %d joining: %w", n.index, err)
+	}
+	return nil
 }
 
-func (c *memberlistCluster) publish(_ context.Context, origin int, payload []byte) error {
-	n := c.nodes[origin]
-	if c.originSendsOnce {
+// ready reports whether the instance sees every node as a member.
+func (n *memberlistNode) ready() bool { return n.list.Load().NumMembers() == n.nodes }
+
+func (n *memberlistNode) publish(_ context.Context, payload []byte) error {
+	if n.originSendsOnce {
 		n.sendOnce.Store(true)
 	}
-	n.rec.delivered(n.index, payload)
+	if i, ok := messageIndex(payload, n.messages); ok {
+		n.rec.delivered(n.index, i)
+	}
 	n.queue.QueueBroadcast(broadcast(payload))
 	return nil
 }
 
-func (c *memberlistCluster) counters() counters {
-	sum := counters{drops: map[string]uint64{}}
-	for _, n := range c.nodes {
-		sum.bytesOut += n.transport.bytesOut.Load()
-		sum.duplicates += n.duplicates.Load()
-		if full := n.logs.queueFull.Load(); full > 0 {
-			sum.drops["handoff_queue_full"] += full
-		}
+func (n *memberlistNode) counters() counters {
+	c := counters{bytesOut: n.transport.bytesOut.Load(), duplicates: n.duplicates.Load(), drops: map[string]uint64{}}
+	if full := n.logs.queueFull.Load(); full > 0 {
+		c.drops["handoff_queue_full"] = full
 	}
-	return sum
+	return c
 }
 
-func (c *memberlistCluster) close() error {
-	var first error
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for _, n := range c.nodes {
-		wg.Add(1)
-		go func() { // Shutdown waits for the transport's goroutines: in parallel
-			defer wg.Done()
-			if err := n.list.Load().Shutdown(); err != nil {
-				mu.Lock()
-				if first == nil {
-					first = fmt.Errorf("bench: memberlist shutdown: %w", err)
-				}
-				mu.Unlock()
-			}
-		}()
+func (n *memberlistNode) close() error {
+	if err := n.list.Load().Shutdown(); err != nil {
+		return fmt.Errorf("bench: memberlist shutdown: %w", err)
 	}
-	wg.Wait()
-	return first
+	return nil
 }
 
 // The memberlist.Delegate of a node.
@@ -165,10 +129,12 @@ func (n *memberlistNode) NodeMeta(int) []byte { return nil }
 // NotifyMsg records a received message and, the first time, queues it for
 // this node's own gossip: without that, memberlist would never forward it.
 func (n *memberlistNode) NotifyMsg(msg []byte) {
-	if !n.rec.delivered(n.index, msg) {
-		if _, ok := n.rec.parseIndex(msg); ok {
-			n.duplicates.Add(1)
-		}
+	i, ok := messageIndex(msg, n.messages)
+	if !ok {
+		return
+	}
+	if !n.rec.delivered(n.index, i) {
+		n.duplicates.Add(1)
 		return
 	}
 	n.queue.QueueBroadcast(broadcast(append([]byte(nil), msg...))) // msg is reused after the call

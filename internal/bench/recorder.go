@@ -61,16 +61,19 @@ func newRecorder(nodes, messages int) *recorder {
 // now is the time since the recorder's start.
 func (r *recorder) now() time.Duration { return time.Since(r.start) }
 
-// delivered records that node received payload and reports whether it is
-// the first time. A payload that is not one of the run's messages is
-// ignored.
-func (r *recorder) delivered(node int, payload []byte) bool {
-	at := r.now()
-	index, ok := r.parseIndex(payload)
-	if !ok || node < 0 || node >= r.nodes {
+// delivered records that node received message index now, and reports
+// whether it is the first time. It is the recorder's arrivals method.
+func (r *recorder) delivered(node, index int) bool {
+	return r.deliveredAt(node, index, r.now())
+}
+
+// deliveredAt records that node received message index at at, and reports
+// whether it is the first time. Indices out of range are ignored.
+func (r *recorder) deliveredAt(node, index int, at time.Duration) bool {
+	if node < 0 || node >= r.nodes || index < 0 || index >= r.messages {
 		return false
 	}
-	if !r.arrived[node*r.messages+index].CompareAndSwap(0, int64(at)+1) {
+	if !r.arrived[node*r.messages+index].CompareAndSwap(0, int64(max(at, 0))+1) {
 		return false
 	}
 	if r.deliveries.Add(1) == int64(r.nodes*r.messages) {
@@ -79,14 +82,14 @@ func (r *recorder) delivered(node int, payload []byte) bool {
 	return true
 }
 
-// parseIndex returns a payload's message index, and false for a payload that
-// is not one of the run's messages.
-func (r *recorder) parseIndex(payload []byte) (int, bool) {
+// messageIndex returns a payload's message index, and false for a payload
+// that is not one of the run's messages of messages.
+func messageIndex(payload []byte, messages int) (int, bool) {
 	if len(payload) < payloadHeader {
 		return 0, false
 	}
 	index := binary.BigEndian.Uint64(payload)
-	if index >= uint64(r.messages) {
+	if index >= uint64(messages) {
 		return 0, false
 	}
 	return int(index), true

@@ -9,10 +9,8 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/security"
 )
 
@@ -40,8 +38,8 @@ type Result struct {
 	// PublishTime runs from the first publish to the return of the last.
 	PublishTime time.Duration
 	// BackpressureWaits counts the publishes refused with
-	// gossip.ErrBackpressure, each retried after a pause. Memberlist's queue
-	// never refuses.
+	// gossip.ErrBackpressure in the window, each retried after a pause.
+	// Memberlist's queue never refuses.
 	BackpressureWaits uint64
 	// Deliveries counts the (message, node) pairs delivered within the
 	// window, the origin's own delivery included; Nodes × Messages is all.
@@ -152,16 +150,7 @@ func backpressurePause(interval time.Duration) time.Duration {
 func runSystem(ctx context.Context, cfg Config, system System, key *security.Key) (Result, error) {
 	progressf(cfg, "%s: starting %d nodes on 127.0.0.1", system, cfg.Nodes)
 	rec := newRecorder(cfg.Nodes, cfg.Messages)
-	var c cluster
-	var err error
-	switch system {
-	case Hearsay:
-		c, err = startHearsay(cfg, key, rec)
-	case Memberlist:
-		c, err = startMemberlist(cfg, key, rec)
-	default:
-		err = fmt.Errorf("%w: unknown system %q", ErrConfig, system)
-	}
+	c, err := startLocal(ctx, cfg, system, key, rec)
 	if err != nil {
 		return Result{}, err
 	}
@@ -172,8 +161,10 @@ func runSystem(ctx context.Context, cfg Config, system System, key *security.Key
 	progressf(cfg, "%s: publishing %d messages of %d bytes %s from %d origin(s)", system, cfg.Messages, cfg.Size, rate, cfg.Origins)
 
 	origins := originNodes(cfg.Nodes, cfg.Origins)
-	before := c.counters()
-	cpuBefore, cpuKnown := processCPU()
+	before, err := c.counters(ctx)
+	if err != nil {
+		return Result{}, errors.Join(err, c.close())
+	}
 	start := rec.now()
 
 	pubCtx, stopPublishing := context.WithCancel(ctx)
@@ -191,32 +182,33 @@ func runSystem(ctx context.Context, cfg Config, system System, key *security.Key
 	case <-timeout.C:
 		timedOut = true
 	case <-pub.failed:
+	case <-c.failed():
 	case <-ctx.Done():
 	}
 	end := rec.now()
-	after := c.counters()
-	cpuAfter, cpuKnownAfter := processCPU()
+	after, countersErr := c.counters(ctx)
 	stopPublishing()
 	pub.wg.Wait()
 	closeErr := c.close()
-	if err := ctx.Err(); err != nil {
-		return Result{}, err
-	}
-	if pub.err != nil {
-		return Result{}, pub.err
-	}
-	if closeErr != nil {
+	switch {
+	case ctx.Err() != nil:
+		return Result{}, ctx.Err()
+	case closeErr != nil: // a node process's failure comes first: the publisher's error follows from it
 		return Result{}, closeErr
+	case pub.err != nil:
+		return Result{}, pub.err
+	case countersErr != nil:
+		return Result{}, countersErr
 	}
 
 	delta := after.since(before)
 	res := Result{
 		System: system, Nodes: cfg.Nodes, Messages: cfg.Messages, Size: cfg.Size,
-		BackpressureWaits: pub.waits.Load(),
+		BackpressureWaits: delta.waits,
 		BytesOut:          delta.bytesOut,
 		Duplicates:        delta.duplicates,
 		Drops:             delta.drops,
-		CPU:               cpuAfter - cpuBefore, CPUKnown: cpuKnown && cpuKnownAfter,
+		CPU:               delta.cpu, CPUKnown: delta.cpuKnown,
 		Window: end - start,
 	}
 	rec.summarize(&res, origins, end)
@@ -240,7 +232,6 @@ func originNodes(nodes, origins int) []int {
 // publishers are the goroutines publishing the workload, one per origin.
 type publishers struct {
 	wg     sync.WaitGroup
-	waits  atomic.Uint64 // publishes refused with backpressure
 	mu     sync.Mutex
 	err    error         // the first publish error other than backpressure
 	failed chan struct{} // closed with err set
@@ -250,43 +241,41 @@ type publishers struct {
 // message i at start + i/Rate, until done or ctx ends.
 func (p *publishers) run(ctx context.Context, cfg Config, c cluster, rec *recorder, origins []int, slot int, start time.Duration) {
 	defer p.wg.Done()
-	pause := backpressurePause(cfg.Interval)
+	origin := origins[slot]
 	for i := slot; i < cfg.Messages; i += len(origins) {
 		if cfg.Rate > 0 {
 			due := start + time.Duration(float64(i)/float64(cfg.Rate)*float64(time.Second))
-			if !sleep(ctx, due-rec.now()) {
-				return
-			}
-		}
-		payload := newPayload(i, 0, cfg.Size)
-		for {
-			if ctx.Err() != nil {
-				return
-			}
-			sent := rec.now()
-			setSent(payload, sent)
-			err := c.publish(ctx, origins[slot], payload)
-			if err == nil {
-				rec.sent[i].Store(int64(sent))
-				rec.published[i].Store(int64(rec.now()))
-				break
-			}
-			if !errors.Is(err, gossip.ErrBackpressure) {
-				if ctx.Err() == nil {
-					p.mu.Lock()
-					if p.err == nil {
-						p.err = fmt.Errorf("bench: publishing message %d: %w", i, err)
-						close(p.failed)
-					}
-					p.mu.Unlock()
+			if d := due - rec.now(); d > 0 {
+				if err := c.flush(origin); err != nil {
+					p.fail(ctx, fmt.Errorf("bench: publishing message %d: %w", i, err))
+					return
 				}
-				return
-			}
-			p.waits.Add(1)
-			if !sleep(ctx, pause) {
-				return
+				if !sleep(ctx, d) {
+					return
+				}
 			}
 		}
+		if err := c.publish(ctx, origin, i); err != nil {
+			p.fail(ctx, err)
+			return
+		}
+	}
+	if err := c.flush(origin); err != nil {
+		p.fail(ctx, fmt.Errorf("bench: publishing: %w", err))
+	}
+}
+
+// fail records err, the first error of any publisher, unless ctx has ended:
+// then err only says so.
+func (p *publishers) fail(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil {
+		p.err = err
+		close(p.failed)
 	}
 }
 
