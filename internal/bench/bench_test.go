@@ -193,7 +193,7 @@ func TestBenchTableIncompleteRun(t *testing.T) {
 	}}
 	var table bytes.Buffer
 	require.NoError(t, rep.WriteTable(&table))
-	want := `20 nodes, 1000 messages of 256 bytes as fast as possible from 1 origin(s), interval 200ms, fanout 3, not encrypted
+	want := `20 nodes, 1000 messages of 256 bytes as fast as possible from 1 origin(s), interval 200ms, fanout 3, not encrypted, one process
 
                            hearsay      memberlist
 delivered                  100.00%      25.00%
@@ -215,6 +215,7 @@ drops (by reason: --json)  0            3
 	require.NoError(t, json.Unmarshal(js.Bytes(), &decoded))
 	assert.Equal(t, 0, decoded.Config.Rate)
 	assert.False(t, decoded.Config.Encrypt)
+	assert.Equal(t, "one process", decoded.Config.Mode)
 	assert.Nil(t, decoded.Results[1].TimeToFullMS)
 	assert.Nil(t, decoded.Results[1].CPUUSPerDelivery)
 	assert.Equal(t, map[string]uint64{"handoff_queue_full": 3}, decoded.Results[1].Drops)

@@ -12,32 +12,37 @@ import (
 	"github.com/hearsay-io/hearsay/security"
 )
 
-// cluster is one system's running nodes, as the workload drives them.
+// cluster is one system's running nodes, as the workload drives them: all
+// in this process (localCluster) or each in its own (processCluster).
 type cluster interface {
 	// publish publishes message index from node origin, retrying after a
 	// pause while the node refuses with gossip.ErrBackpressure, and
-	// records when it was sent and when the publish returned.
+	// records when it was sent and when the publish returned. A
+	// processCluster only hands the message on, perhaps buffered, and
+	// learns the rest later.
 	publish(ctx context.Context, origin, index int) error
 	// flush hands over what publish buffered for origin; the publisher
 	// calls it before it sleeps.
 	flush(origin int) error
 	// counters returns what the nodes did so far, summed.
 	counters(ctx context.Context) (counters, error)
-	// failed is closed when the cluster cannot go on; close then returns
-	// why.
+	// failed is closed when the cluster cannot go on (a node process
+	// died); close then returns why.
 	failed() <-chan struct{}
 	// close stops every node; it returns the first error.
 	close() error
 }
 
-// arrivals records the messages nodes receive.
+// arrivals records the messages nodes receive: the recorder in this
+// process, a node process's reports to its parent in the other.
 type arrivals interface {
 	// delivered records that node received message index, now, and
 	// reports whether it is the first time.
 	delivered(node, index int) bool
 }
 
-// benchNode is one node of either system, started alone. newBenchNode
+// benchNode is one node of either system, started alone: in this process
+// among the others, or as the only node of a node process. newBenchNode
 // binds it; connect, once every node is bound, tells it the others.
 type benchNode interface {
 	// addr is the node's address on 127.0.0.1, host:port.

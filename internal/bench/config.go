@@ -1,8 +1,9 @@
 // Package bench runs the same gossip workload on a hearsay cluster and on a
-// hashicorp/memberlist cluster side by side, on 127.0.0.1 in one process, and
-// measures what each costs: delivery, latency, bytes on the wire, duplicates
-// and CPU. `hearsay bench` is its command line; docs/bench.md describes the
-// workload and every figure.
+// hashicorp/memberlist cluster side by side, on 127.0.0.1, and measures what
+// each costs: delivery, latency, bytes on the wire, duplicates and CPU. The
+// nodes run in one process, or each in its own (Config.Processes; ServeNode
+// is a node process's side). `hearsay bench` is its command line;
+// docs/bench.md describes the workload and every figure.
 package bench
 
 import (
@@ -83,6 +84,16 @@ type Config struct {
 	Systems []System
 	// Progress, if set, receives a line as each phase of the run begins.
 	Progress io.Writer
+	// Processes runs every node as its own operating system process,
+	// started with NodeCommand, instead of all in this one: no node then
+	// shares a Go scheduler or garbage collector with another, CPU is
+	// the sum over the node processes, and times come from the machine's
+	// wall clock. Default false: one process.
+	Processes bool
+	// NodeCommand is the program and arguments that start one node process
+	// (with Processes): it must serve ServeNode on its standard input and
+	// output, as `hearsay bench-node` does. Required with Processes.
+	NodeCommand []string
 
 	// originSendsOnce makes a memberlist origin drop its broadcasts once it
 	// has handed them out a first time, so that every other delivery needs
@@ -164,6 +175,9 @@ func (c Config) Validate() error {
 	}
 	if d := c.PublishDuration(); d >= c.Timeout {
 		return bad("publishing %d messages at %d/s takes %s, not less than Timeout (%s)", c.Messages, c.Rate, d, c.Timeout)
+	}
+	if c.Processes && len(c.NodeCommand) == 0 {
+		return bad("Processes needs a NodeCommand")
 	}
 	seen := map[System]bool{}
 	for _, s := range c.Systems {

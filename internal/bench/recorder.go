@@ -82,6 +82,14 @@ func (r *recorder) deliveredAt(node, index int, at time.Duration) bool {
 	return true
 }
 
+// sinceStart turns a wall-clock time, in nanoseconds since the Unix epoch,
+// into a time on the recorder's clock. Node processes report their times
+// so: the machine's wall clock is the only clock they share with this
+// process.
+func (r *recorder) sinceStart(unixNano int64) time.Duration {
+	return time.Duration(unixNano - r.start.UnixNano())
+}
+
 // messageIndex returns a payload's message index, and false for a payload
 // that is not one of the run's messages of messages.
 func messageIndex(payload []byte, messages int) (int, bool) {

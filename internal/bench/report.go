@@ -22,8 +22,8 @@ func (r Report) WriteTable(w io.Writer) error {
 		encryption = "not encrypted"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d nodes, %d messages of %d bytes %s from %d origin(s), interval %s, fanout %d, %s\n\n",
-		cfg.Nodes, cfg.Messages, cfg.Size, rate, cfg.Origins, cfg.Interval, cfg.Fanout, encryption)
+	fmt.Fprintf(&b, "%d nodes, %d messages of %d bytes %s from %d origin(s), interval %s, fanout %d, %s, %s\n\n",
+		cfg.Nodes, cfg.Messages, cfg.Size, rate, cfg.Origins, cfg.Interval, cfg.Fanout, encryption, cfg.mode())
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	row := func(label string, cell func(Result) string) {
@@ -84,6 +84,20 @@ func (r Report) WriteTable(w io.Writer) error {
 	return err
 }
 
+// Modes, as the report names them.
+const (
+	modeOneProcess = "one process"
+	modeProcesses  = "processes"
+)
+
+// mode is modeProcesses with Processes, else modeOneProcess.
+func (c Config) mode() string {
+	if c.Processes {
+		return modeProcesses
+	}
+	return modeOneProcess
+}
+
 // formatDuration prints d to three significant figures at most: 4.2ms,
 // 180ms, 1.21s.
 func formatDuration(d time.Duration) string {
@@ -127,6 +141,8 @@ type jsonConfig struct {
 	Encrypt    bool     `json:"encrypt"`
 	TimeoutMS  float64  `json:"timeout_ms"`
 	Systems    []System `json:"systems"`
+	// Mode is "one process", or "processes": a process per node.
+	Mode string `json:"mode"`
 }
 
 type jsonResult struct {
@@ -167,7 +183,7 @@ func (r Report) WriteJSON(w io.Writer) error {
 	out := jsonReport{Config: jsonConfig{
 		Nodes: cfg.Nodes, Messages: cfg.Messages, Size: cfg.Size, Rate: max(cfg.Rate, 0),
 		Origins: cfg.Origins, IntervalMS: ms(cfg.Interval), Fanout: cfg.Fanout,
-		Encrypt: !cfg.Plaintext, TimeoutMS: ms(cfg.Timeout), Systems: cfg.Systems,
+		Encrypt: !cfg.Plaintext, TimeoutMS: ms(cfg.Timeout), Systems: cfg.Systems, Mode: cfg.mode(),
 	}, Results: []jsonResult{}}
 	for _, res := range r.Results {
 		jr := jsonResult{

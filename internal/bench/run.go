@@ -25,8 +25,9 @@ type Report struct {
 }
 
 // Result is what one system did with the workload. Times are measured in
-// this process, on the monotonic clock; the window measured runs from the
-// first publish until every node holds every message, or until
+// this process, on the monotonic clock, or with Config.Processes by the
+// node processes, on the machine's wall clock; the window measured runs
+// from the first publish until every node holds every message, or until
 // Config.Timeout.
 type Result struct {
 	System   System
@@ -38,8 +39,9 @@ type Result struct {
 	// PublishTime runs from the first publish to the return of the last.
 	PublishTime time.Duration
 	// BackpressureWaits counts the publishes refused with
-	// gossip.ErrBackpressure in the window, each retried after a pause.
-	// Memberlist's queue never refuses.
+	// gossip.ErrBackpressure in the window, each retried after a pause (by
+	// the node process with Config.Processes). Memberlist's queue never
+	// refuses.
 	BackpressureWaits uint64
 	// Deliveries counts the (message, node) pairs delivered within the
 	// window, the origin's own delivery included; Nodes × Messages is all.
@@ -65,8 +67,9 @@ type Result struct {
 	// handoff queue was full ("handoff_queue_full").
 	Drops map[string]uint64
 	// CPU is the process's CPU time (user and system) in the window; every
-	// node of the system shares the process. CPUKnown is false where it
-	// could not be read.
+	// node of the system shares the process. With Config.Processes it is
+	// the sum over the node processes, this one left out. CPUKnown is false
+	// where it could not be read.
 	CPU      time.Duration
 	CPUKnown bool
 	// Window is the length of the window measured.
@@ -148,9 +151,19 @@ func backpressurePause(interval time.Duration) time.Duration {
 }
 
 func runSystem(ctx context.Context, cfg Config, system System, key *security.Key) (Result, error) {
-	progressf(cfg, "%s: starting %d nodes on 127.0.0.1", system, cfg.Nodes)
+	where := "on 127.0.0.1"
+	if cfg.Processes {
+		where = "on 127.0.0.1, a process each"
+	}
+	progressf(cfg, "%s: starting %d nodes %s", system, cfg.Nodes, where)
 	rec := newRecorder(cfg.Nodes, cfg.Messages)
-	c, err := startLocal(ctx, cfg, system, key, rec)
+	var c cluster
+	var err error
+	if cfg.Processes {
+		c, err = startProcesses(ctx, cfg, system, key, rec)
+	} else {
+		c, err = startLocal(ctx, cfg, system, key, rec)
+	}
 	if err != nil {
 		return Result{}, err
 	}
