@@ -136,6 +136,7 @@ func TestBenchProcessesHearsay(t *testing.T) {
 	var decoded jsonReport
 	require.NoError(t, json.Unmarshal(js.Bytes(), &decoded))
 	assert.Equal(t, "processes", decoded.Config.Mode)
+	assert.Equal(t, 4*50-50, decoded.Results[0].LatencySamples)
 }
 
 // Memberlist may miss a delivery or two (see runSmall), and two origins

@@ -157,6 +157,7 @@ type jsonResult struct {
 	LatencyP50MS      *float64          `json:"latency_p50_ms"`
 	LatencyP99MS      *float64          `json:"latency_p99_ms"`
 	LatencyMaxMS      *float64          `json:"latency_max_ms"`
+	LatencySamples    int               `json:"latency_samples"`
 	BytesOut          uint64            `json:"bytes_out"`
 	OverheadRatio     float64           `json:"overhead_ratio"`
 	Duplicates        uint64            `json:"duplicates"`
@@ -192,8 +193,8 @@ func (r Report) WriteJSON(w io.Writer) error {
 			TimeToFullMS: msOrNull(res.TimeToFull, res.Complete()),
 			LatencyP50MS: msOrNull(res.LatencyP50, res.LatencySamples > 0),
 			LatencyP99MS: msOrNull(res.LatencyP99, res.LatencySamples > 0),
-			LatencyMaxMS: msOrNull(res.LatencyMax, res.LatencySamples > 0),
-			BytesOut:     res.BytesOut, OverheadRatio: res.OverheadRatio(),
+			LatencyMaxMS: msOrNull(res.LatencyMax, res.LatencySamples > 0), LatencySamples: res.LatencySamples,
+			BytesOut: res.BytesOut, OverheadRatio: res.OverheadRatio(),
 			Duplicates: res.Duplicates, DuplicateRatio: res.DuplicateRatio(), Drops: res.Drops,
 			CPUMS:    msOrNull(res.CPU, res.CPUKnown),
 			WindowMS: ms(res.Window),
