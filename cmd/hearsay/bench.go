@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -13,7 +14,8 @@ func (p *program) benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "measure hearsay against hashicorp/memberlist on the same workload, on 127.0.0.1",
-		Description: "Starts --nodes hearsay nodes in this process on 127.0.0.1, publishes --messages messages\n" +
+		Description: "Starts --nodes hearsay nodes on 127.0.0.1, in this process or, with --processes, each in\n" +
+			"a process of its own (this program's hidden bench-node command), publishes --messages messages\n" +
 			"of --size bytes at --rate from --origins nodes, and measures delivery, time to 100%,\n" +
 			"publish-to-delivery latency, bytes on the wire per payload byte, duplicates and CPU;\n" +
 			"then does the same with as many memberlist instances spreading the messages through\n" +
@@ -30,6 +32,7 @@ func (p *program) benchCommand() *cli.Command {
 			boolFlag("encrypt", true, "encrypt both systems' traffic with the same 256-bit key; --encrypt=false turns it off"),
 			stringFlag("timeout", "60s", "stop waiting for full delivery `DURATION` after the first publish"),
 			stringFlag("systems", string(bench.Hearsay)+","+string(bench.Memberlist), "comma-separated `LIST` of systems to run: hearsay, memberlist or both"),
+			boolFlag("processes", false, "run every node as its own process (this program's hidden bench-node command); CPU is then the sum over the node processes"),
 			boolFlag("json", false, "print the results as JSON instead of a table"),
 		},
 		Action: func(c *cli.Context) error {
@@ -94,6 +97,13 @@ func benchConfigFromFlags(c *cli.Context) (bench.Config, error) {
 		return cfg, err
 	}
 	cfg.Plaintext = !c.Bool("encrypt")
+	if cfg.Processes = c.Bool("processes"); cfg.Processes {
+		exe, err := os.Executable()
+		if err != nil {
+			return cfg, fmt.Errorf("bench: --processes: finding this program to run the nodes with: %w", err)
+		}
+		cfg.NodeCommand = []string{exe, benchNodeCommandName}
+	}
 	if cfg.Timeout, err = durationValue(c, "timeout", bench.MinTimeout); err != nil {
 		return cfg, err
 	}

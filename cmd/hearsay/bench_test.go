@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/urfave/cli/v2"
+
+	"github.com/hearsay-io/hearsay/internal/bench"
 )
 
 // runBench runs "hearsay bench args..." in-process the way run does, with
@@ -84,6 +90,9 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--systems", "hearsay,hearsay"}, "--systems: hearsay listed twice"},
 		{[]string{"--systems", " , "}, "--systems: name at least one system"},
 		{[]string{"--encrypt=maybe"}, `--encrypt: invalid value "maybe"`},
+		{[]string{"--processes=maybe"}, `--processes: invalid value "maybe"`},
+		{[]string{"--processes", "--nodes", "1"}, "--nodes: must be between 2 and 100, got 1"},
+		{[]string{"--processes", "--messages", "1000", "--rate", "10"}, "--timeout: publishing 1000 messages at 10/s takes 1m39.9s"},
 		{[]string{"--no-such-flag"}, "unknown flag --no-such-flag"},
 		{[]string{"extra"}, `bench: unexpected argument "extra"`},
 	} {
@@ -168,4 +177,184 @@ func TestBenchManual(t *testing.T) {
 	res := runBenchWithEnv(t, strings.Fields(args)...)
 	t.Log("\n" + res.stderr + res.stdout)
 	require.Equal(t, exitOK, res.code)
+}
+
+// benchConfigOf parses "hearsay bench args..." into the configuration the
+// command would run, without running it.
+func benchConfigOf(t *testing.T, args ...string) (bench.Config, error) {
+	t.Helper()
+	p := &program{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	cmd := p.benchCommand()
+	var cfg bench.Config
+	var parseErr error
+	cmd.Action = func(c *cli.Context) error {
+		cfg, parseErr = benchConfigFromFlags(c)
+		return nil
+	}
+	cmd.OnUsageError = onUsageError
+	app := p.newApp()
+	app.Commands = []*cli.Command{cmd}
+	if err := app.RunContext(context.Background(), append([]string{"hearsay", "bench"}, args...)); err != nil {
+		return cfg, err
+	}
+	return cfg, parseErr
+}
+
+func TestBenchProcessesFlag(t *testing.T) {
+	clearBenchEnv(t)
+	exe, err := os.Executable()
+	require.NoError(t, err)
+
+	cfg, err := benchConfigOf(t)
+	require.NoError(t, err)
+	assert.False(t, cfg.Processes, "one process by default")
+	assert.Nil(t, cfg.NodeCommand)
+
+	cfg, err = benchConfigOf(t, "--processes", "--nodes", "4")
+	require.NoError(t, err)
+	assert.True(t, cfg.Processes)
+	assert.Equal(t, 4, cfg.Nodes)
+	assert.Equal(t, []string{exe, "bench-node"}, cfg.NodeCommand, "the node processes run this program")
+
+	t.Setenv("HEARSAY_PROCESSES", "true")
+	cfg, err = benchConfigOf(t)
+	require.NoError(t, err)
+	assert.True(t, cfg.Processes)
+	cfg, err = benchConfigOf(t, "--processes=false")
+	require.NoError(t, err)
+	assert.False(t, cfg.Processes, "the flag wins over the environment")
+
+	t.Setenv("HEARSAY_PROCESSES", "maybe")
+	res := runBenchWithEnv(t)
+	assert.Equal(t, exitUsage, res.code)
+	assert.Contains(t, res.stderr, `"maybe"`)
+	assert.Contains(t, res.stderr, "HEARSAY_PROCESSES")
+	assert.Equal(t, 1, strings.Count(res.stderr, "\n"), "one line: %q", res.stderr)
+}
+
+// bench-node is for "hearsay bench --processes" only: hidden, and it
+// fails with one line on stderr and status 1 on input it does not
+// understand.
+func TestBenchNodeCommand(t *testing.T) {
+	var stdout, stderr syncBuffer
+	code := run(context.Background(), []string{"hearsay", "--help"}, strings.NewReader(""), &stdout, &stderr)
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, stdout.String(), "bench ")
+	assert.NotContains(t, stdout.String(), "bench-node")
+
+	for _, tc := range []struct {
+		input, want string
+	}{
+		{"hello\n", `hearsay: bench: node process protocol: unknown command "hello"`},
+		{"publish 3\n", `hearsay: bench: node process protocol: the first command must be node, got "publish 3"`},
+		{"node {}\n", "hearsay: bench: node process protocol: node spec: system, nodes, messages, size, interval_ns and fanout are required"},
+	} {
+		var stdout, stderr syncBuffer
+		code := run(context.Background(), []string{"hearsay", "bench-node"}, strings.NewReader(tc.input), &stdout, &stderr)
+		assert.Equal(t, exitFailure, code, tc.input)
+		assert.Equal(t, tc.want+"\n", stderr.String())
+		assert.Empty(t, stdout.String())
+	}
+
+	var out, errOut syncBuffer
+	code = run(context.Background(), []string{"hearsay", "bench-node", "extra"}, strings.NewReader(""), &out, &errOut)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut.String(), `bench-node: unexpected argument "extra"`)
+
+	// The parent closing the input at once is no error.
+	code = run(context.Background(), []string{"hearsay", "bench-node"}, strings.NewReader(""), &out, &errOut)
+	assert.Equal(t, exitOK, code)
+}
+
+// benchProcessesJSON is what the end-to-end test reads of the report.
+type benchProcessesJSON struct {
+	Config struct {
+		Mode  string `json:"mode"`
+		Nodes int    `json:"nodes"`
+	} `json:"config"`
+	Results []struct {
+		System            string   `json:"system"`
+		Published         int      `json:"published"`
+		Deliveries        int64    `json:"deliveries"`
+		Expected          int64    `json:"expected"`
+		DeliveredFraction float64  `json:"delivered_fraction"`
+		TimeToFullMS      *float64 `json:"time_to_full_ms"`
+		LatencyP50MS      *float64 `json:"latency_p50_ms"`
+		LatencyP99MS      *float64 `json:"latency_p99_ms"`
+		LatencySamples    int      `json:"latency_samples"`
+		BytesOut          uint64   `json:"bytes_out"`
+		CPUMS             *float64 `json:"cpu_ms"`
+		CPUUSPerDelivery  *float64 `json:"cpu_us_per_delivery"`
+	} `json:"results"`
+}
+
+// The hearsay binary runs "bench --processes": every node of each system
+// is a bench-node process of its own.
+func TestBenchProcessesEndToEnd(t *testing.T) {
+	bin := hearsayBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // bounds a hang only
+	defer cancel()
+	// --timeout bounds memberlist's run: it may miss a delivery or two
+	// (see runSmall in internal/bench) and would then wait a minute.
+	cmd := exec.CommandContext(ctx, bin, "bench", "--processes", "--nodes", "4", "--messages", "50", "--rate", "500",
+		"--systems", "hearsay,memberlist", "--json", "--timeout", "5s")
+	cmd.Env = agentEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	assertNoNodeProcesses(t, bin)
+	require.NoError(t, err, stderr.String())
+	assert.Contains(t, stderr.String(), "hearsay: starting 4 nodes on 127.0.0.1, a process each")
+
+	var rep benchProcessesJSON
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep), stdout.String())
+	assert.Equal(t, "processes", rep.Config.Mode)
+	require.Len(t, rep.Results, 2, stdout.String())
+
+	h := rep.Results[0]
+	assert.Equal(t, "hearsay", h.System)
+	assert.Equal(t, 50, h.Published)
+	assert.Equal(t, int64(4*50), h.Expected)
+	assert.Equal(t, h.Expected, h.Deliveries, "every message to every node")
+	assert.Equal(t, 1.0, h.DeliveredFraction)
+	assert.NotNil(t, h.TimeToFullMS)
+	assert.Equal(t, 4*50-50, h.LatencySamples, "the origin's own deliveries left out")
+	if assert.NotNil(t, h.LatencyP50MS) && assert.NotNil(t, h.LatencyP99MS) {
+		assert.Positive(t, *h.LatencyP50MS)
+		assert.LessOrEqual(t, *h.LatencyP50MS, *h.LatencyP99MS)
+	}
+	assert.Positive(t, h.BytesOut)
+	if assert.NotNil(t, h.CPUMS, "CPU known") {
+		assert.Positive(t, *h.CPUMS)
+	}
+	assert.NotNil(t, h.CPUUSPerDelivery)
+
+	m := rep.Results[1]
+	assert.Equal(t, "memberlist", m.System)
+	assert.Equal(t, 50, m.Published)
+	assert.Greater(t, m.Deliveries, int64(2*50), "memberlist's node processes forward")
+	assert.Positive(t, m.LatencySamples)
+	assert.Positive(t, m.BytesOut)
+	assert.NotNil(t, m.CPUMS)
+}
+
+// assertNoNodeProcesses checks, where /proc tells, that no bench-node
+// process of bin is left running.
+func assertNoNodeProcesses(t *testing.T, bin string) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		return
+	}
+	cmdlines, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	require.NoError(t, err)
+	for _, f := range cmdlines {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			continue // it exited meanwhile
+		}
+		args := strings.Split(string(raw), "\x00")
+		if len(args) > 1 && args[0] == bin && args[1] == benchNodeCommandName {
+			t.Errorf("a node process is left: %s: %q", f, args)
+		}
+	}
 }

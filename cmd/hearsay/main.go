@@ -57,7 +57,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func (p *program) run(ctx context.Context, args []string) int {
-	err := p.newApp().RunContext(ctx, args)
+	app := p.newApp()
+	// Hidden from the help, and so kept out of newApp's commands: those
+	// are the ones people use.
+	app.Commands = append(app.Commands, p.benchNodeCommand())
+	err := app.RunContext(ctx, args)
 	if err == nil {
 		return exitOK
 	}
