@@ -40,7 +40,8 @@ func (m *Memory) Append(id ID, created time.Time, data []byte) ([]ID, error) {
 		return nil, nil
 	}
 	m.lastSeq++
-	e := &memEntry{Entry: Entry{Seq: m.lastSeq, ID: id, Created: created, Data: append([]byte(nil), data...)}}
+	// data is kept, not copied: see Log.Append.
+	e := &memEntry{Entry: Entry{Seq: m.lastSeq, ID: id, Created: created, Data: data[:len(data):len(data)]}}
 	e.index = len(m.entries)
 	m.entries = append(m.entries, e)
 	m.byID[id] = e

@@ -24,15 +24,17 @@ type Entry struct {
 	Seq     uint64    // acceptance order, from 1
 	ID      ID        //
 	Created time.Time // the message's creation time (millisecond precision)
-	Data    []byte    // the message's wire encoding; owned by the caller once returned
+	Data    []byte    // the message's wire encoding; read-only (Memory hands out the logged slice)
 }
 
 // Log is a message log.
 type Log interface {
 	// Append logs a message unless its ID is already there. It returns the
-	// IDs it evicted to stay within its byte bound.
+	// IDs it evicted to stay within its byte bound. The log may keep data
+	// itself rather than a copy (Memory does), so the caller must not
+	// modify it afterwards.
 	Append(id ID, created time.Time, data []byte) (evicted []ID, err error)
-	// Get returns the message's encoding, or ok=false.
+	// Get returns the message's encoding, or ok=false. It is read-only.
 	Get(id ID) (data []byte, ok bool, err error)
 	// Contains reports whether the ID is logged.
 	Contains(id ID) (bool, error)
