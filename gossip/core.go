@@ -571,10 +571,10 @@ func (c *Core) accept(now time.Time, wm wireMessage) {
 		return
 	}
 	id := hashMessageID(wm.origin, wm.seq, wm.created, wm.topic, wm.payload)
-	if c.cache.contains(id) {
-		c.stats.Duplicates++
-		return
-	}
+	// The seen filter alone decides: it keeps an ID until the message is
+	// too old to pass the check above, so it knows everything cached.
+	// Asking the cache first cost every new message one more map lookup to
+	// spare the rare duplicate a filter lookup.
 	added, err := c.cfg.Filter.Add(id, c.expiry(wm.created))
 	switch {
 	case errors.Is(err, filter.ErrFull):
