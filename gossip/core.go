@@ -606,7 +606,7 @@ func (c *Core) sendPull(peer netip.AddrPort) {
 	c.ranges = c.ranges[:0]
 	for i := range c.held.origins {
 		o := &c.held.origins[i]
-		c.ranges = append(c.ranges, OriginRanges{Origin: o.tag, Ranges: digestRanges(o.ranges, c.cfg.MaxRangesPerOrigin)})
+		c.ranges = append(c.ranges, OriginRanges{Origin: o.tag, Ranges: digestRanges(o.ranges, c.cfg.MaxRangesPerOrigin, c.stats.PullsSent)})
 	}
 	limit := c.cfg.MaxPacketSize - HeaderSize - 2 - 10 // header, partition bytes, origin count
 	bits := uint8(0)

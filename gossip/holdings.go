@@ -99,20 +99,40 @@ func (h *holdings) expire(minRound uint64) {
 	h.origins = kept
 }
 
-// digestRanges returns rs as a digest lists them: at most max ranges, the
-// oldest merged into one, as if their gaps were held. Those gaps are not
-// given up, only left out: they show again as newer gaps fill. Old gaps are
-// the ones least likely to be filled by gossip (their messages may have
-// left every cache), and a burst of losses in the newest messages, such as
-// a large message's chunks through a lossy link, costs a few more pulls
-// rather than the messages. Rare: it allocates.
-func digestRanges(rs []SeqRange, max int) []SeqRange {
-	if len(rs) <= max {
+// digestRanges returns rs as a digest lists them: at most limit ranges. Past
+// that, the digest shows a window of consecutive gaps and merges the ranges
+// on each side of it into one, as if their gaps were held. The hidden gaps
+// are not given up, only left out of this digest: turn, counted up by each
+// pull, moves the window, from the newest gaps back to the oldest and
+// round again, so every gap is asked for within a few pulls. (A fixed
+// window on the newest gaps waited for them to fill before showing older
+// ones, and a node whose holdings anti-entropy had left sparse, a message
+// here and there, stalled until anti-entropy came back.) A burst of losses,
+// such as a large message's chunks through a lossy link, costs a few more
+// pulls rather than the messages. Rare: it allocates.
+func digestRanges(rs []SeqRange, limit int, turn uint64) []SeqRange {
+	n := len(rs)
+	if n <= limit {
 		return rs
 	}
-	out := make([]SeqRange, max)
-	skip := len(rs) - max
-	out[0] = SeqRange{First: rs[0].First, End: rs[skip].End}
-	copy(out[1:], rs[skip+1:])
+	if limit < 3 {
+		// No room for a window between two merged sides: the newest
+		// limit-1 gaps show.
+		out := make([]SeqRange, limit)
+		skip := n - limit
+		out[0] = SeqRange{First: rs[0].First, End: rs[skip].End}
+		copy(out[1:], rs[skip+1:])
+		return out
+	}
+	// Gap i lies between rs[i] and rs[i+1]. The window shows gaps s to s+w:
+	// rs[0..s] merged, rs[s+1..s+w] as they are, rs[s+w+1..n-1] merged.
+	w := limit - 2
+	last := n - 2 - w                     // where the window on the newest gaps starts
+	windows := uint64((last+w)/(w+1) + 1) // the last one starts at gap 0
+	s := max(0, last-int(turn%windows)*(w+1))
+	out := make([]SeqRange, 0, limit)
+	out = append(out, SeqRange{First: rs[0].First, End: rs[s].End})
+	out = append(out, rs[s+1:s+w+1]...)
+	out = append(out, SeqRange{First: rs[s+w+1].First, End: rs[n-1].End})
 	return out
 }
