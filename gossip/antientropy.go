@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/hearsay-io/hearsay/internal/msglog"
@@ -26,7 +27,23 @@ type antiEntropy struct {
 	interval  time.Duration // <= 0: the log and tree are kept, no session is started
 	next      time.Time
 	fetchIDs  []MessageID // scratch
+	// repairs are the bodies still to fetch from peers, or push to them,
+	// after sessions (queueRepair).
+	repairs []pendingRepair
 }
+
+// pendingRepair is what is still to be fetched from one peer (or pushed to
+// it), from due on.
+type pendingRepair struct {
+	peer netip.AddrPort
+	ids  []merkle.ID
+	push bool
+	due  time.Time
+}
+
+// maxPendingRepairs bounds the repairs queued; a session's finish past it
+// replaces the oldest.
+const maxPendingRepairs = 32
 
 // newAntiEntropy rebuilds the tree from the log a restarted node kept,
 // showing visit each entry on the way.
@@ -110,7 +127,7 @@ func (c *Core) tickAntiEntropy(now time.Time) {
 		}
 	}
 	ae.sessions.Tick(now)
-	c.flushAntiEntropy()
+	c.flushAntiEntropy(now)
 }
 
 // nextAntiEntropy is when anti-entropy next needs a Tick (zero: never).
@@ -153,13 +170,13 @@ func (c *Core) handleAntiEntropy(now time.Time, from netip.AddrPort, datagram []
 				c.drop(DropMalformed, 1)
 			} // a stale answer (a resent query's second answer) is normal
 		}
-		c.flushAntiEntropy()
+		c.flushAntiEntropy(now)
 	}
 }
 
 // flushAntiEntropy queues the sessions' datagrams and acts on finished
 // sessions: fetch what we lack, push what the peer lacks.
-func (c *Core) flushAntiEntropy() {
+func (c *Core) flushAntiEntropy(now time.Time) {
 	ae := c.ae
 	rd := ae.sessions.Ready()
 	for _, d := range rd.Datagrams {
@@ -175,46 +192,127 @@ func (c *Core) flushAntiEntropy() {
 			continue
 		}
 		c.stats.AEMissing += uint64(len(r.Missing))
-		c.fetch(f.Peer, r.Missing)
-		c.pushBodies(f.Peer, r.Extra)
+		c.queueRepair(now, f.Peer, r.Missing, false)
+		c.queueRepair(now, f.Peer, r.Extra, true)
 	}
 }
 
-// fetch asks peer for the bodies of ids, in as few datagrams as fit.
-func (c *Core) fetch(peer netip.AddrPort, ids []merkle.ID) {
+// queueRepair queues the bodies of ids to be fetched from peer, or pushed
+// to it, from a round after now + the cache lifetime (CacheRounds rounds)
+// on, a round's worth at a time (sendRepairs).
+//
+// A session compares logs while gossip may still be carrying messages:
+// what it finds missing then is mostly on its way. Fetched at once, by ID
+// (in the tree's order, random as to sequence numbers), the bodies arrived
+// a few here and there, and left holdings in so many pieces that the
+// oldest gaps were given up to anti-entropy (holdings.add), which then took
+// tens of seconds to repair what gossip would have delivered. Once gossip
+// can no longer deliver them, what is still missing is fetched.
+func (c *Core) queueRepair(now time.Time, peer netip.AddrPort, ids []merkle.ID, push bool) {
+	if len(ids) == 0 {
+		return
+	}
+	ae := c.ae
+	r := pendingRepair{peer: peer, ids: slices.Clone(ids), push: push,
+		due: now.Add(time.Duration(c.cfg.CacheRounds) * c.cfg.Interval)}
+	if i := slices.IndexFunc(ae.repairs, func(q pendingRepair) bool { return q.peer == peer && q.push == push }); i >= 0 {
+		// The newer session knows better what differs; the first one's
+		// wait still counts, or sessions more frequent than the wait would
+		// put the repair off for ever.
+		r.due = ae.repairs[i].due
+		ae.repairs[i] = r
+		return
+	}
+	if len(ae.repairs) == maxPendingRepairs {
+		c.stats.AERepairsDropped += uint64(len(ae.repairs[0].ids))
+		ae.repairs = slices.Delete(ae.repairs, 0, 1)
+	}
+	ae.repairs = append(ae.repairs, r)
+}
+
+// sendRepairs fetches from or pushes to each peer with repairs due a
+// round's worth; the core calls it once per round.
+func (c *Core) sendRepairs(now time.Time) {
+	ae := c.ae
+	if ae == nil || len(ae.repairs) == 0 {
+		return
+	}
+	for i := range ae.repairs {
+		r := &ae.repairs[i]
+		switch {
+		case now.Before(r.due):
+		case r.push:
+			c.sendPush(r)
+		default:
+			c.sendFetch(r)
+		}
+	}
+	ae.repairs = slices.DeleteFunc(ae.repairs, func(r pendingRepair) bool { return len(r.ids) == 0 })
+}
+
+// sendFetch asks r.peer for as many of r.ids as their answers can bring in
+// one round: about MaxAnswerBytes, estimated from the size of the messages
+// logged. Asking for everything at once would have the peer answer with
+// more than it sends a peer per round (MaxAnswerBytesPerRound), and the
+// excess would be lost. IDs that arrived meanwhile are skipped.
+func (c *Core) sendFetch(r *pendingRepair) {
+	ae := c.ae
+	perID := c.cfg.MaxPacketSize / 4
+	if n := ae.log.Len(); n > 0 {
+		perID = max(64, int(ae.log.Bytes()/int64(n))+messageOverheadEstimate)
+	}
+	budget := max(1, c.cfg.MaxAnswerBytes/perID)
 	per := MaxFetchIDs(c.cfg.MaxPacketSize)
-	for len(ids) > 0 {
-		n := min(per, len(ids))
-		c.ae.fetchIDs = c.ae.fetchIDs[:0]
-		for _, id := range ids[:n] {
-			c.ae.fetchIDs = append(c.ae.fetchIDs, MessageID(id))
+	ids := r.ids
+	for len(ids) > 0 && budget > 0 {
+		ae.fetchIDs = ae.fetchIDs[:0]
+		for len(ids) > 0 && len(ae.fetchIDs) < min(per, budget) {
+			id := ids[0]
+			ids = ids[1:]
+			if has, err := ae.log.Contains(id); err == nil && has {
+				continue
+			}
+			ae.fetchIDs = append(ae.fetchIDs, MessageID(id))
 		}
-		ids = ids[n:]
-		start := len(c.arena)
-		c.arena = AppendFetch(c.arena, c.ae.fetchIDs)
-		c.stats.AEBytesOut += uint64(len(c.arena) - start)
-		c.emit(peer, start)
-	}
-}
-
-// pushBodies sends peer the logged messages it lacks, under MaxAnswerBytes.
-func (c *Core) pushBodies(peer netip.AddrPort, ids []merkle.ID) {
-	a := answer{c: c, to: peer, budget: c.cfg.MaxAnswerBytes, start: -1}
-	for _, id := range ids {
-		data, ok, err := c.ae.log.Get(id)
-		if err != nil {
-			c.stats.LogErrors++
-			continue
-		}
-		if !ok {
-			continue // pruned since the session began
-		}
-		if !a.addEncoded(data) {
+		if len(ae.fetchIDs) == 0 {
 			break
 		}
-		c.stats.AEPushed++
+		budget -= len(ae.fetchIDs)
+		start := len(c.arena)
+		c.arena = AppendFetch(c.arena, ae.fetchIDs)
+		c.stats.AEBytesOut += uint64(len(c.arena) - start)
+		c.emit(r.peer, start)
+	}
+	r.ids = ids
+}
+
+// messageOverheadEstimate is added to the average logged size to estimate
+// what one message adds to an answer.
+const messageOverheadEstimate = 8
+
+// sendPush sends r.peer the logged messages of r.ids, as many as this
+// round allows it (MaxAnswerBytes, and what is left of
+// MaxAnswerBytesPerRound).
+func (c *Core) sendPush(r *pendingRepair) {
+	pr := c.peerRoundOf(r.peer)
+	a := answer{c: c, to: r.peer, budget: min(c.cfg.MaxAnswerBytes, c.allowance(pr)), start: -1}
+	ids := r.ids
+	for len(ids) > 0 {
+		data, ok, err := c.ae.log.Get(ids[0])
+		if err != nil {
+			c.stats.LogErrors++
+		}
+		if ok && !a.addEncoded(data) {
+			break
+		}
+		if ok {
+			c.stats.AEPushed++
+		}
+		ids = ids[1:] // pruned since the session began, or sent
 	}
 	a.flush()
+	c.charge(pr, a.spent)
+	r.ids = ids
 }
 
 // handleFetch answers a FETCH with the logged bodies asked for.
@@ -231,7 +329,9 @@ func (c *Core) handleFetch(from netip.AddrPort, datagram []byte) {
 	}
 	ae.fetchIDs = ids
 	c.stats.AEBytesIn += uint64(len(datagram))
-	a := answer{c: c, to: from, budget: c.cfg.MaxAnswerBytes, start: -1}
+	pr := c.peerRoundOf(from)
+	a := answer{c: c, to: from, budget: min(c.cfg.MaxAnswerBytes, c.allowance(pr)), start: -1}
+	defer func() { c.charge(pr, a.spent) }()
 	for _, id := range ids {
 		data, ok, err := ae.log.Get(id)
 		if err != nil {

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -147,6 +148,7 @@ func TestAntiEntropyLargeReplicas(t *testing.T) {
 		c.CacheMessages = 1 << 20
 		c.CacheBytes = 1 << 30
 		c.MaxAnswerBytes = 1 << 20
+		c.CacheRounds = 5 // repairs wait for gossip's window (1s)
 	})
 	// Only anti-entropy: pulls are dropped.
 	h.drop = func(d Datagram) bool { typ, _, _ := ParseHeader(d.Data); return typ == PacketPull }
@@ -185,4 +187,55 @@ func TestAntiEntropyLargeReplicas(t *testing.T) {
 	s0, s1 := h.cores[0].Stats(), h.cores[1].Stats()
 	t.Logf("anti-entropy bytes: %d out / %d in on node 0; sessions %d+%d; repaired %d+%d",
 		s0.AEBytesOut, s0.AEBytesIn, s0.AESessions, s1.AESessions, s0.AEMissing, s1.AEMissing)
+}
+
+// A node that lacks thousands of messages fetches them a round's worth at
+// a time: what it asks for per round, and so what the peer answers, stays
+// about MaxAnswerBytes, within the peer's send limit per peer and round
+// (node.Config.MaxBytesPerPeerRound, twice that), which would drop the
+// excess of a fetch of everything at once. Every message arrives once.
+func TestAntiEntropyFetchesARoundsWorthAtATime(t *testing.T) {
+	const answerBytes = 16 << 10
+	h := newHarness(t, 2, func(i int, c *Config) {
+		withLog(time.Second)(i, c)
+		c.MaxAnswerBytes = answerBytes
+		c.CacheMessages = 1 << 16
+		c.CacheBytes = 1 << 26
+	})
+	// Only anti-entropy: pulls are dropped. Count what 0 sends 1 in answer
+	// to fetches, per instant (the harness answers at once).
+	sentAt := map[time.Time]int{}
+	h.drop = func(d Datagram) bool {
+		typ, _, _ := ParseHeader(d.Data)
+		if typ == PacketMessages && d.To == addr(1) {
+			sentAt[h.now] += len(d.Data)
+		}
+		return typ == PacketPull
+	}
+	var origin NodeID
+	origin[0] = 0x55
+	const n = 3000
+	dg := AppendHeader(nil, PacketMessages)
+	for s := 0; s < n; s++ {
+		dg = appendMessage(dg, origin, uint64(s+1), h.now.UnixMilli(), "fetch", bytes.Repeat([]byte{byte(s)}, 80))
+		if len(dg) > 1300 || s == n-1 {
+			h.cores[0].Handle(h.now, addr(9), dg)
+			h.cores[0].Ready()
+			dg = AppendHeader(dg[:0], PacketMessages)
+		}
+	}
+	h.run(10 * time.Second)
+	require.Len(t, h.delivered[1], n, "every message fetched")
+	seen := map[MessageID]bool{}
+	for _, m := range h.delivered[1] {
+		require.False(t, seen[m.ID], "delivered twice")
+		seen[m.ID] = true
+	}
+	rounds := 0
+	for at, b := range sentAt {
+		require.LessOrEqual(t, b, answerBytes+2*1400, "bytes answered at %s", at.Sub(t0))
+		rounds++
+	}
+	require.Greater(t, rounds, 10, "the fetches were spread over rounds")
+	require.Zero(t, h.cores[1].Stats().AERepairsQueued)
 }

@@ -87,6 +87,13 @@ type Config struct {
 	// MaxAnswerBytes bounds the bytes of messages sent in answer to one pull
 	// request. Default 256 KiB.
 	MaxAnswerBytes int
+	// MaxAnswerBytesPerRound bounds the bytes of messages sent to any one
+	// peer per round (Interval), over its pulls, the pulls again it makes
+	// when an answer ends with MORE, and anti-entropy fetches. At least
+	// MaxAnswerBytes. Default 4 × MaxAnswerBytes (1 MiB): a peer that
+	// lacks much gets it at up to 5 MB/s at the default interval, in
+	// answers small enough that its next digest is never far behind.
+	MaxAnswerBytesPerRound int
 	// MaxAge is the age past which a message is refused. The seen filter
 	// remembers IDs for MaxAge, so it stays bounded and exact. Default 10m.
 	MaxAge time.Duration
@@ -143,6 +150,9 @@ func (c *Config) setDefaults() {
 	if c.MaxAnswerBytes == 0 {
 		c.MaxAnswerBytes = 256 << 10
 	}
+	if c.MaxAnswerBytesPerRound == 0 {
+		c.MaxAnswerBytesPerRound = 4 * c.MaxAnswerBytes
+	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = 1 << 20
 	}
@@ -198,6 +208,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("gossip: MaxPacketSize %d out of range %d..%d", c.MaxPacketSize, MinPacketSize, MaxUDPPayload)
 	case c.MaxAnswerBytes < c.MaxPacketSize:
 		return fmt.Errorf("gossip: MaxAnswerBytes %d is below MaxPacketSize %d", c.MaxAnswerBytes, c.MaxPacketSize)
+	case c.MaxAnswerBytesPerRound < c.MaxAnswerBytes:
+		return fmt.Errorf("gossip: MaxAnswerBytesPerRound %d is below MaxAnswerBytes %d", c.MaxAnswerBytesPerRound, c.MaxAnswerBytes)
 	case c.MaxAge < time.Second:
 		return fmt.Errorf("gossip: MaxAge %v is below 1s", c.MaxAge)
 	case c.ClockSkew < 0:
@@ -273,7 +285,11 @@ type Core struct {
 	nextPull     time.Time
 	slotInterval time.Duration
 	roundPeers   []netip.AddrPort
+	lastPeers    []netip.AddrPort // the previous round's roundPeers
 	nextSeq      uint64
+	peerRound    []peerRound // what each peer got and asked this round
+	repullPeer   netip.AddrPort
+	repullUntil  time.Time // repullPeer is being pulled again until then (handleMore)
 
 	out    Ready
 	taken  bool
@@ -380,7 +396,11 @@ func (c *Core) Tick(now time.Time) {
 		if c.slot == 0 {
 			c.startRound(now)
 		}
-		if c.slot < len(c.roundPeers) {
+		switch {
+		case c.slot >= len(c.roundPeers):
+		case c.pullingAgain(now):
+			c.stats.PullsDeferred++
+		default:
 			c.sendPull(c.roundPeers[c.slot])
 		}
 		c.slot = (c.slot + 1) % c.cfg.Fanout
@@ -403,10 +423,13 @@ func (c *Core) startRound(now time.Time) {
 		c.stats.FilterErrors++
 	}
 	c.pruneLog(now)
+	c.sendRepairs(now)
 	if c.reasm.len() > 0 {
 		c.expirePartials(now)
 	}
+	c.lastPeers = append(c.lastPeers[:0], c.roundPeers...)
 	c.roundPeers = c.cfg.Peers.SamplePeers(c.rng, c.cfg.Fanout, c.roundPeers[:0])
+	c.peerRound = c.peerRound[:0]
 }
 
 // Push publishes a message from this node: it is accepted (and returned in
@@ -507,6 +530,8 @@ func (c *Core) Handle(now time.Time, from netip.AddrPort, datagram []byte) {
 		c.handleMessages(now, body)
 	case PacketFetch:
 		c.handleFetch(from, datagram)
+	case PacketMore:
+		c.handleMore(now, from, body)
 	default:
 		if t >= firstAEPacket && t <= lastAEPacket {
 			c.handleAntiEntropy(now, from, datagram)
@@ -682,9 +707,10 @@ func (c *Core) handlePull(from netip.AddrPort, body []byte) {
 			c.wanted[req.Origins[i].Origin] = i
 		}
 	}
-	a := answer{c: c, to: from, budget: max(c.cfg.MaxPacketSize, c.cfg.MaxAnswerBytes>>req.PartitionBits), start: -1}
+	pr := c.peerRoundOf(from)
+	a := answer{c: c, to: from, budget: min(max(c.cfg.MaxPacketSize, c.cfg.MaxAnswerBytes>>req.PartitionBits), c.allowance(pr)), start: -1}
 	n := len(c.cache.origins)
-	if n == 0 {
+	if n == 0 || a.budget <= 0 {
 		return
 	}
 	// Start at a random origin so that a tight budget is shared fairly.
@@ -710,6 +736,15 @@ func (c *Core) handlePull(from netip.AddrPort, body []byte) {
 		}
 	}
 	a.flush()
+	c.charge(pr, a.spent)
+	if a.cut && pr != nil && c.allowance(pr) >= c.cfg.MaxPacketSize {
+		// Say so, and the puller pulls again at once with a digest that
+		// holds this answer, instead of waiting for its next round.
+		start := len(c.arena)
+		c.arena = AppendHeader(c.arena, PacketMore)
+		c.stats.MoresOut++
+		c.emit(from, start)
+	}
 }
 
 // smallDigest is the number of origins up to which a pull's digest is
@@ -722,7 +757,8 @@ type answer struct {
 	to     netip.AddrPort
 	budget int
 	spent  int
-	start  int // arena offset of the open datagram, or -1
+	start  int  // arena offset of the open datagram, or -1
+	cut    bool // a message was left out for want of budget
 }
 
 func (a *answer) add(e *cacheEntry) bool { return a.addEncoded(e.enc) }
@@ -735,6 +771,7 @@ func (a *answer) addEncoded(enc []byte) bool {
 		return true // from a peer with larger datagrams; never forwarded
 	}
 	if a.spent+n > a.budget {
+		a.cut = true
 		return false
 	}
 	if a.start >= 0 && len(c.arena)-a.start+n > c.cfg.MaxPacketSize {
@@ -766,6 +803,11 @@ func (c *Core) Stats() Stats {
 	s.CacheBytes = c.cache.bytes
 	s.Origins = len(c.held.origins)
 	s.PartialMessages = c.reasm.len()
+	if c.ae != nil {
+		for _, r := range c.ae.repairs {
+			s.AERepairsQueued += len(r.ids)
+		}
+	}
 	s.PartialBytes = c.reasm.bytes
 	return s
 }

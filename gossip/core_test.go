@@ -226,6 +226,7 @@ func TestDigestPartitionsManyOrigins(t *testing.T) {
 func TestAnswerRespectsBudgetAndPacketSize(t *testing.T) {
 	h := newHarness(t, 2, func(i int, c *Config) {
 		c.MaxAnswerBytes = 4000
+		c.MaxAnswerBytesPerRound = 4000 // one answer per round: no MORE
 		c.MaxPacketSize = 1000
 	})
 	for i := 0; i < 100; i++ {
@@ -249,6 +250,81 @@ func TestAnswerRespectsBudgetAndPacketSize(t *testing.T) {
 	require.Less(t, len(h.delivered[1]), 100)
 	h.run(5 * time.Second)
 	require.Len(t, h.delivered[1], 100, "the rest arrives on later pulls")
+}
+
+// An answer cut short by MaxAnswerBytes ends with MORE, and the puller
+// pulls again at once, until the responder's budget for the round
+// (MaxAnswerBytesPerRound) is spent: each answer within MaxAnswerBytes, the
+// round's within MaxAnswerBytesPerRound, and no message sent twice.
+func TestMoreBringsAPullAgainWithinTheRoundBudget(t *testing.T) {
+	h := newHarness(t, 2, func(i int, c *Config) {
+		c.MaxAnswerBytes = 4000
+		c.MaxAnswerBytesPerRound = 12000
+		c.MaxPacketSize = 1000
+	})
+	for i := 0; i < 100; i++ {
+		h.push(0, "a", bytes.Repeat([]byte("x"), 200))
+	}
+	c1 := h.cores[1]
+	h.now = c1.NextTick()
+	c1.Tick(h.now)
+	h.sent = nil
+	h.flush(c1)
+	var answers []int // bytes of each answer, split at each pull
+	pulls, mores := 0, 0
+	for _, d := range h.sent {
+		switch typ, _, _ := ParseHeader(d.Data); typ {
+		case PacketPull:
+			pulls++
+			answers = append(answers, 0)
+		case PacketMessages:
+			answers[len(answers)-1] += len(d.Data) - HeaderSize
+		case PacketMore:
+			mores++
+		}
+	}
+	require.Equal(t, 3, pulls, "the first pull and two pulls again")
+	require.Equal(t, 2, mores, "no MORE once the round's budget is spent")
+	total := 0
+	for _, b := range answers {
+		require.LessOrEqual(t, b, 4000)
+		require.Greater(t, b, 3000)
+		total += b
+	}
+	require.LessOrEqual(t, total, 12000)
+	require.Zero(t, c1.Stats().Duplicates)
+	require.Equal(t, uint64(2), c1.Stats().Repulls)
+	h.run(5 * time.Second)
+	require.Len(t, h.delivered[1], 100)
+	require.Zero(t, c1.Stats().Duplicates)
+}
+
+// A MORE from a peer this node did not pull, or beyond the pulls again
+// allowed per round, is ignored; a MORE with a body is malformed.
+func TestMoreFromAPeerNotPulledIsIgnored(t *testing.T) {
+	c := newTestCore(t, 0, 3, nil)
+	more := AppendHeader(nil, PacketMore)
+	c.Handle(t0, addr(7), more)
+	require.Empty(t, c.Ready().Datagrams)
+	require.Equal(t, uint64(1), c.Stats().MoresIgnored)
+	c.Handle(t0, addr(1), append(more, 0))
+	require.Equal(t, uint64(1), c.Stats().Dropped[DropMalformed])
+
+	c.Tick(t0)
+	c.Tick(c.NextTick()) // the first round: its peers are pulled
+	c.Ready()
+	peer := c.roundPeers[0]
+	for i := 0; i < maxRepullsPerRound+3; i++ {
+		c.Handle(t0, peer, more)
+	}
+	pulls := 0
+	for _, d := range c.Ready().Datagrams {
+		if typ, _, _ := ParseHeader(d.Data); typ == PacketPull && d.To == peer {
+			pulls++
+		}
+	}
+	require.Equal(t, maxRepullsPerRound, pulls)
+	require.Equal(t, uint64(4), c.Stats().MoresIgnored)
 }
 
 func TestBackpressure(t *testing.T) {

@@ -70,11 +70,17 @@ type Stats struct {
 	AEPushed           uint64 // messages pushed to peers that lacked them
 	AEBytesOut         uint64 // anti-entropy bytes sent: queries, answers, fetches
 	AEBytesIn          uint64 // anti-entropy bytes received
+	MoresOut           uint64 // MOREs sent: answers cut short by their budget, with budget left this round for a pull again
+	Repulls            uint64 // pulls sent again at once on a MORE
+	MoresIgnored       uint64 // MOREs from peers not pulled lately, past the pulls again allowed per peer and round, or while another peer is pulled again
+	PullsDeferred      uint64 // round pulls skipped while a peer was being pulled again on MOREs
+	AERepairsDropped   uint64 // differences not repaired because repairs with more than 32 peers were queued (a later session finds them again)
 	Dropped            [numDropReasons]uint64
 
 	CacheMessages   int // messages in the propagation cache
 	CacheBytes      int // their encoded size
 	Origins         int // origins in the pull digest
 	PartialMessages int // large messages being reassembled
+	AERepairsQueued int // differences found by anti-entropy, still to be fetched or pushed
 	PartialBytes    int // their cost against MaxPartialBytes
 }

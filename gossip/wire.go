@@ -30,6 +30,9 @@ const (
 	PacketPull     PacketType = 0x01 // a pull request: a digest of what the sender holds
 	PacketMessages PacketType = 0x02 // messages, in answer to a pull or a fetch, or pushed by anti-entropy
 	PacketFetch    PacketType = 0x03 // "send me these messages", by ID (anti-entropy)
+	// PacketMore follows an answer cut short by its byte budget: "I have
+	// more for you; pull again". Header only. (0x04 is the node's PULL_ACK.)
+	PacketMore PacketType = 0x05
 )
 
 // Anti-entropy packet types, 0x10 to 0x1f, belong to package merkle.
@@ -46,6 +49,8 @@ func (t PacketType) String() string {
 		return "messages"
 	case PacketFetch:
 		return "fetch"
+	case PacketMore:
+		return "more"
 	}
 	return fmt.Sprintf("type-0x%02x", byte(t))
 }

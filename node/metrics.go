@@ -18,6 +18,8 @@ type statsCollector struct {
 	datagramDrops, encrypted               *prometheus.Desc
 	aeSessions, aeFailures, aeRepaired     *prometheus.Desc
 	aePushed, aeBytes, logMessages         *prometheus.Desc
+	aeRepairsQueued, aeRepairsDropped      *prometheus.Desc
+	mores, repulls, pullsDeferred          *prometheus.Desc
 	suspects, suspected, pullsSkipped      *prometheus.Desc
 	pullAcks, chunks, reassembled          *prometheus.Desc
 	partialMessages, partialBytes          *prometheus.Desc
@@ -47,21 +49,26 @@ func newStatsCollector(n *Node) *statsCollector {
 		socketErrors:  d("socket_errors_total", "UDP read and write errors, and oversized datagrams.", "kind"),
 		datagramDrops: d("datagrams_dropped_total", "Datagrams dropped by the node before or after the protocol core: "+
 			"security (plaintext, sealed, truncated, unknown_key, auth_failed, stale, replay) and send limits (amplification, peer_round_cap).", "reason"),
-		encrypted:       d("encrypted", "1 if this node seals its datagrams."),
-		aeSessions:      d("ae_sessions_total", "Anti-entropy sessions started by this node."),
-		aeFailures:      d("ae_failures_total", "Anti-entropy sessions that ended with an error (timeout, protocol)."),
-		aeRepaired:      d("ae_repaired_messages_total", "Messages anti-entropy found missing here, and fetched."),
-		aePushed:        d("ae_pushed_messages_total", "Messages pushed to peers that anti-entropy found lacking them."),
-		aeBytes:         d("ae_bytes_total", "Anti-entropy bytes: queries, answers and fetches, by direction.", "direction"),
-		logMessages:     d("log_messages", "Messages in the message log (the retention window)."),
-		suspects:        d("peers_suspect", "Peers skipped for gossip because they stopped answering."),
-		suspected:       d("peers_suspected_total", "Times a peer was found not answering and skipped."),
-		pullsSkipped:    d("pulls_skipped_total", "Pulls not sent to a peer that stopped answering."),
-		pullAcks:        d("pull_acks_total", "PULL_ACKs sent: answers to pulls that lacked nothing, so the puller knows this node lives."),
-		chunks:          d("chunks_total", "Chunks of large messages accepted, each once (not counted as messages delivered)."),
-		reassembled:     d("messages_reassembled_total", "Large messages reassembled from received chunks (also counted as delivered)."),
-		partialMessages: d("partial_messages", "Large messages being reassembled."),
-		partialBytes:    d("partial_bytes", "Memory reserved for large messages being reassembled."),
+		encrypted:        d("encrypted", "1 if this node seals its datagrams."),
+		aeSessions:       d("ae_sessions_total", "Anti-entropy sessions started by this node."),
+		aeFailures:       d("ae_failures_total", "Anti-entropy sessions that ended with an error (timeout, protocol)."),
+		aeRepaired:       d("ae_repaired_messages_total", "Messages anti-entropy found missing here, and fetched."),
+		aePushed:         d("ae_pushed_messages_total", "Messages pushed to peers that anti-entropy found lacking them."),
+		aeBytes:          d("ae_bytes_total", "Anti-entropy bytes: queries, answers and fetches, by direction.", "direction"),
+		logMessages:      d("log_messages", "Messages in the message log (the retention window)."),
+		aeRepairsQueued:  d("ae_repairs_queued", "Differences anti-entropy found, still to be fetched or pushed: they wait until gossip can no longer deliver them, then go a round's worth per peer and round."),
+		aeRepairsDropped: d("ae_repairs_dropped_total", "Differences not repaired because repairs with more than 32 peers were queued; a later session finds them again."),
+		mores:            d("mores_total", "MOREs: answers cut short by their byte budget that invited a pull again; out: sent, ignored: received from a peer not pulled lately or past the limits.", "direction"),
+		repulls:          d("repulls_total", "Pulls sent again at once on a MORE."),
+		pullsDeferred:    d("pulls_deferred_total", "Round pulls skipped while a peer was being pulled again on MOREs."),
+		suspects:         d("peers_suspect", "Peers skipped for gossip because they stopped answering."),
+		suspected:        d("peers_suspected_total", "Times a peer was found not answering and skipped."),
+		pullsSkipped:     d("pulls_skipped_total", "Pulls not sent to a peer that stopped answering."),
+		pullAcks:         d("pull_acks_total", "PULL_ACKs sent: answers to pulls that lacked nothing, so the puller knows this node lives."),
+		chunks:           d("chunks_total", "Chunks of large messages accepted, each once (not counted as messages delivered)."),
+		reassembled:      d("messages_reassembled_total", "Large messages reassembled from received chunks (also counted as delivered)."),
+		partialMessages:  d("partial_messages", "Large messages being reassembled."),
+		partialBytes:     d("partial_bytes", "Memory reserved for large messages being reassembled."),
 	}
 }
 
@@ -69,7 +76,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.published, c.delivered, c.duplicates, c.refused, c.dropped,
 		c.datagrams, c.bytes, c.pulls, c.messagesWire, c.peers, c.cacheMessages, c.cacheBytes, c.subs,
 		c.filterIDs, c.rounds, c.socketErrors, c.datagramDrops, c.encrypted,
-		c.aeSessions, c.aeFailures, c.aeRepaired, c.aePushed, c.aeBytes, c.logMessages,
+		c.aeSessions, c.aeFailures, c.aeRepaired, c.aePushed, c.aeBytes, c.logMessages, c.aeRepairsQueued, c.aeRepairsDropped, c.mores, c.repulls, c.pullsDeferred,
 		c.suspects, c.suspected, c.pullsSkipped, c.pullAcks, c.chunks, c.reassembled,
 		c.partialMessages, c.partialBytes} {
 		ch <- d
@@ -125,6 +132,12 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.aePushed, g.AEPushed)
 	counter(c.aeBytes, g.AEBytesIn, "in")
 	counter(c.aeBytes, g.AEBytesOut, "out")
+	gauge(c.aeRepairsQueued, g.AERepairsQueued)
+	counter(c.mores, g.MoresOut, "out")
+	counter(c.mores, g.MoresIgnored, "ignored")
+	counter(c.repulls, g.Repulls)
+	counter(c.pullsDeferred, g.PullsDeferred)
+	counter(c.aeRepairsDropped, g.AERepairsDropped)
 	_, logged := c.n.merkleRoot()
 	gauge(c.logMessages, logged)
 	gauge(c.suspects, s.Peers.Suspects)

@@ -119,7 +119,9 @@ type Config struct {
 	// LogMaxBytes bounds the message log. Default 64 MiB.
 	LogMaxBytes int64
 	// MaxBytesPerPeerRound caps the bytes sent to any one address per round
-	// (Gossip.Interval). Default: twice Gossip.MaxAnswerBytes.
+	// (Gossip.Interval), sealed, whatever the core asks: a safety net under
+	// the core's own Gossip.MaxAnswerBytesPerRound. Default: twice
+	// Gossip.MaxAnswerBytesPerRound, as sealed datagrams (about 2.1 MiB).
 	MaxBytesPerPeerRound int
 	// SubscriberBuffer is how many messages a subscriber may fall behind
 	// before it is cut off with ErrSlowSubscriber. Default 1024.
@@ -286,11 +288,12 @@ func New(cfg Config) (*Node, error) {
 	gc = n.core.Config()
 	perRound := cfg.MaxBytesPerPeerRound
 	if perRound <= 0 {
-		// Two full answers, as sealed: each of an answer's datagrams grows
-		// by the sealing overhead, and a cap of exactly twice the answer
-		// bytes cut the tail off the second answer of a round.
+		// The core sends a peer at most MaxAnswerBytesPerRound of messages
+		// per round of its own; this window is not aligned with its rounds,
+		// so it may see two rounds' worth. Counted as sealed: each datagram
+		// grows by the sealing overhead.
 		perDatagram := gc.MaxPacketSize + security.Overhead
-		perRound = 2 * (gc.MaxAnswerBytes/gc.MaxPacketSize + 1) * perDatagram
+		perRound = 2 * (gc.MaxAnswerBytesPerRound/gc.MaxPacketSize + 2) * perDatagram
 	}
 	n.limits = newSendLimits(perRound, gc.Interval, func() []netip.AddrPort { return n.peers.registry().Peers() })
 	if n.udp, err = transport.ListenUDP(cfg.Bind, cfg.UDP); err != nil {

@@ -1,9 +1,12 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -155,6 +158,42 @@ func TestRealUDPClusterDeliversExactlyOnce(t *testing.T) {
 	st := cluster[9].Stats()
 	require.Equal(t, uint64(messages), st.Gossip.Delivered)
 	require.NotZero(t, st.UDP.DatagramsIn)
+}
+
+// A burst larger than one answer reaches a sealed node over real UDP in
+// answers that end with MORE, each pulled again at once: every message
+// once, MOREs sent and acted on, and what they say visible in /metrics.
+func TestBurstComesInAnswersPulledAgainOnMore(t *testing.T) {
+	const messages = 2000
+	cluster := startCluster(t, 2, func(i int, c *Config) {
+		c.Gossip.MaxAnswerBytes = 16 << 10
+		c.Keyring = ringFor(t, "burst passphrase")
+	})
+	s, err := cluster[1].Subscribe(">")
+	require.NoError(t, err)
+	col := collect(t, s)
+	payload := bytes.Repeat([]byte("m"), 200)
+	for i := 0; i < messages; i++ {
+		_, err := cluster[0].Publish(context.Background(), "burst", payload)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return col.distinct() == messages }, 60*time.Second, 20*time.Millisecond,
+		"delivered %d of %d", col.distinct(), messages)
+	for _, k := range col.counts() {
+		require.Equal(t, 1, k)
+	}
+	sent, got := cluster[0].Stats().Gossip, cluster[1].Stats().Gossip
+	require.NotZero(t, sent.MoresOut, "answers were cut short and said so")
+	require.NotZero(t, got.Repulls, "and were pulled again")
+	require.Zero(t, got.Duplicates)
+
+	srv := apiServer(t, cluster[1], APIConfig{})
+	resp, err := http.Get(srv.URL + "/metrics")
+	require.NoError(t, err)
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Regexp(t, `hearsay_repulls_total [1-9]`, string(text))
+	require.Contains(t, string(text), `hearsay_mores_total{direction="ignored"}`)
 }
 
 // A node with the leveldb filter, closed and reopened on the same data dir,
