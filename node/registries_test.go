@@ -160,8 +160,10 @@ func TestMemberlistNodes(t *testing.T) {
 	for i := range 4 {
 		ring, err := security.NewKeyring(k)
 		require.NoError(t, err)
+		// The LAN profile: the local one's 200 ms probe timeout took live
+		// members for dead under -race with other packages' tests running.
 		cfg := Config{Bind: "127.0.0.1:0", Gossip: fastGossip, Name: fmt.Sprintf("m%d", i), Keyring: ring,
-			Memberlist: &memberlist.Config{BindPort: -1, Profile: memberlist.ProfileLocal}}
+			Memberlist: &memberlist.Config{BindPort: -1, Profile: memberlist.ProfileLAN}}
 		if seed != "" {
 			cfg.Join = []string{seed}
 		}
@@ -175,7 +177,7 @@ func TestMemberlistNodes(t *testing.T) {
 		nodes = append(nodes, nd)
 	}
 	for i, nd := range nodes {
-		require.Eventually(t, func() bool { return len(nd.Peers()) == len(nodes)-1 }, 10*time.Second,
+		require.Eventually(t, func() bool { return len(nd.Peers()) == len(nodes)-1 }, 20*time.Second,
 			20*time.Millisecond, "node %d", i)
 	}
 	info := nodes[1].PeersInfo()
