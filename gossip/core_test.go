@@ -223,21 +223,27 @@ func TestDigestPartitionsManyOrigins(t *testing.T) {
 	require.Empty(t, b.Ready().Datagrams, "b sends nothing: a holds all it has")
 }
 
+// pushThenPullOnce publishes 100 messages of 200 bytes on node 0, then has
+// node 1 pull once; h.sent holds what that pull set off. It returns node 1.
+func pushThenPullOnce(h *harness) *Core {
+	for i := 0; i < 100; i++ {
+		h.push(0, "a", bytes.Repeat([]byte("x"), 200))
+	}
+	c1 := h.cores[1]
+	h.now = c1.NextTick()
+	c1.Tick(h.now)
+	h.sent = nil
+	h.flush(c1)
+	return c1
+}
+
 func TestAnswerRespectsBudgetAndPacketSize(t *testing.T) {
 	h := newHarness(t, 2, func(i int, c *Config) {
 		c.MaxAnswerBytes = 4000
 		c.MaxAnswerBytesPerRound = 4000 // one answer per round: no MORE
 		c.MaxPacketSize = 1000
 	})
-	for i := 0; i < 100; i++ {
-		h.push(0, "a", bytes.Repeat([]byte("x"), 200))
-	}
-	// One pull from node 1 to node 0.
-	c1 := h.cores[1]
-	h.now = c1.NextTick()
-	c1.Tick(h.now)
-	h.sent = nil
-	h.flush(c1)
+	pushThenPullOnce(h)
 	answered := 0
 	for _, d := range h.sent {
 		require.LessOrEqual(t, len(d.Data), 1000)
@@ -262,14 +268,7 @@ func TestMoreBringsAPullAgainWithinTheRoundBudget(t *testing.T) {
 		c.MaxAnswerBytesPerRound = 12000
 		c.MaxPacketSize = 1000
 	})
-	for i := 0; i < 100; i++ {
-		h.push(0, "a", bytes.Repeat([]byte("x"), 200))
-	}
-	c1 := h.cores[1]
-	h.now = c1.NextTick()
-	c1.Tick(h.now)
-	h.sent = nil
-	h.flush(c1)
+	c1 := pushThenPullOnce(h)
 	var answers []int // bytes of each answer, split at each pull
 	pulls, mores := 0, 0
 	for _, d := range h.sent {
