@@ -396,11 +396,7 @@ func (c *Core) Tick(now time.Time) {
 		if c.slot == 0 {
 			c.startRound(now)
 		}
-		switch {
-		case c.slot >= len(c.roundPeers):
-		case c.pullingAgain(now):
-			c.stats.PullsDeferred++
-		default:
+		if c.slot < len(c.roundPeers) {
 			c.sendPull(c.roundPeers[c.slot])
 		}
 		c.slot = (c.slot + 1) % c.cfg.Fanout
@@ -737,7 +733,19 @@ func (c *Core) handlePull(from netip.AddrPort, body []byte) {
 	}
 	a.flush()
 	c.charge(pr, a.spent)
-	if a.cut && pr != nil && c.allowance(pr) >= c.cfg.MaxPacketSize {
+	if pr == nil {
+		return
+	}
+	// A digest too large for one datagram comes as one pull per partition,
+	// back to back: one MORE for them all, after the last, or each would
+	// bring a pull again of every partition, the later ones with a digest
+	// that lacks what the first is bringing.
+	pr.cut = pr.cut || a.cut
+	if int(req.Partition) == 1<<req.PartitionBits-1 && pr.cut {
+		pr.cut = false
+		if c.allowance(pr) < c.cfg.MaxPacketSize {
+			return
+		}
 		// Say so, and the puller pulls again at once with a digest that
 		// holds this answer, instead of waiting for its next round.
 		start := len(c.arena)

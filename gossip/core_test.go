@@ -298,6 +298,51 @@ func TestMoreBringsAPullAgainWithinTheRoundBudget(t *testing.T) {
 	require.Zero(t, c1.Stats().Duplicates)
 }
 
+// A pull whose digest comes in several partitions gets one MORE, after
+// its last partition, however many of the partitions' answers were cut.
+func TestOneMorePerPartitionedPull(t *testing.T) {
+	h := newHarness(t, 2, func(i int, c *Config) {
+		c.MaxPacketSize = 512
+		c.MaxAnswerBytes = 2048
+		c.MaxAnswerBytesPerRound = 16 << 10
+	})
+	feed := func(c *Core, maxSeq uint64) {
+		for o := 0; o < 100; o++ {
+			origin := testOrigin(byte(100 + o))
+			for s := uint64(1); s <= maxSeq; s++ {
+				dg := appendMessage(AppendHeader(nil, PacketMessages), origin, s, h.now.UnixMilli(), "p", bytes.Repeat([]byte{byte(s)}, 100))
+				c.Handle(h.now, addr(9), dg)
+				c.Ready()
+			}
+		}
+	}
+	feed(h.cores[1], 1) // a digest of 100 origins: several partitions
+	feed(h.cores[0], 6) // and every partition's answer is cut short
+	c1 := h.cores[1]
+	h.now = c1.NextTick()
+	c1.Tick(h.now)
+	h.sent = nil
+	h.flush(c1)
+	partitions, pulls, mores := 0, 0, 0
+	for _, d := range h.sent {
+		switch typ, _, _ := ParseHeader(d.Data); typ {
+		case PacketPull:
+			req, err := DecodePullRequest(d.Data)
+			require.NoError(t, err)
+			partitions = 1 << req.PartitionBits
+			if int(req.Partition) == partitions-1 {
+				pulls++
+			}
+		case PacketMore:
+			mores++
+		}
+	}
+	require.Greater(t, partitions, 1, "the digest was split")
+	require.Greater(t, mores, 0)
+	require.Equal(t, pulls-1, mores, "one MORE per whole pull but the last, which found the round's budget spent or nothing cut")
+	require.Zero(t, c1.Stats().Duplicates)
+}
+
 // A MORE from a peer this node did not pull, or beyond the pulls again
 // allowed per round, is ignored; a MORE with a body is malformed.
 func TestMoreFromAPeerNotPulledIsIgnored(t *testing.T) {

@@ -19,7 +19,7 @@ type statsCollector struct {
 	aeSessions, aeFailures, aeRepaired     *prometheus.Desc
 	aePushed, aeBytes, logMessages         *prometheus.Desc
 	aeRepairsQueued, aeRepairsDropped      *prometheus.Desc
-	mores, repulls, pullsDeferred          *prometheus.Desc
+	mores, repulls                         *prometheus.Desc
 	suspects, suspected, pullsSkipped      *prometheus.Desc
 	pullAcks, chunks, reassembled          *prometheus.Desc
 	partialMessages, partialBytes          *prometheus.Desc
@@ -60,7 +60,6 @@ func newStatsCollector(n *Node) *statsCollector {
 		aeRepairsDropped: d("ae_repairs_dropped_total", "Differences not repaired because repairs with more than 32 peers were queued; a later session finds them again."),
 		mores:            d("mores_total", "MOREs: answers cut short by their byte budget that invited a pull again; out: sent, ignored: received from a peer not pulled lately or past the limits.", "direction"),
 		repulls:          d("repulls_total", "Pulls sent again at once on a MORE."),
-		pullsDeferred:    d("pulls_deferred_total", "Round pulls skipped while a peer was being pulled again on MOREs."),
 		suspects:         d("peers_suspect", "Peers skipped for gossip because they stopped answering."),
 		suspected:        d("peers_suspected_total", "Times a peer was found not answering and skipped."),
 		pullsSkipped:     d("pulls_skipped_total", "Pulls not sent to a peer that stopped answering."),
@@ -76,7 +75,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.published, c.delivered, c.duplicates, c.refused, c.dropped,
 		c.datagrams, c.bytes, c.pulls, c.messagesWire, c.peers, c.cacheMessages, c.cacheBytes, c.subs,
 		c.filterIDs, c.rounds, c.socketErrors, c.datagramDrops, c.encrypted,
-		c.aeSessions, c.aeFailures, c.aeRepaired, c.aePushed, c.aeBytes, c.logMessages, c.aeRepairsQueued, c.aeRepairsDropped, c.mores, c.repulls, c.pullsDeferred,
+		c.aeSessions, c.aeFailures, c.aeRepaired, c.aePushed, c.aeBytes, c.logMessages, c.aeRepairsQueued, c.aeRepairsDropped, c.mores, c.repulls,
 		c.suspects, c.suspected, c.pullsSkipped, c.pullAcks, c.chunks, c.reassembled,
 		c.partialMessages, c.partialBytes} {
 		ch <- d
@@ -136,7 +135,6 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.mores, g.MoresOut, "out")
 	counter(c.mores, g.MoresIgnored, "ignored")
 	counter(c.repulls, g.Repulls)
-	counter(c.pullsDeferred, g.PullsDeferred)
 	counter(c.aeRepairsDropped, g.AERepairsDropped)
 	_, logged := c.n.merkleRoot()
 	gauge(c.logMessages, logged)
