@@ -294,8 +294,7 @@ const messageOverheadEstimate = 8
 // round allows it (MaxAnswerBytes, and what is left of
 // MaxAnswerBytesPerRound).
 func (c *Core) sendPush(r *pendingRepair) {
-	pr := c.peerRoundOf(r.peer)
-	a := answer{c: c, to: r.peer, budget: min(c.cfg.MaxAnswerBytes, c.allowance(pr)), start: -1}
+	a := c.answerTo(r.peer, c.cfg.MaxAnswerBytes)
 	ids := r.ids
 	for len(ids) > 0 {
 		data, ok, err := c.ae.log.Get(ids[0])
@@ -310,8 +309,7 @@ func (c *Core) sendPush(r *pendingRepair) {
 		}
 		ids = ids[1:] // pruned since the session began, or sent
 	}
-	a.flush()
-	c.charge(pr, a.spent)
+	a.finish()
 	r.ids = ids
 }
 
@@ -329,9 +327,7 @@ func (c *Core) handleFetch(from netip.AddrPort, datagram []byte) {
 	}
 	ae.fetchIDs = ids
 	c.stats.AEBytesIn += uint64(len(datagram))
-	pr := c.peerRoundOf(from)
-	a := answer{c: c, to: from, budget: min(c.cfg.MaxAnswerBytes, c.allowance(pr)), start: -1}
-	defer func() { c.charge(pr, a.spent) }()
+	a := c.answerTo(from, c.cfg.MaxAnswerBytes)
 	for _, id := range ids {
 		data, ok, err := ae.log.Get(id)
 		if err != nil {
@@ -342,7 +338,7 @@ func (c *Core) handleFetch(from netip.AddrPort, datagram []byte) {
 			break
 		}
 	}
-	a.flush()
+	a.finish()
 }
 
 // MerkleRoot returns the root of the tree over the retained messages, and

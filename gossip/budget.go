@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -80,7 +81,7 @@ func (c *Core) handleMore(now time.Time, from netip.AddrPort, body []byte) {
 		c.drop(DropMalformed, 1)
 		return
 	}
-	if !containsPeer(c.roundPeers, from) && !containsPeer(c.lastPeers, from) {
+	if !slices.Contains(c.roundPeers, from) && !slices.Contains(c.lastPeers, from) {
 		c.stats.MoresIgnored++
 		return
 	}
@@ -97,13 +98,4 @@ func (c *Core) handleMore(now time.Time, from netip.AddrPort, body []byte) {
 	c.stats.Repulls++
 	c.repullPeer, c.repullUntil = from, now.Add(c.cfg.Interval)
 	c.sendPull(from)
-}
-
-func containsPeer(peers []netip.AddrPort, p netip.AddrPort) bool {
-	for _, q := range peers {
-		if q == p {
-			return true
-		}
-	}
-	return false
 }

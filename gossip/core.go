@@ -703,8 +703,8 @@ func (c *Core) handlePull(from netip.AddrPort, body []byte) {
 			c.wanted[req.Origins[i].Origin] = i
 		}
 	}
-	pr := c.peerRoundOf(from)
-	a := answer{c: c, to: from, budget: min(max(c.cfg.MaxPacketSize, c.cfg.MaxAnswerBytes>>req.PartitionBits), c.allowance(pr)), start: -1}
+	a := c.answerTo(from, max(c.cfg.MaxPacketSize, c.cfg.MaxAnswerBytes>>req.PartitionBits))
+	pr := a.pr
 	n := len(c.cache.origins)
 	if n == 0 || a.budget <= 0 {
 		return
@@ -731,8 +731,7 @@ func (c *Core) handlePull(from netip.AddrPort, body []byte) {
 			break
 		}
 	}
-	a.flush()
-	c.charge(pr, a.spent)
+	a.finish()
 	if pr == nil {
 		return
 	}
@@ -763,6 +762,7 @@ const smallDigest = 16
 type answer struct {
 	c      *Core
 	to     netip.AddrPort
+	pr     *peerRound // to's budget this round; nil: untracked
 	budget int
 	spent  int
 	start  int  // arena offset of the open datagram, or -1
@@ -795,6 +795,21 @@ func (a *answer) addEncoded(enc []byte) bool {
 	return true
 }
 
+// answerTo starts an answer to peer of at most limit bytes of messages,
+// within what is left of the peer's budget this round. finish ends it.
+func (c *Core) answerTo(peer netip.AddrPort, limit int) answer {
+	pr := c.peerRoundOf(peer)
+	return answer{c: c, to: peer, pr: pr, budget: min(limit, c.allowance(pr)), start: -1}
+}
+
+// finish sends what is left of the answer and charges it to the peer's
+// budget.
+func (a *answer) finish() {
+	a.flush()
+	a.c.charge(a.pr, a.spent)
+}
+
+// flush sends the open datagram.
 func (a *answer) flush() {
 	if a.start < 0 {
 		return

@@ -1,5 +1,7 @@
 package merkle
 
+import "math/bits"
+
 // InsertLater queues id for insertion. Queued changes are applied, in the
 // order they were queued, before anything reads the tree (every other
 // method does), sorted so that each node on their paths is visited once per
@@ -67,9 +69,9 @@ func sortChanges(cs, scratch []change) (sorted, spare []change) {
 		insertionSort(cs)
 		return cs, scratch
 	}
-	bits := min(16, max(4, bitsFor(n)))
-	shift := 16 - bits
-	counts := make([]int32, 1<<bits+1)
+	prefixBits := min(16, max(4, bits.Len(uint(n))-1)) // about log2(n)
+	shift := 16 - prefixBits
+	counts := make([]int32, 1<<prefixBits+1)
 	for i := range cs {
 		counts[1+prefix16(&cs[i].id)>>shift]++
 	}
@@ -87,7 +89,7 @@ func sortChanges(cs, scratch []change) (sorted, spare []change) {
 	}
 	// counts[b] is now the end of bucket b.
 	start := int32(0)
-	for b := 0; b < 1<<bits; b++ {
+	for b := 0; b < 1<<prefixBits; b++ {
 		if end := counts[b]; end-start > 1 {
 			insertionSort(out[start:end])
 		}
@@ -97,16 +99,6 @@ func sortChanges(cs, scratch []change) (sorted, spare []change) {
 }
 
 func prefix16(id *ID) int { return int(id[0])<<8 | int(id[1]) }
-
-// bitsFor returns about log2(n).
-func bitsFor(n int) int {
-	b := 0
-	for n > 1 {
-		n >>= 1
-		b++
-	}
-	return b
-}
 
 // insertionSort sorts cs by ID, stably.
 func insertionSort(cs []change) {

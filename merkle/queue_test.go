@@ -29,13 +29,6 @@ func TestSortChangesIsAStableSortByID(t *testing.T) {
 
 		var got []change
 		got, scratch = sortChanges(slices.Clone(cs), scratch)
-		require.Equal(t, nilIfEmptyChanges(want), nilIfEmptyChanges(got), "n=%d", n)
+		require.Equal(t, nilIfEmpty(want), nilIfEmpty(got), "n=%d", n)
 	}
-}
-
-func nilIfEmptyChanges(cs []change) []change {
-	if len(cs) == 0 {
-		return nil
-	}
-	return cs
 }

@@ -303,11 +303,11 @@ func checkShape(t *testing.T, tr *Tree, n *node, level int) {
 	require.Equal(t, n.count, sum)
 }
 
-func nilIfEmpty(ids []ID) []ID {
-	if len(ids) == 0 {
+func nilIfEmpty[T any](s []T) []T {
+	if len(s) == 0 {
 		return nil
 	}
-	return ids
+	return s
 }
 
 func TestChildPositionsAndIndexes(t *testing.T) {
