@@ -397,7 +397,13 @@ func (c *Core) Tick(now time.Time) {
 			c.startRound(now)
 		}
 		if c.slot < len(c.roundPeers) {
-			c.sendPull(c.roundPeers[c.slot])
+			if peer := c.roundPeers[c.slot]; c.pullingAgain(now, peer) {
+				// It is being pulled again on MOREs already: a round pull
+				// would cross that answer, with a digest that lacks it.
+				c.stats.RoundPullsSkipped++
+			} else {
+				c.sendPull(peer)
+			}
 		}
 		c.slot = (c.slot + 1) % c.cfg.Fanout
 		c.nextPull = c.nextPull.Add(c.slotInterval)

@@ -72,6 +72,7 @@ type Stats struct {
 	AEBytesIn          uint64 // anti-entropy bytes received
 	MoresOut           uint64 // MOREs sent: answers cut short by their budget, with budget left this round for a pull again
 	Repulls            uint64 // pulls sent again at once on a MORE
+	RoundPullsSkipped  uint64 // round pulls not sent to a peer being pulled again on MOREs
 	MoresIgnored       uint64 // MOREs from peers not pulled lately, past the pulls again allowed per peer and round, or while another peer is pulled again
 	AERepairsDropped   uint64 // differences not repaired because repairs with more than 32 peers were queued (a later session finds them again)
 	Dropped            [numDropReasons]uint64
