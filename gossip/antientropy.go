@@ -7,8 +7,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hearsay-io/hearsay/internal/msglog"
+	"github.com/hearsay-io/hearsay/wire"
+
 	"github.com/hearsay-io/hearsay/merkle"
+	"github.com/hearsay-io/hearsay/msglog"
 )
 
 // Anti-entropy: gossip is fast but best effort; every AEInterval a node
@@ -144,19 +146,19 @@ func (c *Core) nextAntiEntropy() time.Time {
 }
 
 // handleAntiEntropy handles a datagram of types 0x10 to 0x1f.
-func (c *Core) handleAntiEntropy(now time.Time, from netip.AddrPort, datagram []byte) {
+func (c *Core) handleAntiEntropy(now time.Time, from netip.AddrPort, t wire.PacketType, body []byte) {
 	ae := c.ae
 	if ae == nil {
 		c.drop(DropUnknownType, 1)
 		return
 	}
-	c.stats.AEBytesIn += uint64(len(datagram))
-	switch typ, err := merkle.PacketTypeOf(datagram); {
-	case err != nil:
+	c.stats.AEBytesIn += uint64(wire.HeaderSize + len(body))
+	switch t {
+	default:
 		c.drop(DropUnknownType, 1)
-	case typ == merkle.PacketQuery:
+	case wire.AEQuery:
 		start := len(c.arena)
-		out, err := ae.responder.Answer(c.arena, datagram)
+		out, err := ae.responder.Answer(c.arena, body)
 		if err != nil {
 			c.drop(DropMalformed, 1)
 			return
@@ -164,8 +166,8 @@ func (c *Core) handleAntiEntropy(now time.Time, from netip.AddrPort, datagram []
 		c.arena = out
 		c.stats.AEBytesOut += uint64(len(c.arena) - start)
 		c.emit(from, start)
-	case typ == merkle.PacketAnswer:
-		if err := ae.sessions.Handle(now, from, datagram); err != nil {
+	case wire.AEAnswer:
+		if err := ae.sessions.Handle(now, from, body); err != nil {
 			if errors.Is(err, merkle.ErrMalformed) {
 				c.drop(DropMalformed, 1)
 			} // a stale answer (a resent query's second answer) is normal
@@ -314,19 +316,19 @@ func (c *Core) sendPush(r *pendingRepair) {
 }
 
 // handleFetch answers a FETCH with the logged bodies asked for.
-func (c *Core) handleFetch(from netip.AddrPort, datagram []byte) {
+func (c *Core) handleFetch(from netip.AddrPort, body []byte) {
 	ae := c.ae
 	if ae == nil {
 		c.drop(DropUnknownType, 1)
 		return
 	}
-	ids, err := DecodeFetch(ae.fetchIDs[:0], datagram)
+	ids, err := decodeFetchBody(ae.fetchIDs[:0], body)
 	if err != nil {
 		c.drop(DropMalformed, 1)
 		return
 	}
 	ae.fetchIDs = ids
-	c.stats.AEBytesIn += uint64(len(datagram))
+	c.stats.AEBytesIn += uint64(wire.HeaderSize + len(body))
 	a := c.answerTo(from, c.cfg.MaxAnswerBytes)
 	for _, id := range ids {
 		data, ok, err := ae.log.Get(id)

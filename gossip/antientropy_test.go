@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hearsay-io/hearsay/internal/msglog"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hearsay-io/hearsay/msglog"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 func withLog(aeInterval time.Duration) func(i int, c *Config) {
@@ -151,17 +153,17 @@ func TestAntiEntropyLargeReplicas(t *testing.T) {
 		c.CacheRounds = 5 // repairs wait for gossip's window (1s)
 	})
 	// Only anti-entropy: pulls are dropped.
-	h.drop = func(d Datagram) bool { typ, _, _ := ParseHeader(d.Data); return typ == PacketPull }
+	h.drop = func(d Datagram) bool { typ, _, _ := wire.Parse(d.Data); return typ == wire.Pull }
 	var origin NodeID
 	origin[0] = 0x77
 	feed := func(c *Core, from, to int) {
-		dg := AppendHeader(nil, PacketMessages)
+		dg := wire.AppendHeader(nil, wire.Messages)
 		for s := from; s < to; s++ {
 			dg = appendMessage(dg, origin, uint64(s+1), h.now.UnixMilli(), "replica", []byte{byte(s), byte(s >> 8), byte(s >> 16)})
 			if len(dg) > 1300 || s == to-1 {
 				c.Handle(h.now, addr(9), dg)
 				c.Ready()
-				dg = AppendHeader(dg[:0], PacketMessages)
+				dg = wire.AppendHeader(dg[:0], wire.Messages)
 			}
 		}
 	}
@@ -206,22 +208,22 @@ func TestAntiEntropyFetchesARoundsWorthAtATime(t *testing.T) {
 	// to fetches, per instant (the harness answers at once).
 	sentAt := map[time.Time]int{}
 	h.drop = func(d Datagram) bool {
-		typ, _, _ := ParseHeader(d.Data)
-		if typ == PacketMessages && d.To == addr(1) {
+		typ, _, _ := wire.Parse(d.Data)
+		if typ == wire.Messages && d.To == addr(1) {
 			sentAt[h.now] += len(d.Data)
 		}
-		return typ == PacketPull
+		return typ == wire.Pull
 	}
 	var origin NodeID
 	origin[0] = 0x55
 	const n = 3000
-	dg := AppendHeader(nil, PacketMessages)
+	dg := wire.AppendHeader(nil, wire.Messages)
 	for s := 0; s < n; s++ {
 		dg = appendMessage(dg, origin, uint64(s+1), h.now.UnixMilli(), "fetch", bytes.Repeat([]byte{byte(s)}, 80))
 		if len(dg) > 1300 || s == n-1 {
 			h.cores[0].Handle(h.now, addr(9), dg)
 			h.cores[0].Ready()
-			dg = AppendHeader(dg[:0], PacketMessages)
+			dg = wire.AppendHeader(dg[:0], wire.Messages)
 		}
 	}
 	h.run(10 * time.Second)

@@ -5,7 +5,8 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/hearsay-io/hearsay/internal/msglog"
+	"github.com/hearsay-io/hearsay/msglog"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 func BenchmarkEncodeMessages(b *testing.B) {
@@ -14,12 +15,12 @@ func BenchmarkEncodeMessages(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(EncodedMessageSize(1<<50, 1_700_000_000_000, 14, 256)))
 	for b.Loop() {
-		buf = appendMessage(AppendHeader(buf[:0], PacketMessages), testOrigin(1), 1<<50, 1_700_000_000_000, "orders.created", payload)
+		buf = appendMessage(wire.AppendHeader(buf[:0], wire.Messages), testOrigin(1), 1<<50, 1_700_000_000_000, "orders.created", payload)
 	}
 }
 
 func BenchmarkDecodeMessages(b *testing.B) {
-	dg := AppendHeader(nil, PacketMessages)
+	dg := wire.AppendHeader(nil, wire.Messages)
 	for i := 0; i < 4; i++ {
 		dg = appendMessage(dg, testOrigin(1), uint64(1<<50+i), 1_700_000_000_000, "orders.created", bytes.Repeat([]byte("x"), 256))
 	}
@@ -42,7 +43,7 @@ func BenchmarkDecodePullRequest(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(dg)))
 	for b.Loop() {
-		if _, err := d.decode(dg[HeaderSize:]); err != nil {
+		if _, err := d.decode(dg[wire.HeaderSize:]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -61,9 +62,9 @@ func benchResponder(b *testing.B, origins, perOrigin, missing int) (*Core, []byt
 	for o := 0; o < origins; o++ {
 		origin := testOrigin(byte(o))
 		origin[0] = byte(o >> 8)
-		dg := AppendHeader(nil, PacketMessages)
+		dg := wire.AppendHeader(nil, wire.Messages)
 		for s := 1; s <= perOrigin; s++ {
-			dg = appendMessage(dg[:HeaderSize], origin, uint64(s), t0.UnixMilli(), "bench.topic", payload)
+			dg = appendMessage(dg[:wire.HeaderSize], origin, uint64(s), t0.UnixMilli(), "bench.topic", payload)
 			c.Handle(t0, addr(1), dg)
 			if s <= perOrigin-missing {
 				held.add(origin, uint64(s), 0)
@@ -134,7 +135,7 @@ func benchmarkAccept(b *testing.B, cfg Config) {
 	seq := uint64(1)
 	b.ReportAllocs()
 	for b.Loop() {
-		dg = AppendHeader(dg[:0], PacketMessages)
+		dg = wire.AppendHeader(dg[:0], wire.Messages)
 		for i := 0; i < 4; i++ {
 			dg = appendMessage(dg, testOrigin(1), seq, t0.UnixMilli(), "bench.topic", payload)
 			seq++

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // Large messages travel as chunks. A chunk is an ordinary message on the
@@ -24,7 +26,7 @@ const (
 	// MinChunkSize is the smallest payload a chunk other than the last may
 	// carry. It bounds a message's chunk count (and so a receiver's
 	// bookkeeping) to its length / 64 + 1; a publisher's chunks are always
-	// larger (at least about 180 bytes at MinPacketSize with a 255-byte topic).
+	// larger (at least about 180 bytes at wire.MinPacketSize with a 255-byte topic).
 	MinChunkSize = 64
 	// MaxChunkedSize is the largest whole message the wire format allows:
 	// Config.MaxMessageSize may not exceed it.
@@ -74,7 +76,7 @@ func (h *chunkHeader) length() int {
 func decodeChunkHeader(b []byte, seq uint64) (chunkHeader, []byte, error) {
 	var h chunkHeader
 	if len(b) < 16 {
-		return h, nil, ErrTruncated
+		return h, nil, wire.ErrTruncated
 	}
 	copy(h.whole[:], b[:16])
 	b = b[16:]
@@ -91,17 +93,17 @@ func decodeChunkHeader(b []byte, seq uint64) (chunkHeader, []byte, error) {
 	}
 	switch {
 	case count < 2 || index >= count:
-		return h, nil, fmt.Errorf("%w: chunk %d of %d", ErrMalformed, index, count)
+		return h, nil, fmt.Errorf("%w: chunk %d of %d", wire.ErrMalformed, index, count)
 	case total > MaxChunkedSize || count > total:
-		return h, nil, fmt.Errorf("%w: %d chunks of a %d-byte message", ErrMalformed, count, total)
+		return h, nil, fmt.Errorf("%w: %d chunks of a %d-byte message", wire.ErrMalformed, count, total)
 	case seq == math.MaxUint64 || index > seq || count-1-index > math.MaxUint64-1-seq:
 		// The first chunk's seq would be negative, or the last one's 2^64-1.
-		return h, nil, fmt.Errorf("%w: chunk %d of %d at sequence number %d", ErrMalformed, index, count, seq)
+		return h, nil, fmt.Errorf("%w: chunk %d of %d at sequence number %d", wire.ErrMalformed, index, count, seq)
 	}
 	size := (total + count - 1) / count
 	if size < MinChunkSize || (count-1)*size >= total {
 		// Chunks too small to be a publisher's, or an empty last chunk.
-		return h, nil, fmt.Errorf("%w: %d chunks of a %d-byte message", ErrMalformed, count, total)
+		return h, nil, fmt.Errorf("%w: %d chunks of a %d-byte message", wire.ErrMalformed, count, total)
 	}
 	h.count, h.index, h.total = int(count), int(index), int(total)
 	return h, b, nil
@@ -138,7 +140,7 @@ func chunkCapacity(packetSize int, seq uint64, createdMillis int64, topicLen, to
 	t := uint64(total)
 	overhead := 16 + uvarintLen(seq+t) + uvarintLen(uint64(createdMillis)) + 3 + topicLen + 16 +
 		3*uvarintLen(t) + uvarintLen(uint64(packetSize))
-	return packetSize - HeaderSize - overhead
+	return packetSize - wire.HeaderSize - overhead
 }
 
 // chunkDomain separates chunk IDs from whole-message IDs.

@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hearsay-io/hearsay/filter"
-	"github.com/hearsay-io/hearsay/internal/msglog"
-	"github.com/hearsay-io/hearsay/transport"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hearsay-io/hearsay/filter"
+	"github.com/hearsay-io/hearsay/msglog"
+	"github.com/hearsay-io/hearsay/transport"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // netHarness runs cores over transport.Network: a virtual clock, latency
@@ -135,8 +137,8 @@ func randomPayload(seed uint64, n int) []byte {
 // chunkSeqs returns the sequence numbers of the chunks in a messages
 // datagram (nil for any other datagram).
 func chunkSeqs(d []byte) []uint64 {
-	typ, b, err := ParseHeader(d)
-	if err != nil || typ != PacketMessages {
+	typ, b, err := wire.Parse(d)
+	if err != nil || typ != wire.Messages {
 		return nil
 	}
 	var seqs []uint64
@@ -228,7 +230,7 @@ func TestLostChunkIsPulledAlone(t *testing.T) {
 	require.NotZero(t, lost, "the chunk was dropped once")
 	var encoded int
 	for _, e := range h.cores[0].cache.origins[0].entries {
-		encoded += HeaderSize + len(e.enc) // one chunk per datagram at this size
+		encoded += wire.HeaderSize + len(e.enc) // one chunk per datagram at this size
 	}
 	t.Logf("%d bytes of chunks sent for %d bytes encoded; %d lost", sent, encoded, lost)
 	require.Equal(t, encoded+lost, sent, "one copy of every chunk, and the lost one again")
@@ -370,7 +372,7 @@ func (s *chunkSet) enc(i int, tweak func(h *chunkHeader, payload *[]byte)) []byt
 }
 
 func (s *chunkSet) datagram(i int, tweak func(h *chunkHeader, payload *[]byte)) []byte {
-	return append(AppendHeader(nil, PacketMessages), s.enc(i, tweak)...)
+	return append(wire.AppendHeader(nil, wire.Messages), s.enc(i, tweak)...)
 }
 
 func TestChunkHeaderLayout(t *testing.T) {
@@ -411,16 +413,16 @@ func TestHostileChunkHeadersAreCounted(t *testing.T) {
 		"count 0":         s.datagram(0, func(h *chunkHeader, _ *[]byte) { h.count = 0 }),
 		"count 1":         s.datagram(0, func(h *chunkHeader, _ *[]byte) { h.count = 1 }),
 		"index = count":   s.datagram(0, func(h *chunkHeader, _ *[]byte) { h.index = 3 }),
-		"index > seq":     append(AppendHeader(nil, PacketMessages), appendChunk(nil, s.origin, 1, created, "evil", &chunkHeader{count: 3, index: 2, total: 3000}, make([]byte, 1000))...),
-		"last seq 2^64-1": append(AppendHeader(nil, PacketMessages), appendChunk(nil, s.origin, math.MaxUint64-1, created, "evil", &chunkHeader{count: 3, index: 1, total: 3000}, make([]byte, 1000))...),
+		"index > seq":     append(wire.AppendHeader(nil, wire.Messages), appendChunk(nil, s.origin, 1, created, "evil", &chunkHeader{count: 3, index: 2, total: 3000}, make([]byte, 1000))...),
+		"last seq 2^64-1": append(wire.AppendHeader(nil, wire.Messages), appendChunk(nil, s.origin, math.MaxUint64-1, created, "evil", &chunkHeader{count: 3, index: 1, total: 3000}, make([]byte, 1000))...),
 		"absurd total":    s.datagram(0, func(h *chunkHeader, _ *[]byte) { h.total = MaxChunkedSize + 1 }),
 		"tiny chunks":     s.datagram(0, func(h *chunkHeader, p *[]byte) { h.count, h.total, *p = 3, 150, (*p)[:50] }),
 		"empty last":      s.datagram(0, func(h *chunkHeader, p *[]byte) { h.count, h.total, *p = 3, 200, (*p)[:100] }),
 		"more than total": s.datagram(0, func(h *chunkHeader, _ *[]byte) { h.count = 3001 }),
 		"short payload":   s.datagram(1, func(_ *chunkHeader, p *[]byte) { *p = (*p)[1:] }),
-		"unknown kind":    func() []byte { d := s.datagram(0, nil); d[HeaderSize+16+2+6+1] = 2; return d }(),
-		"empty topic":     func() []byte { d := s.datagram(0, nil); d[HeaderSize+16+2+6+2] = 0; return d }(),
-		"no kind":         append(AppendHeader(nil, PacketMessages), append(s.origin[:], 1, 1, 0)...),
+		"unknown kind":    func() []byte { d := s.datagram(0, nil); d[wire.HeaderSize+16+2+6+1] = 2; return d }(),
+		"empty topic":     func() []byte { d := s.datagram(0, nil); d[wire.HeaderSize+16+2+6+2] = 0; return d }(),
+		"no kind":         append(wire.AppendHeader(nil, wire.Messages), append(s.origin[:], 1, 1, 0)...),
 	}
 	c, err := New(Config{ID: testOrigin(1), Peers: fixedPeers{}, MaxMessageSize: 5000, MaxPartialBytes: 14_096})
 	require.NoError(t, err)
@@ -437,10 +439,10 @@ func TestHostileChunkHeadersAreCounted(t *testing.T) {
 	for name, d := range map[string][]byte{
 		"other total":          s.datagram(1, func(h *chunkHeader, p *[]byte) { h.total = 2998 }),
 		"other count":          s.datagram(1, func(h *chunkHeader, p *[]byte) { h.count, *p = 4, (*p)[:750] }),
-		"other created":        append(AppendHeader(nil, PacketMessages), appendChunk(nil, s.origin, s.first+1, created-1, s.topic, &chunkHeader{whole: s.hdr.whole, count: 3, index: 1, total: 3000}, s.payload[1000:2000])...),
-		"other topic":          append(AppendHeader(nil, PacketMessages), appendChunk(nil, s.origin, s.first+1, created, "evil2", &chunkHeader{whole: s.hdr.whole, count: 3, index: 1, total: 3000}, s.payload[1000:2000])...),
-		"index past its count": append(AppendHeader(nil, PacketMessages), appendChunk(nil, s.origin, s.first+3, created, s.topic, &chunkHeader{whole: s.hdr.whole, count: 4, index: 3, total: 3000}, s.payload[2250:])...),
-		"other origin":         append(AppendHeader(nil, PacketMessages), appendChunk(nil, testOrigin(6), s.first+1, created, s.topic, &chunkHeader{whole: s.hdr.whole, count: 3, index: 1, total: 3000}, s.payload[1000:2000])...),
+		"other created":        append(wire.AppendHeader(nil, wire.Messages), appendChunk(nil, s.origin, s.first+1, created-1, s.topic, &chunkHeader{whole: s.hdr.whole, count: 3, index: 1, total: 3000}, s.payload[1000:2000])...),
+		"other topic":          append(wire.AppendHeader(nil, wire.Messages), appendChunk(nil, s.origin, s.first+1, created, "evil2", &chunkHeader{whole: s.hdr.whole, count: 3, index: 1, total: 3000}, s.payload[1000:2000])...),
+		"index past its count": append(wire.AppendHeader(nil, wire.Messages), appendChunk(nil, s.origin, s.first+3, created, s.topic, &chunkHeader{whole: s.hdr.whole, count: 4, index: 3, total: 3000}, s.payload[2250:])...),
+		"other origin":         append(wire.AppendHeader(nil, wire.Messages), appendChunk(nil, testOrigin(6), s.first+1, created, s.topic, &chunkHeader{whole: s.hdr.whole, count: 3, index: 1, total: 3000}, s.payload[1000:2000])...),
 		"slot conflict":        s.datagram(0, func(_ *chunkHeader, p *[]byte) { *p = bytes.Repeat([]byte{1}, len(*p)) }),
 	} {
 		before := c.Stats().Dropped[DropChunkInconsistent]
@@ -555,7 +557,7 @@ func TestReassemblerReplaysTheLog(t *testing.T) {
 	require.NoError(t, err)
 	a := newChunkSet(testOrigin(2), 100, t0.UnixMilli(), "big", randomPayload(10, 1000), 3)
 	b := newChunkSet(testOrigin(3), 100, t0.UnixMilli(), "big", randomPayload(11, 700), 2)
-	small := appendMessage(AppendHeader(nil, PacketMessages), testOrigin(4), 7, t0.UnixMilli(), "small", []byte("hi"))
+	small := appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(4), 7, t0.UnixMilli(), "small", []byte("hi"))
 	for _, d := range [][]byte{a.datagram(2, nil), b.datagram(0, nil), a.datagram(0, nil), small, b.datagram(1, nil), a.datagram(1, nil)} {
 		c.Handle(t0, addr(1), d)
 	}
@@ -633,7 +635,7 @@ func BenchmarkReassemble1MiB(b *testing.B) {
 	}
 	var dgs [][]byte
 	for _, e := range pub.cache.origins[0].entries {
-		dgs = append(dgs, append(AppendHeader(nil, PacketMessages), e.enc...))
+		dgs = append(dgs, append(wire.AppendHeader(nil, wire.Messages), e.enc...))
 	}
 	from := netip.MustParseAddrPort("127.0.0.1:7600")
 	b.ReportAllocs()

@@ -10,7 +10,8 @@ import (
 	"unsafe"
 
 	"github.com/hearsay-io/hearsay/filter"
-	"github.com/hearsay-io/hearsay/internal/msglog"
+	"github.com/hearsay-io/hearsay/msglog"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // Errors that Push returns and callers branch on.
@@ -204,8 +205,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("gossip: Fanout %d out of range 1..64", c.Fanout)
 	case c.Interval < time.Millisecond:
 		return fmt.Errorf("gossip: Interval %v is below 1ms", c.Interval)
-	case c.MaxPacketSize < MinPacketSize || c.MaxPacketSize > MaxUDPPayload:
-		return fmt.Errorf("gossip: MaxPacketSize %d out of range %d..%d", c.MaxPacketSize, MinPacketSize, MaxUDPPayload)
+	case c.MaxPacketSize < wire.MinPacketSize || c.MaxPacketSize > wire.MaxUDPPayload:
+		return fmt.Errorf("gossip: MaxPacketSize %d out of range %d..%d", c.MaxPacketSize, wire.MinPacketSize, wire.MaxUDPPayload)
 	case c.MaxAnswerBytes < c.MaxPacketSize:
 		return fmt.Errorf("gossip: MaxAnswerBytes %d is below MaxPacketSize %d", c.MaxAnswerBytes, c.MaxPacketSize)
 	case c.MaxAnswerBytesPerRound < c.MaxAnswerBytes:
@@ -458,7 +459,7 @@ func (c *Core) Push(now time.Time, topic string, payload []byte) (Message, error
 		return Message{}, fmt.Errorf("gossip: clock before 1970: %v", now)
 	}
 	size := EncodedMessageSize(seq, created, len(topic), len(payload))
-	if HeaderSize+size > c.cfg.MaxPacketSize {
+	if wire.HeaderSize+size > c.cfg.MaxPacketSize {
 		return c.pushChunked(seq, created, topic, payload)
 	}
 	if !c.cache.hasRoom(size) {
@@ -513,30 +514,40 @@ func (c *Core) newEntry(wm wireMessage, id MessageID, enc []byte) *cacheEntry {
 // Handle processes a datagram received from a peer. Anything malformed is
 // dropped and counted in Stats; nothing here panics on input.
 func (c *Core) Handle(now time.Time, from netip.AddrPort, datagram []byte) {
-	c.begin()
-	c.stats.DatagramsIn++
-	c.stats.BytesIn += uint64(len(datagram))
-	t, body, err := ParseHeader(datagram)
+	t, body, err := wire.Parse(datagram)
 	if err != nil {
-		if errors.Is(err, ErrVersion) {
+		c.begin()
+		c.stats.DatagramsIn++
+		c.stats.BytesIn += uint64(len(datagram))
+		if errors.Is(err, wire.ErrVersion) {
 			c.drop(DropVersion, 1)
 		} else {
 			c.drop(DropMalformed, 1)
 		}
 		return
 	}
+	c.HandlePacket(now, from, t, body)
+}
+
+// HandlePacket processes the body of a datagram whose header the caller
+// has parsed (wire.Parse) and found to be of type t, of the gossip or the
+// anti-entropy range. It is Handle without a second parse of the header.
+func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, t wire.PacketType, body []byte) {
+	c.begin()
+	c.stats.DatagramsIn++
+	c.stats.BytesIn += uint64(wire.HeaderSize + len(body))
 	switch t {
-	case PacketPull:
+	case wire.Pull:
 		c.handlePull(from, body)
-	case PacketMessages:
+	case wire.Messages:
 		c.handleMessages(now, body)
-	case PacketFetch:
-		c.handleFetch(from, datagram)
-	case PacketMore:
+	case wire.Fetch:
+		c.handleFetch(from, body)
+	case wire.More:
 		c.handleMore(now, from, body)
 	default:
-		if t >= firstAEPacket && t <= lastAEPacket {
-			c.handleAntiEntropy(now, from, datagram)
+		if t.Owner() == wire.OwnerAntiEntropy {
+			c.handleAntiEntropy(now, from, t, body)
 			return
 		}
 		c.drop(DropUnknownType, 1)
@@ -582,7 +593,7 @@ func (c *Core) accept(now time.Time, wm wireMessage) {
 		c.drop(DropFromFuture, 1)
 		return
 	}
-	if HeaderSize+len(wm.raw) > c.cfg.MaxPacketSize {
+	if wire.HeaderSize+len(wm.raw) > c.cfg.MaxPacketSize {
 		// A peer with a larger MaxPacketSize sent it; we could never forward it.
 		c.drop(DropTooLarge, 1)
 		c.held.add(wm.origin, wm.seq, c.round)
@@ -635,7 +646,7 @@ func (c *Core) sendPull(peer netip.AddrPort) {
 		o := &c.held.origins[i]
 		c.ranges = append(c.ranges, OriginRanges{Origin: o.tag, Ranges: digestRanges(o.ranges, c.cfg.MaxRangesPerOrigin, c.stats.PullsSent)})
 	}
-	limit := c.cfg.MaxPacketSize - HeaderSize - 2 - 10 // header, partition bytes, origin count
+	limit := c.cfg.MaxPacketSize - wire.HeaderSize - 2 - 10 // header, partition bytes, origin count
 	bits := uint8(0)
 	for ; bits < MaxPartitionBits; bits++ {
 		if c.largestPartition(bits) <= limit {
@@ -754,7 +765,7 @@ func (c *Core) handlePull(from netip.AddrPort, body []byte) {
 		// Say so, and the puller pulls again at once with a digest that
 		// holds this answer, instead of waiting for its next round.
 		start := len(c.arena)
-		c.arena = AppendHeader(c.arena, PacketMore)
+		c.arena = wire.AppendHeader(c.arena, wire.More)
 		c.stats.MoresOut++
 		c.emit(from, start)
 	}
@@ -781,7 +792,7 @@ func (a *answer) add(e *cacheEntry) bool { return a.addEncoded(e.enc) }
 func (a *answer) addEncoded(enc []byte) bool {
 	c := a.c
 	n := len(enc)
-	if HeaderSize+n > c.cfg.MaxPacketSize {
+	if wire.HeaderSize+n > c.cfg.MaxPacketSize {
 		return true // from a peer with larger datagrams; never forwarded
 	}
 	if a.spent+n > a.budget {
@@ -793,7 +804,7 @@ func (a *answer) addEncoded(enc []byte) bool {
 	}
 	if a.start < 0 {
 		a.start = len(c.arena)
-		c.arena = AppendHeader(c.arena, PacketMessages)
+		c.arena = wire.AppendHeader(c.arena, wire.Messages)
 	}
 	c.arena = append(c.arena, enc...)
 	a.spent += n

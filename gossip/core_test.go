@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // fixedPeers samples from a fixed list.
@@ -176,9 +178,9 @@ func TestDigestSuppressesBodies(t *testing.T) {
 	require.Equal(t, before.MessagesIn, after.MessagesIn, "no message bodies reached node 3")
 	var bodyBytes int
 	for _, d := range h.sent {
-		typ, _, err := ParseHeader(d.Data)
+		typ, _, err := wire.Parse(d.Data)
 		require.NoError(t, err)
-		if typ == PacketMessages {
+		if typ == wire.Messages {
 			bodyBytes += len(d.Data)
 		}
 	}
@@ -199,7 +201,7 @@ func TestDigestPartitionsManyOrigins(t *testing.T) {
 	for i := 0; i < origins; i++ {
 		var o NodeID
 		o[0], o[1], o[15] = byte(i), byte(i>>8), byte(i*7)
-		dg := appendMessage(AppendHeader(nil, PacketMessages), o, 1, now.UnixMilli(), "x", []byte("p"))
+		dg := appendMessage(wire.AppendHeader(nil, wire.Messages), o, 1, now.UnixMilli(), "x", []byte("p"))
 		a.Handle(now, addr(9), dg)
 		b.Handle(now, addr(9), dg)
 	}
@@ -247,8 +249,8 @@ func TestAnswerRespectsBudgetAndPacketSize(t *testing.T) {
 	answered := 0
 	for _, d := range h.sent {
 		require.LessOrEqual(t, len(d.Data), 1000)
-		if typ, _, _ := ParseHeader(d.Data); typ == PacketMessages {
-			answered += len(d.Data) - HeaderSize
+		if typ, _, _ := wire.Parse(d.Data); typ == wire.Messages {
+			answered += len(d.Data) - wire.HeaderSize
 		}
 	}
 	require.LessOrEqual(t, answered, 4000)
@@ -272,13 +274,13 @@ func TestMoreBringsAPullAgainWithinTheRoundBudget(t *testing.T) {
 	var answers []int // bytes of each answer, split at each pull
 	pulls, mores := 0, 0
 	for _, d := range h.sent {
-		switch typ, _, _ := ParseHeader(d.Data); typ {
-		case PacketPull:
+		switch typ, _, _ := wire.Parse(d.Data); typ {
+		case wire.Pull:
 			pulls++
 			answers = append(answers, 0)
-		case PacketMessages:
-			answers[len(answers)-1] += len(d.Data) - HeaderSize
-		case PacketMore:
+		case wire.Messages:
+			answers[len(answers)-1] += len(d.Data) - wire.HeaderSize
+		case wire.More:
 			mores++
 		}
 	}
@@ -310,7 +312,7 @@ func TestOneMorePerPartitionedPull(t *testing.T) {
 		for o := 0; o < 100; o++ {
 			origin := testOrigin(byte(100 + o))
 			for s := uint64(1); s <= maxSeq; s++ {
-				dg := appendMessage(AppendHeader(nil, PacketMessages), origin, s, h.now.UnixMilli(), "p", bytes.Repeat([]byte{byte(s)}, 100))
+				dg := appendMessage(wire.AppendHeader(nil, wire.Messages), origin, s, h.now.UnixMilli(), "p", bytes.Repeat([]byte{byte(s)}, 100))
 				c.Handle(h.now, addr(9), dg)
 				c.Ready()
 			}
@@ -325,15 +327,15 @@ func TestOneMorePerPartitionedPull(t *testing.T) {
 	h.flush(c1)
 	partitions, pulls, mores := 0, 0, 0
 	for _, d := range h.sent {
-		switch typ, _, _ := ParseHeader(d.Data); typ {
-		case PacketPull:
+		switch typ, _, _ := wire.Parse(d.Data); typ {
+		case wire.Pull:
 			req, err := DecodePullRequest(d.Data)
 			require.NoError(t, err)
 			partitions = 1 << req.PartitionBits
 			if int(req.Partition) == partitions-1 {
 				pulls++
 			}
-		case PacketMore:
+		case wire.More:
 			mores++
 		}
 	}
@@ -347,7 +349,7 @@ func TestOneMorePerPartitionedPull(t *testing.T) {
 // allowed per round, is ignored; a MORE with a body is malformed.
 func TestMoreFromAPeerNotPulledIsIgnored(t *testing.T) {
 	c := newTestCore(t, 0, 3, nil)
-	more := AppendHeader(nil, PacketMore)
+	more := wire.AppendHeader(nil, wire.More)
 	c.Handle(t0, addr(7), more)
 	require.Empty(t, c.Ready().Datagrams)
 	require.Equal(t, uint64(1), c.Stats().MoresIgnored)
@@ -363,7 +365,7 @@ func TestMoreFromAPeerNotPulledIsIgnored(t *testing.T) {
 	}
 	pulls := 0
 	for _, d := range c.Ready().Datagrams {
-		if typ, _, _ := ParseHeader(d.Data); typ == PacketPull && d.To == peer {
+		if typ, _, _ := wire.Parse(d.Data); typ == wire.Pull && d.To == peer {
 			pulls++
 		}
 	}
@@ -423,8 +425,8 @@ func TestMessageTooLarge(t *testing.T) {
 	// The largest payload that fits in one datagram travels as one message,
 	// byte for byte as before chunking existed.
 	seq := uint64(t0.UnixMicro())
-	fit := 512 - HeaderSize - EncodedMessageSize(seq, t0.UnixMilli(), 1, 0) - 1
-	for EncodedMessageSize(seq, t0.UnixMilli(), 1, fit+1)+HeaderSize <= 512 {
+	fit := 512 - wire.HeaderSize - EncodedMessageSize(seq, t0.UnixMilli(), 1, 0) - 1
+	for EncodedMessageSize(seq, t0.UnixMilli(), 1, fit+1)+wire.HeaderSize <= 512 {
 		fit++
 	}
 	payload := bytes.Repeat([]byte{7}, fit)
@@ -445,9 +447,9 @@ func TestMessageTooLarge(t *testing.T) {
 func TestAgeLimits(t *testing.T) {
 	c, err := New(Config{ID: testOrigin(1), Peers: fixedPeers{}})
 	require.NoError(t, err)
-	old := appendMessage(AppendHeader(nil, PacketMessages), testOrigin(2), 1, t0.Add(-11*time.Minute).UnixMilli(), "a", nil)
-	future := appendMessage(AppendHeader(nil, PacketMessages), testOrigin(2), 2, t0.Add(time.Minute).UnixMilli(), "a", nil)
-	fresh := appendMessage(AppendHeader(nil, PacketMessages), testOrigin(2), 3, t0.Add(-9*time.Minute).UnixMilli(), "a", nil)
+	old := appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(2), 1, t0.Add(-11*time.Minute).UnixMilli(), "a", nil)
+	future := appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(2), 2, t0.Add(time.Minute).UnixMilli(), "a", nil)
+	fresh := appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(2), 3, t0.Add(-9*time.Minute).UnixMilli(), "a", nil)
 	c.Handle(t0, addr(1), old)
 	c.Handle(t0, addr(1), future)
 	c.Handle(t0, addr(1), fresh)
@@ -464,7 +466,7 @@ func TestAgeLimits(t *testing.T) {
 func TestMalformedDatagramsAreCounted(t *testing.T) {
 	h := newHarness(t, 2, nil)
 	c := h.cores[1]
-	good := appendMessage(AppendHeader(nil, PacketMessages), testOrigin(3), 1, t0.UnixMilli(), "a", []byte("ok"))
+	good := appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(3), 1, t0.UnixMilli(), "a", []byte("ok"))
 	bad := [][]byte{
 		nil, {1}, []byte("GET / HTTP/1.1\r\n"), {'H', 'S', 2, 1}, {'H', 'S', 1, 0x7f, 1, 2, 3},
 		{'H', 'S', 1, 1, 0xff}, good[:len(good)-1],
@@ -552,7 +554,7 @@ func TestHoldingsRanges(t *testing.T) {
 }
 
 func FuzzCoreHandle(f *testing.F) {
-	f.Add(appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), 1, t0.UnixMilli(), "a", []byte("x")))
+	f.Add(appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(1), 1, t0.UnixMilli(), "a", []byte("x")))
 	f.Add(AppendPullRequest(nil, &PullRequest{Origins: []OriginRanges{{Origin: TagOf(testOrigin(1)), Ranges: []SeqRange{{0, 1}}}}}))
 	f.Add([]byte{'H', 'S', 1, 1, 0, 0, 0})
 	// The core starts with chunk 0 of this message: the others complete it.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/hearsay-io/hearsay/filter"
-	"github.com/hearsay-io/hearsay/internal/msglog"
+	"github.com/hearsay-io/hearsay/msglog"
 )
 
 // The core's side of large messages: Push cuts them into chunks, accept

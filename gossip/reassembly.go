@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 	"unsafe"
+
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // partial is a large message some of whose chunks are held.
@@ -176,8 +178,8 @@ func NewReassembler(maxBytes int) *Reassembler {
 // message already reassembled, or one that does not fit the bound). The
 // returned Message's Payload aliases enc for an unchunked message and is
 // freshly allocated for a reassembled one; chunks are kept, so enc must not
-// be modified afterwards. Errors: malformed encodings (ErrMalformed,
-// ErrTruncated, ...), a chunk that disagrees with its message
+// be modified afterwards. Errors: malformed encodings (wire.ErrMalformed,
+// wire.ErrTruncated, ...), a chunk that disagrees with its message
 // (ErrChunkInconsistent), and a message whose chunks do not hash to its ID
 // (ErrChunkMismatch; the message is discarded).
 func (r *Reassembler) Add(enc []byte) (Message, bool, error) {
@@ -186,7 +188,7 @@ func (r *Reassembler) Add(enc []byte) (Message, bool, error) {
 		return Message{}, false, err
 	}
 	if len(rest) != 0 {
-		return Message{}, false, ErrTrailingBytes
+		return Message{}, false, wire.ErrTrailingBytes
 	}
 	h := &wm.chunk
 	if h.count == 0 {

@@ -6,83 +6,11 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/hearsay-io/hearsay/internal/varint"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
-// Wire format v1; docs/protocol.md describes it byte by byte.
-
-// Every datagram starts with this header.
-const (
-	magic0        = 'H'
-	magic1        = 'S'
-	WireVersion   = 1 // the version this package speaks
-	HeaderSize    = 4 // magic (2 bytes), version, packet type
-	MinPacketSize = 512
-	MaxUDPPayload = 65507 // the largest UDP payload over IPv4
-)
-
-// PacketType is the fourth byte of every datagram.
-type PacketType byte
-
-// Packet types of wire version 1. Types 0x10 and above are reserved for
-// anti-entropy, the DHT registry and sealed (encrypted) datagrams.
-const (
-	PacketPull     PacketType = 0x01 // a pull request: a digest of what the sender holds
-	PacketMessages PacketType = 0x02 // messages, in answer to a pull or a fetch, or pushed by anti-entropy
-	PacketFetch    PacketType = 0x03 // "send me these messages", by ID (anti-entropy)
-	// PacketMore follows an answer cut short by its byte budget: "I have
-	// more for you; pull again". Header only. (0x04 is the node's PULL_ACK.)
-	PacketMore PacketType = 0x05
-)
-
-// Anti-entropy packet types, 0x10 to 0x1f, belong to package merkle.
-const (
-	firstAEPacket PacketType = 0x10
-	lastAEPacket  PacketType = 0x1f
-)
-
-func (t PacketType) String() string {
-	switch t {
-	case PacketPull:
-		return "pull"
-	case PacketMessages:
-		return "messages"
-	case PacketFetch:
-		return "fetch"
-	case PacketMore:
-		return "more"
-	}
-	return fmt.Sprintf("type-0x%02x", byte(t))
-}
-
-// Decoding errors. Each names what was wrong; callers count them as drops.
-var (
-	ErrShortPacket   = errors.New("wire: datagram shorter than its header")
-	ErrBadMagic      = errors.New("wire: not a hearsay datagram (bad magic)")
-	ErrVersion       = errors.New("wire: unsupported version")
-	ErrTruncated     = errors.New("wire: truncated")
-	ErrMalformed     = errors.New("wire: malformed")
-	ErrTrailingBytes = errors.New("wire: trailing bytes")
-)
-
-// AppendHeader appends the 4-byte header of a datagram of type t.
-func AppendHeader(dst []byte, t PacketType) []byte {
-	return append(dst, magic0, magic1, WireVersion, byte(t))
-}
-
-// ParseHeader checks a datagram's header and returns its type and body.
-func ParseHeader(datagram []byte) (PacketType, []byte, error) {
-	if len(datagram) < HeaderSize {
-		return 0, nil, ErrShortPacket
-	}
-	if datagram[0] != magic0 || datagram[1] != magic1 {
-		return 0, nil, ErrBadMagic
-	}
-	if datagram[2] != WireVersion {
-		return 0, nil, fmt.Errorf("%w: %d", ErrVersion, datagram[2])
-	}
-	return PacketType(datagram[3]), datagram[HeaderSize:], nil
-}
+// Wire format v1; docs/protocol.md describes it byte by byte. The header,
+// the packet types and the varints are package wire's.
 
 // SeqRange is a half-open range [First, End) of sequence numbers.
 type SeqRange struct {
@@ -118,7 +46,7 @@ type OriginRanges struct {
 	Ranges []SeqRange
 }
 
-// PullRequest is the body of a PacketPull datagram: "send me what I lack".
+// PullRequest is the body of a wire.Pull datagram: "send me what I lack".
 //
 // The origin space is split into 1<<PartitionBits partitions by the low
 // bits of the origin tag; the request covers partition Partition only. Its
@@ -144,9 +72,9 @@ func partitionOf(origin OriginTag, bits uint8) uint8 {
 	return uint8(origin) & byte(1<<bits-1)
 }
 
-// AppendPullRequest appends a whole PacketPull datagram (header included).
+// AppendPullRequest appends a whole wire.Pull datagram (header included).
 func AppendPullRequest(dst []byte, r *PullRequest) []byte {
-	dst = AppendHeader(dst, PacketPull)
+	dst = wire.AppendHeader(dst, wire.Pull)
 	dst = append(dst, r.PartitionBits, r.Partition)
 	dst = binary.AppendUvarint(dst, uint64(len(r.Origins)))
 	for i := range r.Origins {
@@ -187,15 +115,15 @@ func originRangesSize(o *OriginRanges) int {
 	return n
 }
 
-// DecodePullRequest decodes a whole PacketPull datagram. It allocates at
+// DecodePullRequest decodes a whole wire.Pull datagram. It allocates at
 // most in proportion to len(datagram).
 func DecodePullRequest(datagram []byte) (*PullRequest, error) {
-	t, body, err := ParseHeader(datagram)
+	t, body, err := wire.Parse(datagram)
 	if err != nil {
 		return nil, err
 	}
-	if t != PacketPull {
-		return nil, fmt.Errorf("%w: packet type %v, want pull", ErrMalformed, t)
+	if t != wire.Pull {
+		return nil, fmt.Errorf("%w: packet type %v, want pull", wire.ErrMalformed, t)
 	}
 	var d pullDecoder
 	return d.decode(body)
@@ -213,11 +141,11 @@ type pullDecoder struct {
 func (d *pullDecoder) decode(b []byte) (*PullRequest, error) {
 	r := &d.req
 	if len(b) < 3 {
-		return nil, ErrTruncated
+		return nil, wire.ErrTruncated
 	}
 	r.PartitionBits, r.Partition = b[0], b[1]
 	if r.PartitionBits > MaxPartitionBits || int(r.Partition) >= 1<<r.PartitionBits {
-		return nil, fmt.Errorf("%w: partition %d of 2^%d", ErrMalformed, r.Partition, r.PartitionBits)
+		return nil, fmt.Errorf("%w: partition %d of 2^%d", wire.ErrMalformed, r.Partition, r.PartitionBits)
 	}
 	count, b, err := readUvarint(b[2:])
 	if err != nil {
@@ -225,7 +153,7 @@ func (d *pullDecoder) decode(b []byte) (*PullRequest, error) {
 	}
 	// An origin takes at least 11 bytes: tag, range count, first, length.
 	if count > uint64(len(b)/11) {
-		return nil, fmt.Errorf("%w: %d origins in %d bytes", ErrTruncated, count, len(b))
+		return nil, fmt.Errorf("%w: %d origins in %d bytes", wire.ErrTruncated, count, len(b))
 	}
 	r.Origins = r.Origins[:0]
 	d.ranges = d.ranges[:0]
@@ -233,7 +161,7 @@ func (d *pullDecoder) decode(b []byte) (*PullRequest, error) {
 	for i := uint64(0); i < count; i++ {
 		var o OriginRanges
 		if len(b) < 8 {
-			return nil, ErrTruncated
+			return nil, wire.ErrTruncated
 		}
 		o.Origin = OriginTag(binary.BigEndian.Uint64(b))
 		var n uint64
@@ -241,10 +169,10 @@ func (d *pullDecoder) decode(b []byte) (*PullRequest, error) {
 			return nil, err
 		}
 		if n == 0 {
-			return nil, fmt.Errorf("%w: origin %016x with no ranges", ErrMalformed, uint64(o.Origin))
+			return nil, fmt.Errorf("%w: origin %016x with no ranges", wire.ErrMalformed, uint64(o.Origin))
 		}
 		if n > uint64(len(b)/2) {
-			return nil, fmt.Errorf("%w: %d ranges in %d bytes", ErrTruncated, n, len(b))
+			return nil, fmt.Errorf("%w: %d ranges in %d bytes", wire.ErrTruncated, n, len(b))
 		}
 		from := len(d.ranges)
 		var prevEnd uint64
@@ -255,10 +183,10 @@ func (d *pullDecoder) decode(b []byte) (*PullRequest, error) {
 			}
 			if j > 0 {
 				if first == 0 {
-					return nil, fmt.Errorf("%w: adjacent ranges", ErrMalformed)
+					return nil, fmt.Errorf("%w: adjacent ranges", wire.ErrMalformed)
 				}
 				if prevEnd > math.MaxUint64-first {
-					return nil, fmt.Errorf("%w: range overflows", ErrMalformed)
+					return nil, fmt.Errorf("%w: range overflows", wire.ErrMalformed)
 				}
 				first += prevEnd
 			}
@@ -266,7 +194,7 @@ func (d *pullDecoder) decode(b []byte) (*PullRequest, error) {
 				return nil, err
 			}
 			if length == 0 || first > math.MaxUint64-length {
-				return nil, fmt.Errorf("%w: bad range length", ErrMalformed)
+				return nil, fmt.Errorf("%w: bad range length", wire.ErrMalformed)
 			}
 			prevEnd = first + length
 			d.ranges = append(d.ranges, SeqRange{First: first, End: prevEnd})
@@ -275,7 +203,7 @@ func (d *pullDecoder) decode(b []byte) (*PullRequest, error) {
 		r.Origins = append(r.Origins, o)
 	}
 	if len(b) != 0 {
-		return nil, ErrTrailingBytes
+		return nil, wire.ErrTrailingBytes
 	}
 	// Slice the shared ranges array only now: appends may have moved it.
 	for i, sp := range d.spans {
@@ -284,9 +212,9 @@ func (d *pullDecoder) decode(b []byte) (*PullRequest, error) {
 	return r, nil
 }
 
-// AppendFetch appends a whole PacketFetch datagram asking for ids.
+// AppendFetch appends a whole wire.Fetch datagram asking for ids.
 func AppendFetch(dst []byte, ids []MessageID) []byte {
-	dst = AppendHeader(dst, PacketFetch)
+	dst = wire.AppendHeader(dst, wire.Fetch)
 	dst = binary.AppendUvarint(dst, uint64(len(ids)))
 	for _, id := range ids {
 		dst = append(dst, id[:]...)
@@ -295,23 +223,28 @@ func AppendFetch(dst []byte, ids []MessageID) []byte {
 }
 
 // MaxFetchIDs is how many IDs fit in one fetch datagram of size packetSize.
-func MaxFetchIDs(packetSize int) int { return (packetSize - HeaderSize - 3) / 16 }
+func MaxFetchIDs(packetSize int) int { return (packetSize - wire.HeaderSize - 3) / 16 }
 
-// DecodeFetch decodes a whole PacketFetch datagram, appending the IDs to dst.
+// DecodeFetch decodes a whole wire.Fetch datagram, appending the IDs to dst.
 func DecodeFetch(dst []MessageID, datagram []byte) ([]MessageID, error) {
-	t, b, err := ParseHeader(datagram)
+	t, b, err := wire.Parse(datagram)
 	if err != nil {
 		return nil, err
 	}
-	if t != PacketFetch {
-		return nil, fmt.Errorf("%w: packet type %v, want fetch", ErrMalformed, t)
+	if t != wire.Fetch {
+		return nil, fmt.Errorf("%w: packet type %v, want fetch", wire.ErrMalformed, t)
 	}
+	return decodeFetchBody(dst, b)
+}
+
+// decodeFetchBody decodes the body of a wire.Fetch datagram.
+func decodeFetchBody(dst []MessageID, b []byte) ([]MessageID, error) {
 	n, b, err := readUvarint(b)
 	if err != nil {
 		return nil, err
 	}
 	if n == 0 || n != uint64(len(b)/16) || len(b)%16 != 0 {
-		return nil, fmt.Errorf("%w: %d IDs in %d bytes", ErrMalformed, n, len(b))
+		return nil, fmt.Errorf("%w: %d IDs in %d bytes", wire.ErrMalformed, n, len(b))
 	}
 	for ; len(b) > 0; b = b[16:] {
 		dst = append(dst, MessageID(b[:16]))
@@ -354,7 +287,7 @@ func decodeMessage(b []byte) (wireMessage, []byte, error) {
 	var m wireMessage
 	start := b
 	if len(b) < 16 {
-		return m, nil, ErrTruncated
+		return m, nil, wire.ErrTruncated
 	}
 	copy(m.origin[:], b[:16])
 	b = b[16:]
@@ -367,11 +300,11 @@ func decodeMessage(b []byte) (wireMessage, []byte, error) {
 		return m, nil, err
 	}
 	if created == 0 || created > math.MaxInt64 {
-		return m, nil, fmt.Errorf("%w: creation time %d", ErrMalformed, created)
+		return m, nil, fmt.Errorf("%w: creation time %d", wire.ErrMalformed, created)
 	}
 	m.created = int64(created)
 	if len(b) < 1 {
-		return m, nil, ErrTruncated
+		return m, nil, wire.ErrTruncated
 	}
 	tl := int(b[0])
 	b = b[1:]
@@ -380,16 +313,16 @@ func decodeMessage(b []byte) (wireMessage, []byte, error) {
 		// A topic length of 0 escapes to an extension: a chunk of a large
 		// message (chunk.go). Unchunked messages never take this branch.
 		if len(b) < 2 {
-			return m, nil, ErrTruncated
+			return m, nil, wire.ErrTruncated
 		}
 		if b[0] != kindChunk {
-			return m, nil, fmt.Errorf("%w: message kind 0x%02x", ErrMalformed, b[0])
+			return m, nil, fmt.Errorf("%w: message kind 0x%02x", wire.ErrMalformed, b[0])
 		}
 		tl = int(b[1])
 		b = b[2:]
 	}
 	if tl == 0 || len(b) < tl {
-		return m, nil, fmt.Errorf("%w: topic", ErrTruncated)
+		return m, nil, fmt.Errorf("%w: topic", wire.ErrTruncated)
 	}
 	m.topicAt = len(start) - len(b)
 	m.topic, b = b[:tl], b[tl:]
@@ -403,30 +336,30 @@ func decodeMessage(b []byte) (wireMessage, []byte, error) {
 		return m, nil, err
 	}
 	if pl > uint64(len(b)) {
-		return m, nil, fmt.Errorf("%w: payload of %d bytes, %d left", ErrTruncated, pl, len(b))
+		return m, nil, fmt.Errorf("%w: payload of %d bytes, %d left", wire.ErrTruncated, pl, len(b))
 	}
 	if chunked && pl != uint64(m.chunk.length()) {
-		return m, nil, fmt.Errorf("%w: chunk %d of %d carries %d bytes, want %d", ErrMalformed, m.chunk.index, m.chunk.count, pl, m.chunk.length())
+		return m, nil, fmt.Errorf("%w: chunk %d of %d carries %d bytes, want %d", wire.ErrMalformed, m.chunk.index, m.chunk.count, pl, m.chunk.length())
 	}
 	m.payload, b = b[:pl], b[pl:]
 	m.raw = start[:len(start)-len(b)]
 	return m, b, nil
 }
 
-// DecodeMessages decodes a whole PacketMessages datagram into messages whose
+// DecodeMessages decodes a whole wire.Messages datagram into messages whose
 // IDs are recomputed from their contents. Topics are validated. Payloads
 // alias datagram. A chunk of a large message comes back as a Message of
 // its own: the chunk's ID, sequence number and slice of the payload.
 func DecodeMessages(datagram []byte) ([]Message, error) {
-	t, b, err := ParseHeader(datagram)
+	t, b, err := wire.Parse(datagram)
 	if err != nil {
 		return nil, err
 	}
-	if t != PacketMessages {
-		return nil, fmt.Errorf("%w: packet type %v, want messages", ErrMalformed, t)
+	if t != wire.Messages {
+		return nil, fmt.Errorf("%w: packet type %v, want messages", wire.ErrMalformed, t)
 	}
 	if len(b) == 0 {
-		return nil, fmt.Errorf("%w: no messages", ErrMalformed)
+		return nil, fmt.Errorf("%w: no messages", wire.ErrMalformed)
 	}
 	var out []Message
 	var h idHasher
@@ -436,11 +369,11 @@ func DecodeMessages(datagram []byte) ([]Message, error) {
 			return nil, err
 		}
 		if m.seq == math.MaxUint64 {
-			return nil, fmt.Errorf("%w: sequence number 2^64-1", ErrMalformed)
+			return nil, fmt.Errorf("%w: sequence number 2^64-1", wire.ErrMalformed)
 		}
 		topic := string(m.topic)
 		if err := ValidateTopic(topic); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+			return nil, fmt.Errorf("%w: %w", wire.ErrMalformed, err)
 		}
 		out = append(out, Message{
 			ID:      m.id(&h),
@@ -464,7 +397,7 @@ func ParseMessage(enc []byte) (Message, error) {
 		return Message{}, err
 	}
 	if len(rest) != 0 {
-		return Message{}, ErrTrailingBytes
+		return Message{}, wire.ErrTrailingBytes
 	}
 	if wm.chunk.count != 0 {
 		return Message{}, fmt.Errorf("%w: %d of %d of message %v", ErrChunk, wm.chunk.index, wm.chunk.count, wm.chunk.whole)
@@ -481,14 +414,14 @@ func ParseMessage(enc []byte) (Message, error) {
 }
 
 func readUvarint(b []byte) (uint64, []byte, error) {
-	v, rest, err := varint.Read(b)
+	v, rest, err := wire.ReadUvarint(b)
 	switch {
-	case errors.Is(err, varint.ErrTruncated):
-		return 0, nil, ErrTruncated
+	case errors.Is(err, wire.ErrVarintTruncated):
+		return 0, nil, wire.ErrTruncated
 	case err != nil:
-		return 0, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return 0, nil, fmt.Errorf("%w: %w", wire.ErrMalformed, err)
 	}
 	return v, rest, nil
 }
 
-func uvarintLen(v uint64) int { return varint.Len(v) }
+func uvarintLen(v uint64) int { return wire.UvarintLen(v) }

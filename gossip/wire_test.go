@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 func testOrigin(b byte) NodeID {
@@ -23,11 +25,11 @@ func TestPullRequestRoundTrip(t *testing.T) {
 		{Origin: TagOf(testOrigin(2)), Ranges: []SeqRange{{0, 1}}},
 	}}
 	b := AppendPullRequest(nil, req)
-	require.Equal(t, []byte{'H', 'S', 1, byte(PacketPull)}, b[:4])
+	require.Equal(t, []byte{'H', 'S', 1, byte(wire.Pull)}, b[:4])
 	got, err := DecodePullRequest(b)
 	require.NoError(t, err)
 	require.Equal(t, req, got)
-	size := HeaderSize + 2 + 1
+	size := wire.HeaderSize + 2 + 1
 	for i := range req.Origins {
 		size += originRangesSize(&req.Origins[i])
 	}
@@ -70,7 +72,7 @@ func TestDecodePullRequestRejects(t *testing.T) {
 }
 
 func TestMessagesRoundTrip(t *testing.T) {
-	b := AppendHeader(nil, PacketMessages)
+	b := wire.AppendHeader(nil, wire.Messages)
 	b = appendMessage(b, testOrigin(7), 42, 1_700_000_000_123, "orders.created", []byte("hello"))
 	b = appendMessage(b, testOrigin(8), math.MaxUint64-1, 1, "a", nil)
 	ms, err := DecodeMessages(b)
@@ -85,19 +87,19 @@ func TestMessagesRoundTrip(t *testing.T) {
 	require.Equal(t, "a", ms[1].Topic)
 	require.Empty(t, ms[1].Payload)
 	require.Equal(t, EncodedMessageSize(42, 1_700_000_000_123, len("orders.created"), 5)+
-		EncodedMessageSize(math.MaxUint64-1, 1, 1, 0), len(b)-HeaderSize)
+		EncodedMessageSize(math.MaxUint64-1, 1, 1, 0), len(b)-wire.HeaderSize)
 }
 
 func TestDecodeMessagesRejects(t *testing.T) {
-	one := appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), 1, 1000, "t", []byte("abc"))
+	one := appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(1), 1, 1000, "t", []byte("abc"))
 	for name, b := range map[string][]byte{
-		"no messages":   AppendHeader(nil, PacketMessages),
+		"no messages":   wire.AppendHeader(nil, wire.Messages),
 		"truncated":     one[:len(one)-1],
 		"trailing byte": append(append([]byte(nil), one...), 1),
-		"bad topic":     appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), 1, 1000, "a..b", nil),
-		"wildcard":      appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), 1, 1000, "a.*", nil),
-		"zero created":  appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), 1, 0, "a", nil),
-		"max seq":       appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), math.MaxUint64, 10, "a", nil),
+		"bad topic":     appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(1), 1, 1000, "a..b", nil),
+		"wildcard":      appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(1), 1, 1000, "a.*", nil),
+		"zero created":  appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(1), 1, 0, "a", nil),
+		"max seq":       appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(1), math.MaxUint64, 10, "a", nil),
 		"pull type":     AppendPullRequest(nil, &PullRequest{}),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -150,20 +152,20 @@ func FuzzDecodePullRequest(f *testing.F) {
 }
 
 func FuzzDecodeMessages(f *testing.F) {
-	f.Add(appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), 1, 1000, "orders.created", []byte("x")))
-	two := appendMessage(AppendHeader(nil, PacketMessages), testOrigin(1), 1<<40, 1_700_000_000_000, "a.b", nil)
+	f.Add(appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(1), 1, 1000, "orders.created", []byte("x")))
+	two := appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(1), 1<<40, 1_700_000_000_000, "a.b", nil)
 	f.Add(appendMessage(two, testOrigin(2), 3, 5, "c", bytes.Repeat([]byte{7}, 300)))
 	f.Add([]byte{'H', 'S', 1, 2})
 	chunks := newChunkSet(testOrigin(3), 1<<40, 1_700_000_000_000, "big.file", bytes.Repeat([]byte{9}, 300), 3)
-	f.Add(append(AppendHeader(nil, PacketMessages), append(chunks.enc(0, nil), chunks.enc(2, nil)...)...))
+	f.Add(append(wire.AppendHeader(nil, wire.Messages), append(chunks.enc(0, nil), chunks.enc(2, nil)...)...))
 	f.Add(appendMessage(chunks.datagram(1, nil), testOrigin(4), 9, 5, "small", []byte("x")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ms, err := DecodeMessages(b)
 		if err != nil {
 			return
 		}
-		out := AppendHeader(nil, PacketMessages)
-		body := b[HeaderSize:]
+		out := wire.AppendHeader(nil, wire.Messages)
+		body := b[wire.HeaderSize:]
 		for _, m := range ms {
 			wm, rest, err := decodeMessage(body)
 			require.NoError(t, err)
@@ -225,13 +227,13 @@ func TestMessageByteLayout(t *testing.T) {
 		0xfb, 0xd0, 0x95, 0xff, 0xbc, 0x31,
 		0x03, 0x61, 0x2e, 0x62,
 		0x02, 0x68, 0x69}
-	require.Equal(t, want, appendMessage(AppendHeader(nil, PacketMessages), o, 42, 1_700_000_000_123, "a.b", []byte("hi")))
+	require.Equal(t, want, appendMessage(wire.AppendHeader(nil, wire.Messages), o, 42, 1_700_000_000_123, "a.b", []byte("hi")))
 }
 
 func TestFetchRoundTrip(t *testing.T) {
 	ids := []MessageID{{1}, {2, 3}, {0xff}}
 	b := AppendFetch(nil, ids)
-	require.Equal(t, HeaderSize+1+48, len(b))
+	require.Equal(t, wire.HeaderSize+1+48, len(b))
 	got, err := DecodeFetch(nil, b)
 	require.NoError(t, err)
 	require.Equal(t, ids, got)
@@ -240,7 +242,7 @@ func TestFetchRoundTrip(t *testing.T) {
 		"short":     b[:len(b)-1],
 		"long":      append(append([]byte(nil), b...), 0),
 		"count":     {'H', 'S', 1, 3, 0xff, 0xff, 0xff, 0xff, 0x0f},
-		"wrong":     AppendHeader(nil, PacketPull),
+		"wrong":     wire.AppendHeader(nil, wire.Pull),
 		"long vint": append([]byte{'H', 'S', 1, 3, 0x83, 0x00}, make([]byte, 48)...),
 	} {
 		_, err := DecodeFetch(nil, bad)

@@ -328,7 +328,7 @@ func BenchmarkResponderAnswer(b *testing.B) {
 	var out []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		if out, err = r.Answer(out[:0], dg); err != nil {
+		if out, err = r.Answer(out[:0], body(dg)); err != nil {
 			b.Fatal(err)
 		}
 	}

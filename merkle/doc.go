@@ -23,7 +23,7 @@
 // measurements behind the tree's shape.
 //
 // The caller's loop, in full (the initiator, every AEInterval, with one
-// random peer; Responder answers come back as PacketAnswer datagrams):
+// random peer; Responder answers come back as wire.AEAnswer datagrams):
 //
 //	sessions, err := merkle.NewSessions[netip.AddrPort](tree, merkle.SessionsConfig{
 //		Session: merkle.SessionConfig{Rand: rng},
@@ -36,13 +36,15 @@
 //		case <-timer.C: // set to sessions.NextTick()
 //			sessions.Tick(time.Now())
 //		case dg := <-datagrams:
-//			switch typ, _ := merkle.PacketTypeOf(dg.Data); typ {
-//			case merkle.PacketQuery:
-//				if answer, err := responder.Answer(nil, dg.Data); err == nil {
+//			typ, body, err := wire.Parse(dg.Data)
+//			switch {
+//			case err != nil:
+//			case typ == wire.AEQuery:
+//				if answer, err := responder.Answer(nil, body); err == nil {
 //					conn.WriteToUDPAddrPort(answer, dg.From)
 //				}
-//			case merkle.PacketAnswer:
-//				sessions.Handle(time.Now(), dg.From, dg.Data)
+//			case typ == wire.AEAnswer:
+//				sessions.Handle(time.Now(), dg.From, body)
 //			}
 //		}
 //		rd := sessions.Ready()

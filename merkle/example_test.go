@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hearsay-io/hearsay/merkle"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // id makes a message ID the way hearsay does: a SHA-256 prefix.
@@ -37,8 +38,12 @@ func Example() {
 	for !session.Done() {
 		roundTrips++
 		for _, query := range session.Ready() {
-			answer, _ := responder.Answer(nil, query) // sent to the peer, answered, sent back
-			session.Handle(now, answer)
+			// Sent to the peer, answered, sent back; each side parses the
+			// header once and hands the body on.
+			_, qbody, _ := wire.Parse(query)
+			answer, _ := responder.Answer(nil, qbody)
+			_, abody, _ := wire.Parse(answer)
+			session.Handle(now, abody)
 		}
 	}
 	res := session.Result()

@@ -3,6 +3,7 @@ package merkle
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // ResponderConfig configures a Responder. Zero values take the defaults.
@@ -19,8 +20,8 @@ func (c *ResponderConfig) setDefaults() {
 }
 
 func (c *ResponderConfig) validate() error {
-	if c.MaxPacketSize < MinPacketSize || c.MaxPacketSize > MaxUDPPayload {
-		return fmt.Errorf("%w: MaxPacketSize %d out of range %d..%d", ErrInvalidConfig, c.MaxPacketSize, MinPacketSize, MaxUDPPayload)
+	if c.MaxPacketSize < wire.MinPacketSize || c.MaxPacketSize > wire.MaxUDPPayload {
+		return fmt.Errorf("%w: MaxPacketSize %d out of range %d..%d", ErrInvalidConfig, c.MaxPacketSize, wire.MinPacketSize, wire.MaxUDPPayload)
 	}
 	return nil
 }
@@ -47,7 +48,7 @@ func NewResponder(tree *Tree, cfg ResponderConfig) (*Responder, error) {
 	return &Responder{tree: tree, cfg: cfg}, nil
 }
 
-// Answer answers the PacketQuery datagram query: it appends the answer
+// Answer answers query, the body of a wire.AEQuery datagram: it appends the answer
 // datagram to dst, for the caller to send back to the query's source. An
 // error wraps ErrMalformed; then there is nothing to send.
 //

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/hearsay-io/hearsay/wire"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -109,8 +110,8 @@ func (c *SessionConfig) setDefaults() {
 
 // Sizes of the fixed parts of the datagrams, at most.
 const (
-	maxQueryHead  = HeaderSize + 4 + 10 + 3 + 3 + 3 // ... seq, shape, max answer, item count
-	maxAnswerHead = HeaderSize + 4 + 10 + 3 + 3     // ... seq, shape, entry count
+	maxQueryHead  = wire.HeaderSize + 4 + 10 + 3 + 3 + 3 // ... seq, shape, max answer, item count
+	maxAnswerHead = wire.HeaderSize + 4 + 10 + 3 + 3     // ... seq, shape, entry count
 )
 
 // maxEntrySize is the largest answer entry of a tree shape.
@@ -124,8 +125,8 @@ func (c *SessionConfig) validate(shape TreeConfig) error {
 	switch {
 	case c.Rand == nil:
 		return fmt.Errorf("%w: SessionConfig.Rand is required", ErrInvalidConfig)
-	case c.MaxPacketSize < MinPacketSize || c.MaxPacketSize > MaxUDPPayload:
-		return fmt.Errorf("%w: MaxPacketSize %d out of range %d..%d", ErrInvalidConfig, c.MaxPacketSize, MinPacketSize, MaxUDPPayload)
+	case c.MaxPacketSize < wire.MinPacketSize || c.MaxPacketSize > wire.MaxUDPPayload:
+		return fmt.Errorf("%w: MaxPacketSize %d out of range %d..%d", ErrInvalidConfig, c.MaxPacketSize, wire.MinPacketSize, wire.MaxUDPPayload)
 	case c.HashSize < MinHashSize || c.HashSize > MaxHashSize:
 		return fmt.Errorf("%w: HashSize %d out of range %d..%d", ErrInvalidConfig, c.HashSize, MinHashSize, MaxHashSize)
 	case maxAnswerHead+maxEntrySize(shape, c.HashSize) > c.MaxPacketSize:
@@ -321,22 +322,22 @@ func (s *Session) sortedInflight() []uint64 {
 	return seqs
 }
 
-// Handle takes a PacketAnswer datagram from the peer. An error that wraps
+// Handle takes the body of a wire.AEAnswer datagram from the peer. An error that wraps
 // ErrMalformed or ErrStaleAnswer means the datagram was dropped and the
 // session goes on; any other error has ended the session (as Result.Err
 // also says).
-func (s *Session) Handle(now time.Time, datagram []byte) error {
+func (s *Session) Handle(now time.Time, body []byte) error {
 	if s.done {
 		return ErrSessionDone
 	}
-	a, err := DecodeAnswer(datagram)
+	a, err := DecodeAnswer(body)
 	if err != nil {
 		return err
 	}
 	if a.Session != s.id {
 		return fmt.Errorf("%w: session %08x, not %08x", ErrStaleAnswer, a.Session, s.id)
 	}
-	s.stats.BytesReceived += len(datagram)
+	s.stats.BytesReceived += wire.HeaderSize + len(body)
 	q, ok := s.inflight[a.Seq]
 	if !ok {
 		s.stats.Stale++

@@ -2,6 +2,7 @@ package merkle
 
 import (
 	"errors"
+	"github.com/hearsay-io/hearsay/wire"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -58,7 +59,7 @@ func (n *net) run(s *Session, r *Responder) (Result, int) {
 			if n.lost() {
 				continue
 			}
-			a, err := r.Answer(nil, q)
+			a, err := r.Answer(nil, body(q))
 			require.NoError(n.t, err)
 			require.LessOrEqual(n.t, len(a), r.cfg.MaxPacketSize)
 			answers = append(answers, a)
@@ -68,7 +69,7 @@ func (n *net) run(s *Session, r *Responder) (Result, int) {
 			if n.lost() {
 				continue
 			}
-			if err := s.Handle(n.now, a); err != nil && !errors.Is(err, ErrStaleAnswer) {
+			if err := s.Handle(n.now, body(a)); err != nil && !errors.Is(err, ErrStaleAnswer) {
 				require.ErrorIs(n.t, err, s.Result().Err)
 			}
 		}
@@ -212,7 +213,7 @@ func TestSessionGivesUpOnASilentPeer(t *testing.T) {
 	require.Equal(t, time.Unix(3, 0), now)
 	require.ErrorIs(t, s.Result().Err, ErrTimeout)
 	require.True(t, s.NextTick().IsZero())
-	require.ErrorIs(t, s.Handle(now, []byte("late")), ErrSessionDone)
+	require.ErrorIs(t, s.Handle(now, body([]byte("late"))), ErrSessionDone)
 }
 
 func TestSessionShapeMismatch(t *testing.T) {
@@ -332,17 +333,16 @@ func TestSessionDropsStaleAndMalformedAnswers(t *testing.T) {
 
 	other := mustSession(t, a, SessionConfig{Rand: newRand(12)})
 	other.Start(now)
-	foreign, err := r.Answer(nil, other.Ready()[0])
+	foreign, err := r.Answer(nil, body(other.Ready()[0]))
 	require.NoError(t, err)
-	require.ErrorIs(t, s.Handle(now, foreign), ErrStaleAnswer, "another session's answer")
+	require.ErrorIs(t, s.Handle(now, body(foreign)), ErrStaleAnswer, "another session's answer")
 
-	require.ErrorIs(t, s.Handle(now, []byte{'H', 'S', 1, PacketAnswer, 1}), ErrMalformed)
-	require.ErrorIs(t, s.Handle(now, q), ErrMalformed, "a query is not an answer")
+	require.ErrorIs(t, s.Handle(now, body([]byte{'H', 'S', 1, byte(wire.AEAnswer), 1})), ErrMalformed)
 
-	ans, err := r.Answer(nil, q)
+	ans, err := r.Answer(nil, body(q))
 	require.NoError(t, err)
-	require.NoError(t, s.Handle(now, ans))
-	require.ErrorIs(t, s.Handle(now, ans), ErrStaleAnswer, "a duplicate")
+	require.NoError(t, s.Handle(now, body(ans)))
+	require.ErrorIs(t, s.Handle(now, body(ans)), ErrStaleAnswer, "a duplicate")
 	require.Equal(t, 1, s.Result().Stats.Stale)
 	require.False(t, s.Done())
 }
@@ -353,7 +353,7 @@ func TestSessionRejectsLyingPeers(t *testing.T) {
 	start := func() (*Session, *Query) {
 		s := mustSession(t, a, SessionConfig{})
 		s.Start(time.Unix(0, 0))
-		q, err := DecodeQuery(s.Ready()[0])
+		q, err := DecodeQuery(body(s.Ready()[0]))
 		require.NoError(t, err)
 		return s, q
 	}
@@ -367,23 +367,23 @@ func TestSessionRejectsLyingPeers(t *testing.T) {
 		"leaf too deep": {{Kind: EntryLeaf, Skip: 3}},
 	} {
 		s, q := start()
-		require.ErrorIs(t, s.Handle(time.Unix(0, 0), answer(q, entries...)), ErrProtocol, name)
+		require.ErrorIs(t, s.Handle(time.Unix(0, 0), body(answer(q, entries...))), ErrProtocol, name)
 		require.True(t, s.Done())
 	}
 
 	// A leaf ID outside the queried subtree: descend once, then lie.
 	s, q := start()
 	children := Entry{Kind: EntryInner, Children: []byte{0x01}, Data: make([]byte, 8)}
-	require.NoError(t, s.Handle(time.Unix(0, 0), answer(q, children)))
-	q, err := DecodeQuery(s.Ready()[0])
+	require.NoError(t, s.Handle(time.Unix(0, 0), body(answer(q, children))))
+	q, err := DecodeQuery(body(s.Ready()[0]))
 	require.NoError(t, err)
 	require.Equal(t, 1, q.Items[0].Pos.Level)
 	lie := Entry{Kind: EntryLeaf, Data: outside[:]}
-	require.ErrorIs(t, s.Handle(time.Unix(0, 0), answer(q, lie)), ErrProtocol)
+	require.ErrorIs(t, s.Handle(time.Unix(0, 0), body(answer(q, lie))), ErrProtocol)
 
 	s, q = start()
 	bad := AppendAnswer(nil, &Answer{Session: q.Session, Seq: q.Seq, Shape: q.Shape, HashSize: 9, Entries: []Entry{{Kind: EntryEqual}}})
-	require.ErrorIs(t, s.Handle(time.Unix(0, 0), bad), ErrProtocol, "hash size not the one asked")
+	require.ErrorIs(t, s.Handle(time.Unix(0, 0), body(bad)), ErrProtocol, "hash size not the one asked")
 }
 
 func TestSessionConfigValidation(t *testing.T) {
@@ -441,9 +441,9 @@ func TestSessionsOnePerPeer(t *testing.T) {
 			got[f.Peer] = f.Result
 		}
 		for _, dg := range rd.Datagrams {
-			ans, err := peers[dg.To].Answer(nil, dg.Data)
+			ans, err := peers[dg.To].Answer(nil, body(dg.Data))
 			require.NoError(t, err)
-			require.NoError(t, m.Handle(now, dg.To, ans))
+			require.NoError(t, m.Handle(now, dg.To, body(ans)))
 		}
 	}
 	for _, f := range m.Ready().Finished {
@@ -456,9 +456,9 @@ func TestSessionsOnePerPeer(t *testing.T) {
 	}
 	require.False(t, m.Active("b"))
 	require.True(t, m.NextTick().IsZero())
-	ans, err := peers["b"].Answer(nil, AppendQuery(nil, sampleQuery()))
+	ans, err := peers["b"].Answer(nil, body(AppendQuery(nil, sampleQuery())))
 	require.NoError(t, err)
-	require.ErrorIs(t, m.Handle(now, "b", ans), ErrStaleAnswer, "no session with b any more")
+	require.ErrorIs(t, m.Handle(now, "b", body(ans)), ErrStaleAnswer, "no session with b any more")
 
 	// A silent peer times out and frees its slot.
 	require.NoError(t, m.Start(now, "silent"))
@@ -494,7 +494,7 @@ func TestSessionToleratesTreeChangesBetweenInputs(t *testing.T) {
 	for step := 0; !s.Done(); step++ {
 		require.Less(t, step, 1000)
 		for _, q := range s.Ready() {
-			ans, err := r.Answer(nil, q)
+			ans, err := r.Answer(nil, body(q))
 			require.NoError(t, err)
 			for _, id := range randomIDs(rng, 3) {
 				a.Insert(id)
@@ -504,7 +504,7 @@ func TestSessionToleratesTreeChangesBetweenInputs(t *testing.T) {
 			}
 			a.Remove(shared[rng.IntN(len(shared))])
 			b.Remove(shared[rng.IntN(len(shared))])
-			_ = s.Handle(now, ans)
+			_ = s.Handle(now, body(ans))
 		}
 	}
 	res := s.Result()

@@ -6,41 +6,28 @@ import (
 	"fmt"
 	"math/bits"
 
-	"github.com/hearsay-io/hearsay/internal/varint"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // Wire format v1 of anti-entropy; docs/anti-entropy.md describes it byte by
-// byte. The header is the one every hearsay datagram starts with.
-const (
-	magic0      = 'H'
-	magic1      = 'S'
-	WireVersion = 1 // the version this package speaks
-	HeaderSize  = 4 // magic (2 bytes), version, packet type
-)
-
-// Packet types of anti-entropy, in the range 0x10..0x1f that
-// docs/protocol.md reserves for it. They are untyped so that they convert to
-// gossip.PacketType.
-const (
-	PacketQuery  = 0x10 // initiator -> responder: positions to compare
-	PacketAnswer = 0x11 // responder -> initiator: the responder's nodes there
-)
+// byte. The header every hearsay datagram starts with, and the packet types
+// (wire.AEQuery, wire.AEAnswer), are package wire's: the Append functions
+// write whole datagrams, the Decode functions and the handlers take the
+// body that wire.Parse returns.
 
 // Limits of the wire format.
 const (
 	MinHashSize     = 4  // bytes of a hash on the wire, at least
 	MaxHashSize     = 32 // a whole SHA-256
 	DefaultHashSize = 8  // a false match has odds of 2^-64 per compared node
-	MinPacketSize   = 512
-	MaxUDPPayload   = 65507 // the largest UDP payload over IPv4
-	maxSkip         = 15    // a leaf entry sends at least one byte per ID
+	maxSkip         = 15 // a leaf entry sends at least one byte per ID
 )
 
 // ErrMalformed: a datagram or body that does not decode. Callers count
 // these as drops and never answer them.
 var ErrMalformed = errors.New("merkle: malformed")
 
-// Query is the body of a PacketQuery datagram: "here are positions where
+// Query is the body of a wire.AEQuery datagram: "here are positions where
 // our trees differ; send me your nodes there". It is stateless for the
 // responder: everything needed to answer travels in every query.
 type Query struct {
@@ -66,7 +53,7 @@ type QueryItem struct {
 	Hash []byte
 }
 
-// Answer is the body of a PacketAnswer datagram: the responder's nodes at
+// Answer is the body of a wire.AEAnswer datagram: the responder's nodes at
 // the first len(Entries) positions of the query, in order. The initiator
 // asks again for the positions left out because they did not fit.
 type Answer struct {
@@ -122,43 +109,10 @@ func prefixSize(level, fanoutBits int) int { return (min(level*fanoutBits, 128) 
 // its prefix.
 func leafSkip(level, fanoutBits int) int { return min(level*fanoutBits/8, maxSkip) }
 
-func appendHeader(dst []byte, t byte) []byte {
-	return append(dst, magic0, magic1, WireVersion, t)
-}
-
-// PacketTypeOf returns the packet type of an anti-entropy datagram, so a
-// caller can route it, or an error if the datagram is not one.
-func PacketTypeOf(datagram []byte) (byte, error) {
-	if len(datagram) < HeaderSize {
-		return 0, fmt.Errorf("%w: %d bytes, shorter than the header", ErrMalformed, len(datagram))
-	}
-	if datagram[0] != magic0 || datagram[1] != magic1 {
-		return 0, fmt.Errorf("%w: bad magic", ErrMalformed)
-	}
-	if datagram[2] != WireVersion {
-		return 0, fmt.Errorf("%w: version %d", ErrMalformed, datagram[2])
-	}
-	if t := datagram[3]; t == PacketQuery || t == PacketAnswer {
-		return t, nil
-	}
-	return 0, fmt.Errorf("%w: packet type 0x%02x is not anti-entropy", ErrMalformed, datagram[3])
-}
-
-func parseHeader(datagram []byte, want byte) ([]byte, error) {
-	t, err := PacketTypeOf(datagram)
-	if err != nil {
-		return nil, err
-	}
-	if t != want {
-		return nil, fmt.Errorf("%w: packet type 0x%02x, want 0x%02x", ErrMalformed, t, want)
-	}
-	return datagram[HeaderSize:], nil
-}
-
 // appendQueryHead appends a query datagram up to, not including, the item
 // count.
 func appendQueryHead(dst []byte, q *Query) []byte {
-	dst = appendHeader(dst, PacketQuery)
+	dst = wire.AppendHeader(dst, wire.AEQuery)
 	dst = binary.BigEndian.AppendUint32(dst, q.Session)
 	dst = binary.AppendUvarint(dst, q.Seq)
 	dst = append(dst, byte(q.Shape.FanoutBits), byte(q.Shape.LeafSize), byte(q.HashSize))
@@ -179,7 +133,7 @@ func queryItemSize(it *QueryItem, fanoutBits int) int {
 	return uvarintLen(uint64(it.Pos.Level)<<1|1) + prefixSize(it.Pos.Level, fanoutBits) + len(it.Hash)
 }
 
-// AppendQuery appends a whole PacketQuery datagram (header included).
+// AppendQuery appends a whole wire.AEQuery datagram (header included).
 // Prefix bits past each position's level are sent as zero.
 func AppendQuery(dst []byte, q *Query) []byte {
 	dst = appendQueryHead(dst, q)
@@ -192,13 +146,11 @@ func AppendQuery(dst []byte, q *Query) []byte {
 	return dst
 }
 
-// DecodeQuery decodes a whole PacketQuery datagram. Item hashes alias
-// datagram. It allocates at most in proportion to len(datagram).
-func DecodeQuery(datagram []byte) (*Query, error) {
-	b, err := parseHeader(datagram, PacketQuery)
-	if err != nil {
-		return nil, err
-	}
+// DecodeQuery decodes the body of a wire.AEQuery datagram. Item hashes
+// alias body. It allocates at most in proportion to len(body).
+func DecodeQuery(body []byte) (*Query, error) {
+	b := body
+	var err error
 	if len(b) < 4 {
 		return nil, fmt.Errorf("%w: truncated query", ErrMalformed)
 	}
@@ -221,7 +173,7 @@ func DecodeQuery(datagram []byte) (*Query, error) {
 	if maxAnswer, b, err = readUvarint(b[3:]); err != nil {
 		return nil, err
 	}
-	if maxAnswer < MinPacketSize || maxAnswer > MaxUDPPayload {
+	if maxAnswer < wire.MinPacketSize || maxAnswer > wire.MaxUDPPayload {
 		return nil, fmt.Errorf("%w: max answer size %d", ErrMalformed, maxAnswer)
 	}
 	q.MaxAnswerSize = int(maxAnswer)
@@ -271,7 +223,7 @@ func DecodeQuery(datagram []byte) (*Query, error) {
 // appendAnswerHead appends an answer datagram up to, not including, the
 // entry count.
 func appendAnswerHead(dst []byte, a *Answer) []byte {
-	dst = appendHeader(dst, PacketAnswer)
+	dst = wire.AppendHeader(dst, wire.AEAnswer)
 	dst = binary.BigEndian.AppendUint32(dst, a.Session)
 	dst = binary.AppendUvarint(dst, a.Seq)
 	return append(dst, byte(a.Shape.FanoutBits), byte(a.Shape.LeafSize), byte(a.HashSize))
@@ -291,7 +243,7 @@ func appendEntry(dst []byte, e *Entry) []byte {
 	return dst
 }
 
-// AppendAnswer appends a whole PacketAnswer datagram (header included).
+// AppendAnswer appends a whole wire.AEAnswer datagram (header included).
 func AppendAnswer(dst []byte, a *Answer) []byte {
 	dst = appendAnswerHead(dst, a)
 	dst = binary.AppendUvarint(dst, uint64(len(a.Entries)))
@@ -301,13 +253,11 @@ func AppendAnswer(dst []byte, a *Answer) []byte {
 	return dst
 }
 
-// DecodeAnswer decodes a whole PacketAnswer datagram. Entries alias
-// datagram. It allocates at most in proportion to len(datagram).
-func DecodeAnswer(datagram []byte) (*Answer, error) {
-	b, err := parseHeader(datagram, PacketAnswer)
-	if err != nil {
-		return nil, err
-	}
+// DecodeAnswer decodes the body of a wire.AEAnswer datagram. Entries alias
+// body. It allocates at most in proportion to len(body).
+func DecodeAnswer(body []byte) (*Answer, error) {
+	b := body
+	var err error
 	if len(b) < 4 {
 		return nil, fmt.Errorf("%w: truncated answer", ErrMalformed)
 	}
@@ -434,11 +384,11 @@ func DecodeIDs(b []byte) ([]ID, error) {
 }
 
 func readUvarint(b []byte) (uint64, []byte, error) {
-	v, rest, err := varint.Read(b)
+	v, rest, err := wire.ReadUvarint(b)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return v, rest, nil
 }
 
-func uvarintLen(v uint64) int { return varint.Len(v) }
+func uvarintLen(v uint64) int { return wire.UvarintLen(v) }

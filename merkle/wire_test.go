@@ -3,6 +3,7 @@ package merkle
 import (
 	"bytes"
 	"errors"
+	"github.com/hearsay-io/hearsay/wire"
 	"slices"
 	"testing"
 	"time"
@@ -37,13 +38,13 @@ func sampleAnswer() *Answer {
 func TestQueryRoundTrip(t *testing.T) {
 	q := sampleQuery()
 	b := AppendQuery(nil, q)
-	require.Equal(t, []byte{'H', 'S', 1, PacketQuery}, b[:4])
-	got, err := DecodeQuery(b)
+	require.Equal(t, []byte{'H', 'S', 1, byte(wire.AEQuery)}, b[:4])
+	got, err := DecodeQuery(body(b))
 	require.NoError(t, err)
 	require.Equal(t, q, got)
-	typ, err := PacketTypeOf(b)
-	require.NoError(t, err)
-	require.Equal(t, byte(PacketQuery), typ)
+	typ, ok := wire.TypeOf(b)
+	require.True(t, ok)
+	require.Equal(t, wire.AEQuery, typ)
 }
 
 // TestQueryByteLayout is the example of docs/anti-entropy.md.
@@ -71,7 +72,7 @@ func TestQueryByteLayout(t *testing.T) {
 func TestAnswerRoundTrip(t *testing.T) {
 	a := sampleAnswer()
 	b := AppendAnswer(nil, a)
-	got, err := DecodeAnswer(b)
+	got, err := DecodeAnswer(body(b))
 	require.NoError(t, err)
 	require.Equal(t, a, got)
 	require.Equal(t, 2, got.Entries[2].LeafLen())
@@ -122,27 +123,23 @@ func TestIDsRoundTrip(t *testing.T) {
 func TestDecodeQueryRejects(t *testing.T) {
 	good := AppendQuery(nil, sampleQuery())
 	head := func(b, leaf, h byte) []byte {
-		return []byte{'H', 'S', 1, PacketQuery, 0, 0, 0, 1, 0, b, leaf, h, 0xf8, 0x0a}
+		return []byte{'H', 'S', 1, byte(wire.AEQuery), 0, 0, 0, 1, 0, b, leaf, h, 0xf8, 0x0a}
 	}
 	for name, b := range map[string][]byte{
 		"empty":            {},
 		"short header":     {'H', 'S', 1},
-		"bad magic":        {'X', 'S', 1, PacketQuery},
-		"bad version":      {'H', 'S', 2, PacketQuery},
-		"answer type":      AppendAnswer(nil, sampleAnswer()),
-		"gossip type":      {'H', 'S', 1, 0x01, 0},
-		"no body":          {'H', 'S', 1, PacketQuery},
-		"short session":    {'H', 'S', 1, PacketQuery, 0, 0},
-		"seq overflow":     {'H', 'S', 1, PacketQuery, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
-		"no shape":         {'H', 'S', 1, PacketQuery, 0, 0, 0, 1, 0, 3},
+		"no body":          {'H', 'S', 1, byte(wire.AEQuery)},
+		"short session":    {'H', 'S', 1, byte(wire.AEQuery), 0, 0},
+		"seq overflow":     {'H', 'S', 1, byte(wire.AEQuery), 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"no shape":         {'H', 'S', 1, byte(wire.AEQuery), 0, 0, 0, 1, 0, 3},
 		"fanout 0":         append(head(0, 16, 8), 1, 0),
 		"fanout 9":         append(head(9, 16, 8), 1, 0),
 		"leaf size 0":      append(head(3, 0, 8), 1, 0),
 		"leaf size 65":     append(head(3, 65, 8), 1, 0),
 		"hash size 3":      append(head(3, 16, 3), 1, 0),
 		"hash size 33":     append(head(3, 16, 33), 1, 0),
-		"max answer small": {'H', 'S', 1, PacketQuery, 0, 0, 0, 1, 0, 3, 16, 8, 0x80, 0x01, 1, 0},
-		"max answer huge":  {'H', 'S', 1, PacketQuery, 0, 0, 0, 1, 0, 3, 16, 8, 0xff, 0xff, 0x7f, 1, 0},
+		"max answer small": {'H', 'S', 1, byte(wire.AEQuery), 0, 0, 0, 1, 0, 3, 16, 8, 0x80, 0x01, 1, 0},
+		"max answer huge":  {'H', 'S', 1, byte(wire.AEQuery), 0, 0, 0, 1, 0, 3, 16, 8, 0xff, 0xff, 0x7f, 1, 0},
 		"no items":         append(head(3, 16, 8), 0),
 		"huge count":       append(head(3, 16, 8), 0xff, 0xff, 0xff, 0xff, 0x0f, 0),
 		"level too deep":   append(head(3, 16, 8), 1, 44<<1),
@@ -153,7 +150,7 @@ func TestDecodeQueryRejects(t *testing.T) {
 		"trailing":         append(slices.Clone(good), 0),
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := DecodeQuery(b)
+			_, err := DecodeQuery(body(b))
 			require.ErrorIs(t, err, ErrMalformed)
 		})
 	}
@@ -162,13 +159,12 @@ func TestDecodeQueryRejects(t *testing.T) {
 func TestDecodeAnswerRejects(t *testing.T) {
 	good := AppendAnswer(nil, sampleAnswer())
 	head := func(b, h byte, count byte) []byte {
-		return []byte{'H', 'S', 1, PacketAnswer, 0, 0, 0, 1, 0, b, 16, h, count}
+		return []byte{'H', 'S', 1, byte(wire.AEAnswer), 0, 0, 0, 1, 0, b, 16, h, count}
 	}
 	for name, b := range map[string][]byte{
 		"empty":             {},
-		"query type":        AppendQuery(nil, sampleQuery()),
-		"short session":     {'H', 'S', 1, PacketAnswer, 0},
-		"no shape":          {'H', 'S', 1, PacketAnswer, 0, 0, 0, 1, 0, 3, 16},
+		"short session":     {'H', 'S', 1, byte(wire.AEAnswer), 0},
+		"no shape":          {'H', 'S', 1, byte(wire.AEAnswer), 0, 0, 0, 1, 0, 3, 16},
 		"fanout 0":          head(0, 8, 0),
 		"hash size 2":       head(3, 2, 0),
 		"huge count":        append(head(3, 8, 0xff), 0xff, 0x7f),
@@ -189,7 +185,7 @@ func TestDecodeAnswerRejects(t *testing.T) {
 		"trailing":          append(slices.Clone(good), 0),
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := DecodeAnswer(b)
+			_, err := DecodeAnswer(body(b))
 			require.ErrorIs(t, err, ErrMalformed)
 		})
 	}
@@ -217,16 +213,16 @@ func FuzzDecodeQuery(f *testing.F) {
 	f.Add(AppendQuery(nil, sampleQuery()))
 	f.Add(AppendQuery(nil, &Query{Shape: TreeConfig{FanoutBits: 1, LeafSize: 1}, HashSize: 32, MaxAnswerSize: 65507,
 		Items: []QueryItem{{Pos: Position{Level: 128, Prefix: ID{0xff, 15: 0xff}}, Hash: make([]byte, 32)}}}))
-	f.Add([]byte{'H', 'S', 1, PacketQuery, 0, 0, 0, 1, 0, 3, 16, 8, 0xf8, 0x0a, 1, 0})
-	f.Add([]byte{'H', 'S', 1, PacketQuery})
+	f.Add([]byte{'H', 'S', 1, byte(wire.AEQuery), 0, 0, 0, 1, 0, 3, 16, 8, 0xf8, 0x0a, 1, 0})
+	f.Add([]byte{'H', 'S', 1, byte(wire.AEQuery)})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		q, err := DecodeQuery(b)
+		q, err := DecodeQuery(body(b))
 		if err != nil {
 			require.ErrorIs(t, err, ErrMalformed)
 			return
 		}
 		require.LessOrEqual(t, len(q.Items), len(b))
-		again, err := DecodeQuery(AppendQuery(nil, q))
+		again, err := DecodeQuery(body(AppendQuery(nil, q)))
 		require.NoError(t, err)
 		require.Equal(t, q, again)
 	})
@@ -238,15 +234,15 @@ func FuzzDecodeAnswer(f *testing.F) {
 		Entries: []Entry{{Kind: EntryInner, Children: bytes.Repeat([]byte{0xff}, 32), Data: make([]byte, 256*4)}}}))
 	f.Add(AppendAnswer(nil, &Answer{Shape: TreeConfig{FanoutBits: 1, LeafSize: 1}, HashSize: 4,
 		Entries: []Entry{{Kind: EntryInner, Children: []byte{0x02}, Data: make([]byte, 4)}}}))
-	f.Add([]byte{'H', 'S', 1, PacketAnswer, 0, 0, 0, 1, 0, 3, 16, 8, 0})
+	f.Add([]byte{'H', 'S', 1, byte(wire.AEAnswer), 0, 0, 0, 1, 0, 3, 16, 8, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		a, err := DecodeAnswer(b)
+		a, err := DecodeAnswer(body(b))
 		if err != nil {
 			require.ErrorIs(t, err, ErrMalformed)
 			return
 		}
 		require.LessOrEqual(t, len(a.Entries), len(b))
-		again, err := DecodeAnswer(AppendAnswer(nil, a))
+		again, err := DecodeAnswer(body(AppendAnswer(nil, a)))
 		require.NoError(t, err)
 		require.Equal(t, a, again)
 	})
@@ -292,15 +288,15 @@ func FuzzResponderAnswer(f *testing.F) {
 			Items: []QueryItem{{Pos: tr.PositionOf(figureLikeID(), level)}, {Pos: Position{Level: level}}}}))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ans, err := r.Answer(nil, b)
+		ans, err := r.Answer(nil, body(b))
 		if err != nil {
 			require.ErrorIs(t, err, ErrMalformed)
 			return
 		}
-		q, err := DecodeQuery(b)
+		q, err := DecodeQuery(body(b))
 		require.NoError(t, err)
 		require.LessOrEqual(t, len(ans), min(q.MaxAnswerSize, DefaultMaxPacketSize))
-		a, err := DecodeAnswer(ans)
+		a, err := DecodeAnswer(body(ans))
 		require.NoError(t, err)
 		require.LessOrEqual(t, len(a.Entries), len(q.Items))
 		if q.Shape == tr.Config() {
@@ -329,7 +325,7 @@ func FuzzSessionHandle(f *testing.F) {
 		}
 		var answers [][]byte
 		for _, q := range queries {
-			a, err := r.Answer(nil, q)
+			a, err := r.Answer(nil, body(q))
 			require.NoError(f, err)
 			answers = append(answers, a)
 			f.Add(a)
@@ -338,18 +334,18 @@ func FuzzSessionHandle(f *testing.F) {
 			}
 		}
 		for _, a := range answers {
-			_ = s.Handle(now, a)
+			_ = s.Handle(now, body(a))
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s := mustSession(t, tr, SessionConfig{Rand: newRand(5)})
 		s.Start(now)
 		s.Ready()
-		_ = s.Handle(now, first)
+		_ = s.Handle(now, body(first))
 		s.Ready()
 		// The same datagram twice, as a duplicate would come.
 		for range 2 {
-			if err := s.Handle(now, b); err != nil && !s.Done() {
+			if err := s.Handle(now, body(b)); err != nil && !s.Done() {
 				require.True(t, errorsIsAny(err, ErrMalformed, ErrStaleAnswer), "%v", err)
 			}
 			s.Ready()
@@ -366,3 +362,7 @@ func errorsIsAny(err error, targets ...error) bool {
 	}
 	return false
 }
+
+// body is a datagram's body: what wire.Parse hands to the decoders and
+// handlers of this package.
+func body(datagram []byte) []byte { return datagram[min(len(datagram), wire.HeaderSize):] }

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hearsay-io/hearsay/gossip"
 )
 
 func apiServer(t *testing.T, nd *Node, cfg APIConfig) *httptest.Server {

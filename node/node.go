@@ -20,13 +20,14 @@ import (
 
 	"github.com/hearsay-io/hearsay/filter"
 	"github.com/hearsay-io/hearsay/gossip"
-	"github.com/hearsay-io/hearsay/internal/msglog"
+	"github.com/hearsay-io/hearsay/msglog"
 	"github.com/hearsay-io/hearsay/registry"
 	"github.com/hearsay-io/hearsay/registry/dht"
 	"github.com/hearsay-io/hearsay/registry/memberlist"
 	"github.com/hearsay-io/hearsay/registry/static"
 	"github.com/hearsay-io/hearsay/security"
 	"github.com/hearsay-io/hearsay/transport"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // Errors callers branch on. Publish also returns gossip.ErrBackpressure,
@@ -415,30 +416,33 @@ func (n *Node) tickLoop() {
 	}
 }
 
-// handleLocked dispatches an authentic (opened, or plaintext in a cluster
-// without keys) datagram: PULL_ACKs to peer hygiene, DHT packets to the
-// DHT, the rest to the gossip core.
+// handleLocked parses an authentic (opened, or plaintext in a cluster
+// without keys) datagram's header, once, and hands its body to the owner of
+// its type: PULL_ACKs to peer hygiene, DHT packets to the DHT, the rest to
+// the gossip core.
 func (n *Node) handleLocked(now time.Time, from netip.AddrPort, datagram []byte) {
-	t, ok := packetType(datagram)
-	if !ok {
+	t, body, err := wire.Parse(datagram)
+	if err != nil {
 		n.core.Handle(now, from, datagram) // the core counts what is wrong
 		n.flushLocked()
 		return
 	}
 	n.peers.heard(from)
-	switch {
-	case t == PacketPullAck:
+	switch t.Owner() {
+	case wire.OwnerPeers:
 		return
-	case n.dht != nil && dht.OwnsPacketType(t):
-		rd := n.dht.Handle(now, from, datagram)
-		n.sendLocked(rd.Datagrams, now)
-		n.kickDHT()
-		return
+	case wire.OwnerDHT:
+		if n.dht != nil {
+			rd := n.dht.HandlePacket(now, from, t, body)
+			n.sendLocked(rd.Datagrams, now)
+			n.kickDHT()
+			return
+		}
 	}
-	n.core.Handle(now, from, datagram)
-	if t == gossip.PacketPull && !n.answersTo(from) && n.peers.shouldAck(from, now) {
+	n.core.HandlePacket(now, from, t, body)
+	if t == wire.Pull && !n.answersTo(from) && n.peers.shouldAck(from, now) {
 		n.acks++
-		n.sendLocked([]gossip.Datagram{{To: from, Data: gossip.AppendHeader(nil, PacketPullAck)}}, now)
+		n.sendLocked([]gossip.Datagram{{To: from, Data: wire.AppendHeader(nil, wire.PullAck)}}, now)
 	}
 	// Flushed per datagram: the core reuses its output buffers once they
 	// were taken, at its next input.
@@ -461,7 +465,7 @@ func (n *Node) flushLocked() {
 	rd := n.core.Ready()
 	now := time.Now()
 	for _, d := range rd.Datagrams {
-		if t, _ := packetType(d.Data); t == gossip.PacketPull {
+		if t, _ := wire.TypeOf(d.Data); t == wire.Pull {
 			n.peers.pulled(d.To, now)
 		}
 	}

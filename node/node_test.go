@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hearsay-io/hearsay/gossip"
 )
 
 // settablePeers is a registry the test fills once every node is bound: it

@@ -6,16 +6,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/registry"
 )
 
-// PacketPullAck is the type of the datagram a node sends in answer to a pull
-// that lacks nothing, at most once per AckInterval per peer: a header and no
-// body. Pull gossip otherwise answers only pulls that lack something, so an
-// idle peer could not be told from a dead one. The gossip core does not
-// know this type; the node consumes it.
-const PacketPullAck gossip.PacketType = 0x04
+// A node answers a pull that lacks nothing with a wire.PullAck, at most
+// once per AckInterval per peer: a header and no body. Pull gossip
+// otherwise answers only pulls that lack something, so an idle peer could
+// not be told from a dead one. The gossip core does not know this type;
+// the node consumes it.
 
 // peerSet is what the gossip core samples its peers from: the registry's
 // peers less the ones that stopped answering (peer hygiene, whatever the
@@ -173,10 +171,4 @@ func (p *peerSet) suspects() []netip.AddrPort {
 		}
 	}
 	return out
-}
-
-// packetType returns the type of a plaintext hearsay datagram, or false.
-func packetType(datagram []byte) (gossip.PacketType, bool) {
-	t, _, err := gossip.ParseHeader(datagram)
-	return t, err == nil
 }

@@ -2,7 +2,7 @@ package node
 
 import (
 	"github.com/hearsay-io/hearsay/gossip"
-	"github.com/hearsay-io/hearsay/internal/msglog"
+	"github.com/hearsay-io/hearsay/msglog"
 )
 
 // Replay yields the logged messages a resumed subscription missed, then

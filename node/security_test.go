@@ -18,9 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/security"
-	"github.com/stretchr/testify/require"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 var fastKDF = security.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
@@ -162,7 +164,7 @@ func readAnswers(c *net.UDPConn, quiet time.Duration) (datagrams, bytes int) {
 	for time.Since(last) < quiet {
 		c.SetReadDeadline(time.Now().Add(quiet / 4))
 		n, _, err := c.ReadFromUDPAddrPort(buf)
-		if err != nil || n < 4 || buf[3]&0x7f != byte(gossip.PacketMessages) {
+		if err != nil || n < 4 || buf[3]&0x7f != byte(wire.Messages) {
 			continue
 		}
 		last = time.Now()
@@ -282,10 +284,10 @@ func TestHostileInput(t *testing.T) {
 	origin[0] = 9
 	seeds := [][]byte{
 		gossip.AppendPullRequest(nil, &gossip.PullRequest{Origins: []gossip.OriginRanges{{Origin: 7, Ranges: []gossip.SeqRange{{First: 1, End: 5}}}}}),
-		append(gossip.AppendHeader(nil, gossip.PacketMessages), origin[:]...),
+		append(wire.AppendHeader(nil, wire.Messages), origin[:]...),
 		// Huge length fields: a count of 2^63 origins, a payload of 2^62 bytes.
 		{'H', 'S', 1, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
-		append(append(append(gossip.AppendHeader(nil, gossip.PacketMessages), origin[:]...), 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 1, 'a'), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f),
+		append(append(append(wire.AppendHeader(nil, wire.Messages), origin[:]...), 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 1, 'a'), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f),
 	}
 	var attackers []*net.UDPConn
 	for i := 2; i <= 9; i++ {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // Sealed datagram layout (docs/protocol.md):
@@ -21,8 +23,7 @@ import (
 // are authenticated but readable, so stale datagrams are dropped before any
 // decryption.
 const (
-	SealedFlag     = 0x80
-	headerSize     = 4
+	headerSize     = wire.HeaderSize
 	sealedHdrSize  = headerSize + 4 + 8
 	nonceSize      = 24
 	tagSize        = 16
@@ -118,7 +119,7 @@ func (s *Sealer) Seal(dst, datagram []byte, now time.Time) ([]byte, error) {
 		return nil, ErrNoKey
 	}
 	start := len(dst)
-	dst = append(dst, datagram[0], datagram[1], datagram[2], datagram[3]|SealedFlag)
+	dst = append(dst, datagram[0], datagram[1], datagram[2], datagram[3]|wire.SealedFlag)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(id))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(now.UnixMilli()))
 	dst = append(dst, make([]byte, nonceSize)...)
@@ -132,7 +133,7 @@ func (s *Sealer) Seal(dst, datagram []byte, now time.Time) ([]byte, error) {
 
 // IsSealed reports whether a datagram claims to be sealed.
 func IsSealed(datagram []byte) bool {
-	return len(datagram) >= headerSize && datagram[3]&SealedFlag != 0
+	return len(datagram) >= headerSize && datagram[3]&wire.SealedFlag != 0
 }
 
 // Open checks and decrypts a sealed datagram and appends the plaintext
@@ -154,7 +155,7 @@ func (s *Sealer) Open(dst, datagram []byte, now time.Time) ([]byte, error) {
 	if !ok {
 		return nil, ErrKeyNotInstalled
 	}
-	dst = append(dst, datagram[0], datagram[1], datagram[2], datagram[3]&^SealedFlag)
+	dst = append(dst, datagram[0], datagram[1], datagram[2], datagram[3]&^wire.SealedFlag)
 	nonce := datagram[sealedHdrSize:sealedBodyFrom]
 	out, err := aead.Open(dst, nonce, datagram[sealedBodyFrom:], datagram[:sealedHdrSize])
 	if err != nil {

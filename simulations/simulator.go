@@ -11,7 +11,7 @@ import (
 
 	"github.com/hearsay-io/hearsay/filter"
 	"github.com/hearsay-io/hearsay/gossip"
-	"github.com/hearsay-io/hearsay/internal/msglog"
+	"github.com/hearsay-io/hearsay/msglog"
 	"github.com/hearsay-io/hearsay/registry/dht"
 	"github.com/hearsay-io/hearsay/transport"
 )

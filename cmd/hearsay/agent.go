@@ -24,6 +24,7 @@ import (
 	"github.com/hearsay-io/hearsay/registry/memberlist"
 	"github.com/hearsay-io/hearsay/registry/static"
 	"github.com/hearsay-io/hearsay/security"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // Registry kinds.
@@ -186,7 +187,7 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 	if cfg.Gossip.Interval, err = durationValue(c, "interval", time.Millisecond); err != nil {
 		return cfg, err
 	}
-	if cfg.Gossip.MaxPacketSize, err = intValue(c, "max-packet-size", gossip.MinPacketSize, gossip.MaxUDPPayload); err != nil {
+	if cfg.Gossip.MaxPacketSize, err = intValue(c, "max-packet-size", wire.MinPacketSize, wire.MaxUDPPayload); err != nil {
 		return cfg, err
 	}
 	if cfg.Gossip.MaxMessageSize, err = intValue(c, "max-message-size", 1, 1<<30); err != nil {

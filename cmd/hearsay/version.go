@@ -7,8 +7,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/node"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 func (p *program) versionCommand() *cli.Command {
@@ -19,7 +19,7 @@ func (p *program) versionCommand() *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			fmt.Fprintf(p.stdout, "hearsay %s\n%s\nwire version %d\n", node.Version, runtime.Version(), gossip.WireVersion)
+			fmt.Fprintf(p.stdout, "hearsay %s\n%s\nwire version %d\n", node.Version, runtime.Version(), wire.Version)
 			return nil
 		},
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/security"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // Config configures a Table. Zero values take the defaults written beside
@@ -138,9 +139,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("dht: SamplePoolSize %d: want -1 (off) to 10000", c.SamplePoolSize)
 	case c.SampleInterval < c.RequestTimeout:
 		return fmt.Errorf("dht: SampleInterval %v is below RequestTimeout %v", c.SampleInterval, c.RequestTimeout)
-	case c.MaxPacketSize < nodesHeaderSize+c.K*contactSize6 || c.MaxPacketSize > gossip.MaxUDPPayload:
+	case c.MaxPacketSize < nodesHeaderSize+c.K*contactSize6 || c.MaxPacketSize > wire.MaxUDPPayload:
 		return fmt.Errorf("dht: MaxPacketSize %d out of range %d..%d (K contacts must fit)",
-			c.MaxPacketSize, nodesHeaderSize+c.K*contactSize6, gossip.MaxUDPPayload)
+			c.MaxPacketSize, nodesHeaderSize+c.K*contactSize6, wire.MaxUDPPayload)
 	}
 	for _, b := range c.Bootstrap {
 		if !usableAddr(b) {

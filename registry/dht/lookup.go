@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hearsay-io/hearsay/gossip"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // Purpose says why a lookup ran.
@@ -146,8 +147,8 @@ func (l *lookup) advance(t *Table) {
 		}
 		open = true
 		if c.state == candidateFresh && l.inflight < t.cfg.Alpha {
-			r := t.request(PacketFindNode, c.Addr, c.ID, l)
-			t.emitPacket(c.Addr, &Packet{Type: PacketFindNode, Sender: t.cfg.Self, RequestID: r.id, Target: l.target, Padding: t.padding})
+			r := t.request(wire.DHTFindNode, c.Addr, c.ID, l)
+			t.emitPacket(c.Addr, &Packet{Type: wire.DHTFindNode, Sender: t.cfg.Self, RequestID: r.id, Target: l.target, Padding: t.padding})
 			c.state = candidateAsked
 			l.inflight++
 			l.messages++

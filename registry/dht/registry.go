@@ -12,6 +12,7 @@ import (
 
 	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/registry"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 var _ registry.Registry = (*Registry)(nil)
@@ -51,6 +52,15 @@ func (r *Registry) Handle(now time.Time, from netip.AddrPort, datagram []byte) R
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.t.Handle(now, from, datagram)
+	return r.takeLocked()
+}
+
+// HandlePacket calls Table.HandlePacket with the parsed header and body of
+// a DHT datagram and returns what to send.
+func (r *Registry) HandlePacket(now time.Time, from netip.AddrPort, t wire.PacketType, body []byte) Ready {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.t.HandlePacket(now, from, t, body)
 	return r.takeLocked()
 }
 

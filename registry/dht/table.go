@@ -10,6 +10,7 @@ import (
 
 	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/registry"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // Ready is what the caller must act on after an input.
@@ -63,7 +64,7 @@ type bucket struct {
 // request is a request awaiting its answer.
 type request struct {
 	id       uint64
-	kind     gossip.PacketType // PacketPing or PacketFindNode
+	kind     wire.PacketType // wire.DHTPing or wire.DHTFindNode
 	to       netip.AddrPort
 	node     gossip.NodeID // the ID expected to answer; zero if unknown
 	deadline time.Time
@@ -291,13 +292,31 @@ func (t *Table) pingBootstrap() {
 // IsPacket). Anything malformed is dropped and counted in Stats; nothing
 // here panics on input.
 func (t *Table) Handle(now time.Time, from netip.AddrPort, datagram []byte) {
+	typ, body, err := wire.Parse(datagram)
+	if err != nil {
+		t.begin(now)
+		t.stats.DatagramsIn++
+		t.stats.BytesIn += uint64(len(datagram))
+		if errors.Is(err, wire.ErrVersion) {
+			t.drop(DropVersion)
+		} else {
+			t.drop(DropMalformed)
+		}
+		return
+	}
+	t.HandlePacket(now, from, typ, body)
+}
+
+// HandlePacket is Handle for a datagram whose header the caller has parsed
+// (wire.Parse): typ is its packet type, body the rest.
+func (t *Table) HandlePacket(now time.Time, from netip.AddrPort, typ wire.PacketType, body []byte) {
 	t.begin(now)
 	t.stats.DatagramsIn++
-	t.stats.BytesIn += uint64(len(datagram))
+	t.stats.BytesIn += uint64(wire.HeaderSize + len(body))
 	from = unmap(from)
 	p := &t.pkt
-	if err := decodePacket(p, datagram); err != nil {
-		if errors.Is(err, gossip.ErrVersion) {
+	if err := decodeBody(p, typ, body); err != nil {
+		if errors.Is(err, wire.ErrVersion) {
 			t.drop(DropVersion)
 		} else {
 			t.drop(DropMalformed)
@@ -309,24 +328,24 @@ func (t *Table) Handle(now time.Time, from netip.AddrPort, datagram []byte) {
 		return
 	}
 	switch p.Type {
-	case PacketPing:
+	case wire.DHTPing:
 		t.stats.RequestsIn++
 		t.observe(p.Sender, from)
-		t.emitPacket(from, &Packet{Type: PacketPong, Sender: t.cfg.Self, RequestID: p.RequestID})
-	case PacketFindNode:
+		t.emitPacket(from, &Packet{Type: wire.DHTPong, Sender: t.cfg.Self, RequestID: p.RequestID})
+	case wire.DHTFindNode:
 		t.stats.RequestsIn++
 		budget := t.cfg.MaxPacketSize
 		if !t.verified(p.Sender, from) {
 			// Never send a stranger more than three times what it sent
 			// (RFC 9000 §8): its address may be forged. Requests are
 			// padded so that this leaves room for a full answer.
-			budget = 3 * len(datagram)
+			budget = 3 * (wire.HeaderSize + len(body))
 			if t.observe(p.Sender, from) {
 				budget -= PingSize
 			}
 		}
 		t.answerFindNode(from, p, budget)
-	case PacketPong, PacketNodes:
+	case wire.DHTPong, wire.DHTNodes:
 		t.handleAnswer(from, p)
 	}
 	t.housekeep()
@@ -376,15 +395,15 @@ func (t *Table) answerFindNode(to netip.AddrPort, p *Packet, budget int) {
 		nodes = append(nodes, n)
 	}
 	t.pkt.Nodes = nodes
-	t.emitPacket(to, &Packet{Type: PacketNodes, Sender: t.cfg.Self, RequestID: p.RequestID, Nodes: nodes})
+	t.emitPacket(to, &Packet{Type: wire.DHTNodes, Sender: t.cfg.Self, RequestID: p.RequestID, Nodes: nodes})
 	t.stats.NodesSent += uint64(len(nodes))
 }
 
 func (t *Table) handleAnswer(from netip.AddrPort, p *Packet) {
 	req := t.pending[p.RequestID]
-	want := PacketPing
-	if p.Type == PacketNodes {
-		want = PacketFindNode
+	want := wire.DHTPing
+	if p.Type == wire.DHTNodes {
+		want = wire.DHTFindNode
 	}
 	if req == nil || req.to != from || req.kind != want {
 		t.drop(DropUnsolicited)
@@ -582,15 +601,15 @@ func (t *Table) ping(addr netip.AddrPort, id gossip.NodeID) *request {
 	if _, busy := t.pingAddr[addr]; busy {
 		return nil
 	}
-	r := t.request(PacketPing, addr, id, nil)
+	r := t.request(wire.DHTPing, addr, id, nil)
 	t.pingAddr[addr] = r
-	t.emitPacket(addr, &Packet{Type: PacketPing, Sender: t.cfg.Self, RequestID: r.id})
+	t.emitPacket(addr, &Packet{Type: wire.DHTPing, Sender: t.cfg.Self, RequestID: r.id})
 	t.stats.PingsSent++
 	return r
 }
 
 // request registers a request with a fresh, unpredictable ID.
-func (t *Table) request(kind gossip.PacketType, to netip.AddrPort, node gossip.NodeID, l *lookup) *request {
+func (t *Table) request(kind wire.PacketType, to netip.AddrPort, node gossip.NodeID, l *lookup) *request {
 	id := t.cfg.Rand.Uint64()
 	for t.pending[id] != nil {
 		id = t.cfg.Rand.Uint64()

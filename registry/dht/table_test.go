@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hearsay-io/hearsay/gossip"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 var testStart = time.Unix(1_700_000_000, 0).UTC()
@@ -82,30 +83,30 @@ func TestPingIsAnsweredAndTheStrangerVerified(t *testing.T) {
 	tb, now := newTestTable(t, 0)
 	require.True(t, tb.NextTick().After(now))
 	stranger := netip.MustParseAddrPort("203.0.113.1:7600")
-	out := decodeAll(t, exchange(tb, now, stranger, &Packet{Type: PacketPing, Sender: nodeID(0x10), RequestID: 77}))
+	out := decodeAll(t, exchange(tb, now, stranger, &Packet{Type: wire.DHTPing, Sender: nodeID(0x10), RequestID: 77}))
 	// First our own PING, so that its answer arrives before anything the
 	// stranger does next; then the PONG.
 	require.Len(t, out, 2)
-	require.Equal(t, PacketPing, out[0].Type)
-	require.Equal(t, PacketPong, out[1].Type)
+	require.Equal(t, wire.DHTPing, out[0].Type)
+	require.Equal(t, wire.DHTPong, out[1].Type)
 	require.Equal(t, uint64(77), out[1].RequestID)
 	require.Equal(t, tb.cfg.Self, out[1].Sender)
 	require.Empty(t, tb.Peers(), "not a peer until it answers")
 
 	// A forged answer: right ID from the wrong address, or wrong ID.
 	require.Empty(t, exchange(tb, now, netip.MustParseAddrPort("203.0.113.2:7600"),
-		&Packet{Type: PacketPong, Sender: nodeID(0x10), RequestID: out[0].RequestID}))
-	require.Empty(t, exchange(tb, now, stranger, &Packet{Type: PacketPong, Sender: nodeID(0x10), RequestID: out[0].RequestID + 1}))
+		&Packet{Type: wire.DHTPong, Sender: nodeID(0x10), RequestID: out[0].RequestID}))
+	require.Empty(t, exchange(tb, now, stranger, &Packet{Type: wire.DHTPong, Sender: nodeID(0x10), RequestID: out[0].RequestID + 1}))
 	require.Equal(t, uint64(2), tb.Stats().Dropped[DropUnsolicited])
 	require.Empty(t, tb.Peers())
 
 	// The real answer: now a peer, and the table joins through it.
-	exchange(tb, now, stranger, &Packet{Type: PacketPong, Sender: nodeID(0x10), RequestID: out[0].RequestID})
+	exchange(tb, now, stranger, &Packet{Type: wire.DHTPong, Sender: nodeID(0x10), RequestID: out[0].RequestID})
 	require.Equal(t, []netip.AddrPort{stranger}, tb.Peers())
 	require.NotNil(t, tb.selfLookup)
 
 	// Our own ID, through another address, is ignored.
-	require.Empty(t, exchange(tb, now, stranger, &Packet{Type: PacketPing, Sender: tb.cfg.Self, RequestID: 1}))
+	require.Empty(t, exchange(tb, now, stranger, &Packet{Type: wire.DHTPing, Sender: tb.cfg.Self, RequestID: 1}))
 	require.Equal(t, uint64(1), tb.Stats().Dropped[DropSelf])
 }
 
@@ -118,7 +119,7 @@ func TestFindNodeAnswers(t *testing.T) {
 	// A stranger sending an unpadded request gets at most three times its
 	// size, and is pinged to be verified.
 	stranger := netip.MustParseAddrPort("203.0.113.1:7600")
-	req := &Packet{Type: PacketFindNode, Sender: nodeID(0x10), RequestID: 5, Target: target}
+	req := &Packet{Type: wire.DHTFindNode, Sender: nodeID(0x10), RequestID: 5, Target: target}
 	ds := exchange(tb, now, stranger, req)
 	total := 0
 	for _, d := range ds {
@@ -127,7 +128,7 @@ func TestFindNodeAnswers(t *testing.T) {
 	require.LessOrEqual(t, total, 3*FindNodeSize)
 	out := decodeAll(t, ds)
 	nodes := out[len(out)-1]
-	require.Equal(t, PacketNodes, nodes.Type)
+	require.Equal(t, wire.DHTNodes, nodes.Type)
 	require.Equal(t, uint64(5), nodes.RequestID)
 	require.NotEmpty(t, nodes.Nodes)
 	require.Less(t, len(nodes.Nodes), 16)
@@ -144,7 +145,7 @@ func TestFindNodeAnswers(t *testing.T) {
 
 	// The requester is never named to itself.
 	self := want[0]
-	out = decodeAll(t, exchange(tb, now, self.addr, &Packet{Type: PacketFindNode, Sender: self.id, RequestID: 8, Target: target}))
+	out = decodeAll(t, exchange(tb, now, self.addr, &Packet{Type: wire.DHTFindNode, Sender: self.id, RequestID: 8, Target: target}))
 	require.Len(t, out, 1, "a verified contact is not pinged")
 	require.Len(t, out[0].Nodes, 16, "nor limited")
 	for _, c := range out[0].Nodes {
@@ -181,11 +182,11 @@ func TestSilentContactIsNotAPeerUntilItAnswers(t *testing.T) {
 		}
 		if !first.IsValid() {
 			first = r.to
-			silent = Packet{Type: PacketNodes, Sender: r.node, RequestID: r.id}
+			silent = Packet{Type: wire.DHTNodes, Sender: r.node, RequestID: r.id}
 			continue
 		}
 		if r.to != first {
-			exchange(tb, now, r.to, &Packet{Type: PacketNodes, Sender: r.node, RequestID: r.id})
+			exchange(tb, now, r.to, &Packet{Type: wire.DHTNodes, Sender: r.node, RequestID: r.id})
 		}
 	}
 	now = now.Add(tb.cfg.RequestTimeout)
@@ -205,10 +206,10 @@ func TestSilentContactIsNotAPeerUntilItAnswers(t *testing.T) {
 		now = now.Add(tb.cfg.RequestTimeout)
 		tb.Tick(now)
 		for _, p := range decodeAll(t, tb.Ready().Datagrams) {
-			if p.Type == PacketPing {
+			if p.Type == wire.DHTPing {
 				r := tb.pending[p.RequestID]
 				if r != nil && r.to == first {
-					exchange(tb, now, first, &Packet{Type: PacketPong, Sender: r.node, RequestID: p.RequestID})
+					exchange(tb, now, first, &Packet{Type: wire.DHTPong, Sender: r.node, RequestID: p.RequestID})
 				}
 			}
 		}

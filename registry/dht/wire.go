@@ -6,30 +6,18 @@ import (
 	"net/netip"
 
 	"github.com/hearsay-io/hearsay/gossip"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
-// DHT packet types: the DHT owns 0x20 to 0x2f of the packet-type byte.
+// The DHT's packet types are package wire's (wire.DHTPing, wire.DHTPong,
+// wire.DHTFindNode, wire.DHTNodes: the range 0x20 to 0x2f, wire.OwnerDHT);
 // docs/registries.md gives each packet byte by byte.
-const (
-	PacketPing     gossip.PacketType = 0x20 // "are you there?"; answered by PONG
-	PacketPong     gossip.PacketType = 0x21 // the answer to a PING
-	PacketFindNode gossip.PacketType = 0x22 // "whom do you know close to this ID?"; answered by NODES
-	PacketNodes    gossip.PacketType = 0x23 // the answer to a FIND_NODE: contacts close to its target
-
-	firstPacketType gossip.PacketType = 0x20
-	lastPacketType  gossip.PacketType = 0x2f
-)
-
-// OwnsPacketType reports whether packet type t belongs to the DHT (0x20 to
-// 0x2f). The node runtime hands such datagrams to Handle, others to the
-// gossip core.
-func OwnsPacketType(t gossip.PacketType) bool { return t >= firstPacketType && t <= lastPacketType }
 
 // IsPacket reports whether datagram is a plaintext DHT datagram: a hearsay
 // header of this wire version whose type the DHT owns.
 func IsPacket(datagram []byte) bool {
-	t, _, err := gossip.ParseHeader(datagram)
-	return err == nil && OwnsPacketType(t)
+	t, ok := wire.TypeOf(datagram)
+	return ok && t.Owner() == wire.OwnerDHT
 }
 
 // IsRequest reports whether datagram is a plaintext DHT request (PING or
@@ -40,15 +28,15 @@ func IsPacket(datagram []byte) bool {
 // never bootstrap nor reach the nodes its lookups discover. The table caps
 // its own answers to unverified addresses.
 func IsRequest(datagram []byte) bool {
-	t, _, err := gossip.ParseHeader(datagram)
-	return err == nil && (t == PacketPing || t == PacketFindNode)
+	t, ok := wire.TypeOf(datagram)
+	return ok && (t == wire.DHTPing || t == wire.DHTFindNode)
 }
 
 // Sizes on the wire.
 const (
 	// requestHeaderSize is what every DHT packet starts with: the 4-byte
 	// header, the sender's ID and the request ID.
-	requestHeaderSize = gossip.HeaderSize + 16 + 8
+	requestHeaderSize = wire.HeaderSize + 16 + 8
 	// PingSize is the size of a PING or PONG datagram.
 	PingSize = requestHeaderSize
 	// FindNodeSize is the size of a FIND_NODE datagram without padding.
@@ -79,7 +67,7 @@ type Contact struct {
 
 // Packet is a decoded DHT datagram.
 type Packet struct {
-	Type      gossip.PacketType
+	Type      wire.PacketType
 	Sender    gossip.NodeID // the ID of the node that sent the datagram
 	RequestID uint64        // chosen by the requester, echoed by the answer
 	Target    gossip.NodeID // FIND_NODE only
@@ -103,16 +91,16 @@ func FindNodePadding(k int) int {
 // must be valid (IPv6 zones are dropped, IPv4-mapped addresses sent as
 // IPv4).
 func AppendPacket(dst []byte, p *Packet) []byte {
-	dst = gossip.AppendHeader(dst, p.Type)
+	dst = wire.AppendHeader(dst, p.Type)
 	dst = append(dst, p.Sender[:]...)
 	dst = binary.BigEndian.AppendUint64(dst, p.RequestID)
 	switch p.Type {
-	case PacketFindNode:
+	case wire.DHTFindNode:
 		dst = append(dst, p.Target[:]...)
 		for range max(p.Padding, 0) {
 			dst = append(dst, 0)
 		}
-	case PacketNodes:
+	case wire.DHTNodes:
 		nodes := p.Nodes[:min(len(p.Nodes), MaxNodesPerPacket)]
 		dst = append(dst, byte(len(nodes)))
 		for _, c := range nodes {
@@ -158,50 +146,56 @@ func DecodePacket(datagram []byte) (Packet, error) {
 
 // decodePacket decodes into p, reusing p.Nodes.
 func decodePacket(p *Packet, datagram []byte) error {
-	t, b, err := gossip.ParseHeader(datagram)
+	t, b, err := wire.Parse(datagram)
 	if err != nil {
 		return err
 	}
+	return decodeBody(p, t, b)
+}
+
+// decodeBody decodes the body b of a datagram of type t into p.
+func decodeBody(p *Packet, t wire.PacketType, b []byte) error {
+	var err error
 	p.Type = t
 	p.Nodes = p.Nodes[:0]
 	p.Target = gossip.NodeID{}
 	p.Padding = 0
-	if t < PacketPing || t > PacketNodes {
-		return fmt.Errorf("dht: %w: packet type %v", gossip.ErrMalformed, t)
+	if t < wire.DHTPing || t > wire.DHTNodes {
+		return fmt.Errorf("dht: %w: packet type %v", wire.ErrMalformed, t)
 	}
 	if len(b) < 16+8 {
-		return fmt.Errorf("dht: %v: %w", t, gossip.ErrTruncated)
+		return fmt.Errorf("dht: %v: %w", t, wire.ErrTruncated)
 	}
 	copy(p.Sender[:], b)
 	if p.Sender.IsZero() {
-		return fmt.Errorf("dht: %w: zero sender ID", gossip.ErrMalformed)
+		return fmt.Errorf("dht: %w: zero sender ID", wire.ErrMalformed)
 	}
 	p.RequestID = binary.BigEndian.Uint64(b[16:])
 	b = b[24:]
 	switch t {
-	case PacketFindNode:
+	case wire.DHTFindNode:
 		if len(b) < 16 {
-			return fmt.Errorf("dht: find_node: %w", gossip.ErrTruncated)
+			return fmt.Errorf("dht: find_node: %w", wire.ErrTruncated)
 		}
 		copy(p.Target[:], b)
 		b = b[16:]
 		for _, x := range b {
 			if x != 0 {
-				return fmt.Errorf("dht: %w: non-zero padding", gossip.ErrMalformed)
+				return fmt.Errorf("dht: %w: non-zero padding", wire.ErrMalformed)
 			}
 		}
 		p.Padding, b = len(b), nil
-	case PacketNodes:
+	case wire.DHTNodes:
 		if len(b) < 1 {
-			return fmt.Errorf("dht: nodes: %w", gossip.ErrTruncated)
+			return fmt.Errorf("dht: nodes: %w", wire.ErrTruncated)
 		}
 		n := int(b[0])
 		b = b[1:]
 		if n > MaxNodesPerPacket {
-			return fmt.Errorf("dht: %w: %d contacts, at most %d", gossip.ErrMalformed, n, MaxNodesPerPacket)
+			return fmt.Errorf("dht: %w: %d contacts, at most %d", wire.ErrMalformed, n, MaxNodesPerPacket)
 		}
 		if n*contactSize4 > len(b) {
-			return fmt.Errorf("dht: nodes: %w: %d contacts in %d bytes", gossip.ErrTruncated, n, len(b))
+			return fmt.Errorf("dht: nodes: %w: %d contacts in %d bytes", wire.ErrTruncated, n, len(b))
 		}
 		for range n {
 			var c Contact
@@ -212,7 +206,7 @@ func decodePacket(p *Packet, datagram []byte) error {
 		}
 	}
 	if len(b) != 0 {
-		return fmt.Errorf("dht: %v: %w", t, gossip.ErrTrailingBytes)
+		return fmt.Errorf("dht: %v: %w", t, wire.ErrTrailingBytes)
 	}
 	return nil
 }
@@ -220,11 +214,11 @@ func decodePacket(p *Packet, datagram []byte) error {
 func decodeContact(b []byte) (Contact, []byte, error) {
 	var c Contact
 	if len(b) < 16 {
-		return c, nil, fmt.Errorf("dht: contact: %w", gossip.ErrTruncated)
+		return c, nil, fmt.Errorf("dht: contact: %w", wire.ErrTruncated)
 	}
 	copy(c.ID[:], b)
 	if c.ID.IsZero() {
-		return c, nil, fmt.Errorf("dht: %w: zero contact ID", gossip.ErrMalformed)
+		return c, nil, fmt.Errorf("dht: %w: zero contact ID", wire.ErrMalformed)
 	}
 	var err error
 	c.Addr, b, err = decodeAddr(b[16:])
@@ -233,32 +227,32 @@ func decodeContact(b []byte) (Contact, []byte, error) {
 
 func decodeAddr(b []byte) (netip.AddrPort, []byte, error) {
 	if len(b) < 1 {
-		return netip.AddrPort{}, nil, fmt.Errorf("dht: address: %w", gossip.ErrTruncated)
+		return netip.AddrPort{}, nil, fmt.Errorf("dht: address: %w", wire.ErrTruncated)
 	}
 	var a netip.Addr
 	switch b[0] {
 	case family4:
 		if len(b) < 1+4+2 {
-			return netip.AddrPort{}, nil, fmt.Errorf("dht: address: %w", gossip.ErrTruncated)
+			return netip.AddrPort{}, nil, fmt.Errorf("dht: address: %w", wire.ErrTruncated)
 		}
 		a = netip.AddrFrom4([4]byte(b[1:5]))
 		b = b[5:]
 	case family6:
 		if len(b) < 1+16+2 {
-			return netip.AddrPort{}, nil, fmt.Errorf("dht: address: %w", gossip.ErrTruncated)
+			return netip.AddrPort{}, nil, fmt.Errorf("dht: address: %w", wire.ErrTruncated)
 		}
 		a = netip.AddrFrom16([16]byte(b[1:17]))
 		if a.Is4In6() {
 			// One address, one encoding: IPv4 travels as family 4.
-			return netip.AddrPort{}, nil, fmt.Errorf("dht: %w: IPv4-mapped address as IPv6", gossip.ErrMalformed)
+			return netip.AddrPort{}, nil, fmt.Errorf("dht: %w: IPv4-mapped address as IPv6", wire.ErrMalformed)
 		}
 		b = b[17:]
 	default:
-		return netip.AddrPort{}, nil, fmt.Errorf("dht: %w: address family %d", gossip.ErrMalformed, b[0])
+		return netip.AddrPort{}, nil, fmt.Errorf("dht: %w: address family %d", wire.ErrMalformed, b[0])
 	}
 	port := binary.BigEndian.Uint16(b)
 	if port == 0 {
-		return netip.AddrPort{}, nil, fmt.Errorf("dht: %w: port 0", gossip.ErrMalformed)
+		return netip.AddrPort{}, nil, fmt.Errorf("dht: %w: port 0", wire.ErrMalformed)
 	}
 	return netip.AddrPortFrom(a, port), b[2:], nil
 }

@@ -6,6 +6,11 @@
 // Entries are numbered in the order they were appended (acceptance order),
 // pruned by creation time, and evicted oldest-first when the log is over its
 // byte bound. Neither implementation is safe for concurrent use.
+//
+// The gossip core takes a Log in gossip.Config.Log, and anti-entropy runs
+// over it: a program that embeds hearsay may give it one of these or a Log
+// of its own (a table of its database, say), as long as it keeps the
+// contract of the interface below.
 package msglog
 
 import (
