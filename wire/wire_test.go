@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"testing"
 
@@ -58,4 +59,38 @@ func TestPacketTypeOwners(t *testing.T) {
 		require.NotContains(t, seen, typ.String())
 		seen[typ.String()] = true
 	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(AppendHeader(nil, Pull))
+	f.Add(append(AppendHeader(nil, DHTNodes), 1, 2, 3))
+	f.Add([]byte{'H', 'S', Version, 0x81})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, d []byte) {
+		typ, body, err := Parse(d)
+		if err != nil {
+			require.True(t, errors.Is(err, ErrShortPacket) || errors.Is(err, ErrBadMagic) || errors.Is(err, ErrVersion), "%v", err)
+			return
+		}
+		require.Equal(t, d[HeaderSize:], body)
+		require.Equal(t, AppendHeader(nil, typ), d[:HeaderSize])
+		_ = typ.Owner().String()
+		_ = typ.String()
+	})
+}
+
+func FuzzReadUvarint(f *testing.F) {
+	f.Add([]byte{0})
+	f.Add([]byte{0x80, 0x01})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, rest, err := ReadUvarint(b)
+		if err != nil {
+			return
+		}
+		// Strict: what decodes re-encodes to the same bytes.
+		n := len(b) - len(rest)
+		require.Equal(t, b[:n], binary.AppendUvarint(nil, v))
+		require.Equal(t, n, UvarintLen(v))
+	})
 }
