@@ -11,6 +11,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -272,6 +274,55 @@ func TestQuickstartIsWhatCIRuns(t *testing.T) {
 	require.Equal(t, []string{"go run ./cmd/hearsay demo", "go test -race ./..."}, cmds)
 	ci := strings.Split(readDoc(t, ".ci/run"), "\n")
 	assert.True(t, slices.Contains(ci, cmds[1]), ".ci/run does not run README's test command %q as it is written", cmds[1])
+}
+
+const module = "github.com/hearsay-io/hearsay/"
+
+// Every package architecture.md lists imports only what its row allows.
+func TestArchitectureImports(t *testing.T) {
+	table := section(t, readDoc(t, "docs/architecture.md"), "## Packages")
+	rows := 0
+	for _, line := range strings.Split(table, "\n") {
+		cells := strings.Split(line, " | ")
+		if !strings.HasPrefix(line, "| `") || len(cells) != 3 {
+			continue
+		}
+		rows++
+		allowed := map[string]bool{}
+		for _, m := range codeSpanRE.FindAllStringSubmatch(cells[2], -1) {
+			allowed[m[1]] = true
+			if strings.Contains(cells[2], "`"+m[1]+"` and its three kinds") {
+				allowed[m[1]+"/static"], allowed[m[1]+"/dht"], allowed[m[1]+"/memberlist"] = true, true, true
+			}
+		}
+		below := strings.Contains(cells[2], "and the library below")
+		for _, m := range codeSpanRE.FindAllStringSubmatch(cells[0], -1) {
+			pkg := m[1]
+			files, _ := filepath.Glob(filepath.Join(root, pkg, "*.go"))
+			if len(files) == 0 && slices.Contains(notYet, pkg+"/") {
+				continue
+			}
+			require.NotEmpty(t, files, "architecture.md lists %s", pkg)
+			for _, f := range files {
+				if strings.HasSuffix(f, "_test.go") {
+					continue
+				}
+				parsed, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+				require.NoError(t, err)
+				for _, imp := range parsed.Imports {
+					dep, ours := strings.CutPrefix(strings.Trim(imp.Path.Value, `"`), module)
+					if !ours {
+						continue
+					}
+					assert.True(t, allowed[dep] || below && !strings.HasPrefix(dep, "internal/"),
+						"%s imports %s, which architecture.md does not allow it", f, dep)
+					assert.False(t, strings.HasPrefix(dep, "internal/") && !strings.HasPrefix(pkg, "cmd/"),
+						"%s: only cmd/ may import %s", f, dep)
+				}
+			}
+		}
+	}
+	require.Greater(t, rows, 10, "architecture.md's package table")
 }
 
 var (
