@@ -315,7 +315,7 @@ func TestArchitectureImports(t *testing.T) {
 						continue
 					}
 					assert.True(t, allowed[dep] || below && !strings.HasPrefix(dep, "internal/"),
-						"%s imports %s, which architecture.md does not allow it", f, dep)
+						"%s imports %s, which its row in architecture.md does not allow", f, dep)
 					assert.False(t, strings.HasPrefix(dep, "internal/") && !strings.HasPrefix(pkg, "cmd/"),
 						"%s: only cmd/ may import %s", f, dep)
 				}
