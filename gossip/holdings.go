@@ -28,6 +28,12 @@ type holdings struct {
 	maxRanges int
 }
 
+// heldRangesFactor is how many more ranges per origin a node keeps track
+// of than its digests list: enough for the gaps that a burst of losses
+// leaves in the chunks of a large message (an answer of 256 KiB carries
+// about 190 chunks; at 10% loss, 19 gaps).
+const heldRangesFactor = 16
+
 func (h *holdings) find(origin NodeID) *heldOrigin {
 	if i, ok := h.index[origin]; ok {
 		return &h.origins[i]

@@ -175,3 +175,5 @@ func (x *idHasher) sum(origin NodeID, seq uint64, createdMillis int64, topic []b
 	copy(id[:], x.h.Sum(x.out[:0]))
 	return id
 }
+
+func timeFromMillis(ms int64) time.Time { return time.UnixMilli(ms) }

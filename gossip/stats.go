@@ -84,3 +84,19 @@ type Stats struct {
 	AERepairsQueued int // differences found by anti-entropy, still to be fetched or pushed
 	PartialBytes    int // their cost against MaxPartialBytes
 }
+
+// Stats returns the core's counters and gauges.
+func (c *Core) Stats() Stats {
+	s := c.stats
+	s.CacheMessages = c.cache.lru.Len()
+	s.CacheBytes = c.cache.bytes
+	s.Origins = len(c.held.origins)
+	s.PartialMessages = c.reasm.len()
+	if c.ae != nil {
+		for _, r := range c.ae.repairs {
+			s.AERepairsQueued += len(r.ids)
+		}
+	}
+	s.PartialBytes = c.reasm.bytes
+	return s
+}

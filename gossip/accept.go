@@ -1,0 +1,119 @@
+package gossip
+
+import (
+	"errors"
+	"math"
+	"time"
+	"unsafe"
+
+	"github.com/hearsay-io/hearsay/filter"
+	"github.com/hearsay-io/hearsay/wire"
+)
+
+// The receiving side: a messages datagram is checked whole, then each of
+// its messages is accepted (seen filter, cache, log, digest) and delivered.
+
+func (c *Core) handleMessages(now time.Time, body []byte) {
+	// Check the whole datagram before accepting any of it.
+	n := 0
+	for b := body; len(b) > 0; n++ {
+		wm, rest, err := decodeMessage(b)
+		if err != nil || wm.seq == math.MaxUint64 || validateTopic(wm.topic) != nil {
+			c.drop(DropMalformed, 1)
+			return
+		}
+		b = rest
+	}
+	if n == 0 {
+		c.drop(DropMalformed, 1)
+		return
+	}
+	c.stats.MessagesIn += uint64(n)
+	for b := body; len(b) > 0; {
+		wm, rest, _ := decodeMessage(b)
+		b = rest
+		c.accept(now, wm)
+	}
+}
+
+func (c *Core) accept(now time.Time, wm wireMessage) {
+	// No shortcut on the digest's holdings here: a gap given up to
+	// anti-entropy is marked held, and its repair must not be taken for a
+	// duplicate. The cache and the seen filter decide.
+	nowMillis := now.UnixMilli()
+	if wm.created < nowMillis-c.cfg.MaxAge.Milliseconds() {
+		// Too old to be delivered, ever: stop peers from offering it.
+		c.drop(DropTooOld, 1)
+		c.held.add(wm.origin, wm.seq, c.round)
+		return
+	}
+	if wm.created > nowMillis+c.cfg.ClockSkew.Milliseconds() {
+		// Not marked held: it becomes acceptable as our clocks converge.
+		c.drop(DropFromFuture, 1)
+		return
+	}
+	if wire.HeaderSize+len(wm.raw) > c.cfg.MaxPacketSize {
+		// A peer with a larger MaxPacketSize sent it; we could never forward it.
+		c.drop(DropTooLarge, 1)
+		c.held.add(wm.origin, wm.seq, c.round)
+		return
+	}
+	if !c.cache.hasRoom(len(wm.raw)) {
+		// Not marked held or seen: it will be pulled again once there is room.
+		c.drop(DropCacheFull, 1)
+		return
+	}
+	if wm.chunk.count != 0 {
+		c.acceptChunk(now, &wm)
+		return
+	}
+	id := hashMessageID(wm.origin, wm.seq, wm.created, wm.topic, wm.payload)
+	// The seen filter alone decides: it keeps an ID until the message is
+	// too old to pass the check above, so it knows everything cached.
+	// Asking the cache first cost every new message one more map lookup to
+	// spare the rare duplicate a filter lookup.
+	added, err := c.cfg.Filter.Add(id, c.expiry(wm.created))
+	switch {
+	case errors.Is(err, filter.ErrFull):
+		c.drop(DropFilterFull, 1)
+		return
+	case err != nil:
+		c.stats.FilterErrors++
+		c.drop(DropFilterError, 1)
+		return
+	case !added:
+		c.stats.Duplicates++
+		c.held.add(wm.origin, wm.seq, c.round)
+		return
+	}
+	e := c.newEntry(wm, id, append([]byte(nil), wm.raw...))
+	c.logAccepted(e)
+	c.cache.add(e)
+	c.held.add(wm.origin, wm.seq, c.round)
+	c.out.Messages = append(c.out.Messages, e.msg)
+	c.stats.Delivered++
+}
+
+func (c *Core) expiry(createdMillis int64) time.Time {
+	return timeFromMillis(createdMillis).Add(c.cfg.MaxAge)
+}
+
+// newEntry makes a cache entry for the decoded message wm, whose ID is id,
+// from enc, a private copy of wm.raw that is never modified afterwards (so
+// the topic can share its bytes).
+func (c *Core) newEntry(wm wireMessage, id MessageID, enc []byte) *cacheEntry {
+	topic := enc[wm.topicAt : wm.topicAt+len(wm.topic)]
+	payload := enc[len(enc)-len(wm.payload):]
+	return &cacheEntry{
+		enc:   enc,
+		round: c.round,
+		msg: Message{
+			ID:      id,
+			Origin:  wm.origin,
+			Seq:     wm.seq,
+			Created: timeFromMillis(wm.created),
+			Topic:   unsafe.String(unsafe.SliceData(topic), len(topic)),
+			Payload: payload[:len(payload):len(payload)],
+		},
+	}
+}

@@ -1,0 +1,233 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/hearsay-io/hearsay/filter"
+	"github.com/hearsay-io/hearsay/msglog"
+	"github.com/hearsay-io/hearsay/wire"
+)
+
+// PeerSampler is what the core needs of a registry: a random choice of peers.
+// registry.Registry satisfies it.
+type PeerSampler interface {
+	// SamplePeers appends to dst up to n distinct peers chosen uniformly at
+	// random with rng (and no other randomness) and returns the extended slice.
+	SamplePeers(rng *rand.Rand, n int, dst []netip.AddrPort) []netip.AddrPort
+}
+
+// Config configures a Core. Zero values take the defaults written beside
+// each field; ID and Peers are required.
+type Config struct {
+	// ID is this node's ID, the origin of the messages it publishes. Required.
+	ID NodeID
+	// Peers chooses whom to pull from. Required.
+	Peers PeerSampler
+	// Filter is the seen filter. Default: an in-memory filter of 1<<20 IDs.
+	Filter filter.SeenFilter
+	// Rand is the only source of randomness of the core. Default: a PCG
+	// seeded from ID, so that a core is reproducible by default.
+	Rand *rand.Rand
+
+	// Fanout is the number of peers pulled from per round. Default 3.
+	Fanout int
+	// Interval is the length of a round. The Fanout pulls of a round are
+	// spread evenly across it, so that each pull's digest already includes
+	// what the previous pull brought and a message is rarely received twice.
+	// Default 200ms.
+	Interval time.Duration
+	// MaxPacketSize bounds every datagram the core sends, in bytes, and so
+	// the size of a message sent whole and of a chunk. From 512 to 65507.
+	// Default 1400, which fits an Ethernet MTU with room for the IP and UDP
+	// headers. A runtime that seals datagrams passes its limit less the
+	// sealing overhead.
+	MaxPacketSize int
+	// MaxMessageSize is the largest payload Push accepts, in bytes; a larger
+	// one gets ErrMessageTooLarge, and received chunks of larger messages are
+	// dropped (too_large). A message that fits in one datagram travels as
+	// one, exactly as it would without this limit; a larger one is cut into
+	// chunks that fit MaxPacketSize, gossiped like messages and reassembled
+	// by every node (docs/protocol.md). From 1 to MaxChunkedSize. Default
+	// 1 MiB.
+	MaxMessageSize int
+	// MaxPartialBytes bounds the memory held by large messages being
+	// reassembled. A message reserves its whole payload, plus about 24 bytes
+	// a chunk and 256 bytes of bookkeeping, when its first chunk arrives, so
+	// every message started can complete; a chunk that would start one past
+	// the bound is refused (partial_full) and pulled again later. At least
+	// 2 × MaxMessageSize + 4096. Default 32 MiB, or that minimum if larger.
+	MaxPartialBytes int
+	// ReassemblyTimeout is how long a large message may take to complete
+	// after its first chunk arrived (after the first Tick, for one rebuilt
+	// from the log by New), and never longer than until its chunks pass
+	// MaxAge; then what arrived of it is given up (reassembly_timeout).
+	// Gossip offers a chunk for CacheRounds × Interval (6 s by default);
+	// past that only anti-entropy brings what is missing, one session every
+	// AEInterval (10 s), so the default, 2 minutes (or MaxAge if shorter),
+	// gives a dozen sessions to repair a message before its memory is
+	// reclaimed.
+	ReassemblyTimeout time.Duration
+	// MaxAnswerBytes bounds the bytes of messages sent in answer to one pull
+	// request. Default 256 KiB.
+	MaxAnswerBytes int
+	// MaxAnswerBytesPerRound bounds the bytes of messages sent to any one
+	// peer per round (Interval), over its pulls, the pulls again it makes
+	// when an answer ends with MORE, and anti-entropy fetches. At least
+	// MaxAnswerBytes. Default 4 × MaxAnswerBytes (1 MiB): a peer that
+	// lacks much gets it at up to 5 MB/s at the default interval, in
+	// answers small enough that its next digest is never far behind.
+	MaxAnswerBytesPerRound int
+	// MaxAge is the age past which a message is refused. The seen filter
+	// remembers IDs for MaxAge, so it stays bounded and exact. Default 10m.
+	MaxAge time.Duration
+	// ClockSkew is how far in the future a message's creation time may be
+	// and still be accepted. Default 30s.
+	ClockSkew time.Duration
+	// CacheRounds is how many rounds a message is offered to pullers after
+	// it arrived. Pull gossip reaches N nodes in about log4(N) + log4(ln N)
+	// rounds at fanout 3 (11 rounds at 100,000 nodes); the default, 30,
+	// leaves room for loss and late joiners.
+	CacheRounds int
+	// CacheMessages bounds the propagation cache by count. Default 100,000.
+	CacheMessages int
+	// CacheBytes bounds the propagation cache by encoded size. Default 64 MiB.
+	CacheBytes int
+	// MaxRangesPerOrigin bounds the ranges per origin in a pull digest; past
+	// it the oldest gaps are left out of the digest until newer ones fill.
+	// A node keeps track of 16 times as many; past that the oldest gap is
+	// given up to anti-entropy. Default 16.
+	MaxRangesPerOrigin int
+
+	// Log keeps the accepted messages for Retention, for anti-entropy (and
+	// for the node to resume event streams). Nil: no log and no
+	// anti-entropy. The core appends to and prunes it; it must hold no other
+	// writer.
+	Log msglog.Log
+	// Retention is how long messages stay in the log, by creation time; at
+	// most MaxAge. Default MaxAge.
+	Retention time.Duration
+	// AEInterval is how often the node reconciles its log with one random
+	// peer. Default 10s; negative: never (the log and tree are still kept,
+	// and peers' sessions answered).
+	AEInterval time.Duration
+}
+
+// DefaultConfig returns a Config with every default filled in, for the
+// given node ID and peers.
+func DefaultConfig(id NodeID, peers PeerSampler) Config {
+	c := Config{ID: id, Peers: peers}
+	c.setDefaults()
+	return c
+}
+
+func (c *Config) setDefaults() {
+	if c.Fanout == 0 {
+		c.Fanout = 3
+	}
+	if c.Interval == 0 {
+		c.Interval = 200 * time.Millisecond
+	}
+	if c.MaxPacketSize == 0 {
+		c.MaxPacketSize = 1400
+	}
+	if c.MaxAnswerBytes == 0 {
+		c.MaxAnswerBytes = 256 << 10
+	}
+	if c.MaxAnswerBytesPerRound == 0 {
+		c.MaxAnswerBytesPerRound = 4 * c.MaxAnswerBytes
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = 1 << 20
+	}
+	if c.MaxPartialBytes == 0 && c.MaxMessageSize > 0 && c.MaxMessageSize <= MaxChunkedSize {
+		c.MaxPartialBytes = max(32<<20, minPartialBytes(c.MaxMessageSize))
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = 10 * time.Minute
+	}
+	if c.ClockSkew == 0 {
+		c.ClockSkew = 30 * time.Second
+	}
+	if c.CacheRounds == 0 {
+		c.CacheRounds = 30
+	}
+	if c.CacheMessages == 0 {
+		c.CacheMessages = 100_000
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 64 << 20
+	}
+	if c.MaxRangesPerOrigin == 0 {
+		c.MaxRangesPerOrigin = 16
+	}
+	if c.Retention == 0 {
+		c.Retention = c.MaxAge
+	}
+	if c.ReassemblyTimeout == 0 {
+		c.ReassemblyTimeout = min(2*time.Minute, c.MaxAge)
+	}
+	if c.AEInterval == 0 {
+		c.AEInterval = 10 * time.Second
+	}
+	if c.Filter == nil {
+		c.Filter = filter.NewMemory(filter.MemoryConfig{})
+	}
+	if c.Rand == nil {
+		c.Rand = c.ID.Rand()
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.ID.IsZero():
+		return errors.New("gossip: Config.ID is required")
+	case c.Peers == nil:
+		return errors.New("gossip: Config.Peers is required")
+	case c.Fanout < 1 || c.Fanout > 64:
+		return fmt.Errorf("gossip: Fanout %d out of range 1..64", c.Fanout)
+	case c.Interval < time.Millisecond:
+		return fmt.Errorf("gossip: Interval %v is below 1ms", c.Interval)
+	case c.MaxPacketSize < wire.MinPacketSize || c.MaxPacketSize > wire.MaxUDPPayload:
+		return fmt.Errorf("gossip: MaxPacketSize %d out of range %d..%d", c.MaxPacketSize, wire.MinPacketSize, wire.MaxUDPPayload)
+	case c.MaxAnswerBytes < c.MaxPacketSize:
+		return fmt.Errorf("gossip: MaxAnswerBytes %d is below MaxPacketSize %d", c.MaxAnswerBytes, c.MaxPacketSize)
+	case c.MaxAnswerBytesPerRound < c.MaxAnswerBytes:
+		return fmt.Errorf("gossip: MaxAnswerBytesPerRound %d is below MaxAnswerBytes %d", c.MaxAnswerBytesPerRound, c.MaxAnswerBytes)
+	case c.MaxAge < time.Second:
+		return fmt.Errorf("gossip: MaxAge %v is below 1s", c.MaxAge)
+	case c.ClockSkew < 0:
+		return fmt.Errorf("gossip: negative ClockSkew %v", c.ClockSkew)
+	case c.CacheRounds < 1:
+		return fmt.Errorf("gossip: CacheRounds %d is below 1", c.CacheRounds)
+	case c.CacheMessages < 1:
+		return fmt.Errorf("gossip: CacheMessages %d is below 1", c.CacheMessages)
+	case c.CacheBytes < c.MaxPacketSize:
+		return fmt.Errorf("gossip: CacheBytes %d is below MaxPacketSize %d", c.CacheBytes, c.MaxPacketSize)
+	case c.MaxRangesPerOrigin < 1:
+		return fmt.Errorf("gossip: MaxRangesPerOrigin %d is below 1", c.MaxRangesPerOrigin)
+	case c.Retention < 0 || c.Retention > c.MaxAge:
+		return fmt.Errorf("gossip: Retention %v out of range 0..MaxAge (%v)", c.Retention, c.MaxAge)
+	case c.MaxMessageSize < 1 || c.MaxMessageSize > MaxChunkedSize:
+		return fmt.Errorf("gossip: MaxMessageSize %d out of range 1..%d", c.MaxMessageSize, MaxChunkedSize)
+	case c.MaxPartialBytes < minPartialBytes(c.MaxMessageSize):
+		return fmt.Errorf("gossip: MaxPartialBytes %d is below 2 × MaxMessageSize + 4096 (%d)", c.MaxPartialBytes, minPartialBytes(c.MaxMessageSize))
+	case c.ReassemblyTimeout <= 0 || c.ReassemblyTimeout > c.MaxAge:
+		return fmt.Errorf("gossip: ReassemblyTimeout %v out of range (0, MaxAge (%v)]", c.ReassemblyTimeout, c.MaxAge)
+	}
+	return nil
+}
+
+// minPartialBytes is the least MaxPartialBytes for messages of up to
+// maxMessage bytes: a partial's cost is at most 1.375 times its payload
+// (24 bytes of bookkeeping per chunk of at least MinChunkSize) plus 256.
+func minPartialBytes(maxMessage int) int {
+	if maxMessage > (math.MaxInt-4096)/2 {
+		return math.MaxInt // 32-bit platforms: no bound fits, so none validates
+	}
+	return 2*maxMessage + 4096
+}
