@@ -1,4 +1,4 @@
-package gossip
+package gossip_test
 
 import (
 	"bytes"
@@ -8,82 +8,65 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hearsay-io/hearsay/gossip"
+	"github.com/hearsay-io/hearsay/gossip/gossiptest"
 	"github.com/hearsay-io/hearsay/msglog"
 	"github.com/hearsay-io/hearsay/wire"
 )
 
-func withLog(aeInterval time.Duration) func(i int, c *Config) {
-	return func(i int, c *Config) {
-		c.Log = msglog.NewMemory(0)
-		c.AEInterval = aeInterval
-		c.CacheRounds = 3 // gossip gives up quickly: what it misses is anti-entropy's
-	}
-}
-
 // A node cut off while messages spread and left the caches gets them all
 // from anti-entropy once it is back, exactly once, and every root agrees.
 func TestAntiEntropyRepairsWhatGossipMissed(t *testing.T) {
-	h := newHarness(t, 4, withLog(time.Second))
-	cut := addr(3)
-	h.drop = func(d Datagram) bool { return d.To == cut }
-	isolated := true
-	orig := h.drop
-	h.drop = func(d Datagram) bool { return isolated && orig(d) }
+	c := instant(t, 4, withLog(time.Second))
+	isolated := true // nothing reaches node 3
+	c.Intercept = func(p gossiptest.Packet) bool { return isolated && p.To == 3 }
 	for i := 0; i < 40; i++ {
-		h.push(i%3, "ae.test", []byte(fmt.Sprintf("m%d", i)))
-		h.run(50 * time.Millisecond)
+		c.Push(i%3, "ae.test", []byte(fmt.Sprintf("m%d", i)))
+		c.Run(50 * time.Millisecond)
 	}
-	h.run(3 * time.Second) // the caches forget them (3 rounds)
-	require.Len(t, h.delivered[0], 40)
-	require.Empty(t, h.delivered[3])
-	for _, c := range h.cores[:3] {
-		require.Zero(t, c.Stats().CacheMessages, "gossip can no longer deliver them")
+	c.Run(3 * time.Second) // the caches forget them (3 rounds)
+	require.Len(t, c.Delivered(0), 40)
+	require.Empty(t, c.Delivered(3))
+	for i := range 3 {
+		require.Zero(t, c.Core(i).Stats().CacheMessages, "gossip can no longer deliver them")
 	}
 	isolated = false
-	h.run(5 * time.Second)
-	require.Len(t, h.delivered[3], 40, "anti-entropy delivered every message")
-	seen := map[MessageID]bool{}
-	for _, m := range h.delivered[3] {
-		require.False(t, seen[m.ID], "delivered twice")
-		seen[m.ID] = true
-	}
-	root, n := h.cores[0].MerkleRoot()
+	c.Run(5 * time.Second)
+	require.Len(t, c.Delivered(3), 40, "anti-entropy delivered every message")
+	requireOnceEach(t, c.Delivered(3))
+	root, n := c.Core(0).MerkleRoot()
 	require.Equal(t, 40, n)
-	for i, c := range h.cores {
-		r, _ := c.MerkleRoot()
+	for i := range c.Len() {
+		r, _ := c.Core(i).MerkleRoot()
 		require.Equal(t, root, r, "node %d", i)
 	}
-	require.NotZero(t, h.cores[3].Stats().AEMissing+h.cores[0].Stats().AEPushed+h.cores[1].Stats().AEPushed+h.cores[2].Stats().AEPushed)
+	repaired := c.Core(3).Stats().AEMissing
+	for i := range 3 {
+		repaired += c.Core(i).Stats().AEPushed
+	}
+	require.NotZero(t, repaired)
 }
 
 // Both sides end with the union: messages published on both sides of a
 // partition longer than the caches last.
 func TestAntiEntropyPartitionBothSides(t *testing.T) {
-	h := newHarness(t, 4, withLog(time.Second))
-	side := func(i int) int { return i / 2 }
-	index := map[string]int{}
-	for i := range h.cores {
-		index[addr(i).String()] = i
-	}
-	partitioned := true
-	h.drop = func(d Datagram) bool {
-		return partitioned && side(index[d.To.String()]) != side(h.sender)
-	}
+	c := instant(t, 4, withLog(time.Second))
+	c.Partition(func(i int) int { return i / 2 })
 	for i := 0; i < 20; i++ {
-		h.push(i%4, "ae.split", []byte{byte(i)})
-		h.run(100 * time.Millisecond)
+		c.Push(i%4, "ae.split", []byte{byte(i)})
+		c.Run(100 * time.Millisecond)
 	}
-	h.run(10 * time.Second)
-	require.Len(t, h.delivered[0], 10)
-	require.Len(t, h.delivered[3], 10)
-	partitioned = false
-	h.run(6 * time.Second)
-	for i := range h.cores {
-		require.Len(t, h.delivered[i], 20, "node %d has the union", i)
+	c.Run(10 * time.Second)
+	require.Len(t, c.Delivered(0), 10)
+	require.Len(t, c.Delivered(3), 10)
+	c.Heal()
+	c.Run(6 * time.Second)
+	for i := range c.Len() {
+		require.Len(t, c.Delivered(i), 20, "node %d has the union", i)
 	}
-	r0, _ := h.cores[0].MerkleRoot()
-	for _, c := range h.cores[1:] {
-		r, _ := c.MerkleRoot()
+	r0, _ := c.Core(0).MerkleRoot()
+	for i := 1; i < c.Len(); i++ {
+		r, _ := c.Core(i).MerkleRoot()
 		require.Equal(t, r0, r)
 	}
 }
@@ -91,7 +74,7 @@ func TestAntiEntropyPartitionBothSides(t *testing.T) {
 // A restarted core rebuilds its tree from the log it kept.
 func TestAntiEntropyTreeRebuiltFromLog(t *testing.T) {
 	log := msglog.NewMemory(0)
-	c, err := New(Config{ID: testOrigin(1), Peers: fixedPeers{}, Log: log})
+	c, err := gossip.New(gossip.Config{ID: gossiptest.ID(0), Peers: noPeers{}, Log: log})
 	require.NoError(t, err)
 	for i := 0; i < 10; i++ {
 		_, err := c.Push(t0, "a", []byte{byte(i)})
@@ -99,7 +82,7 @@ func TestAntiEntropyTreeRebuiltFromLog(t *testing.T) {
 	}
 	root, n := c.MerkleRoot()
 	require.Equal(t, 10, n)
-	c2, err := New(Config{ID: testOrigin(1), Peers: fixedPeers{}, Log: log})
+	c2, err := gossip.New(gossip.Config{ID: gossiptest.ID(0), Peers: noPeers{}, Log: log})
 	require.NoError(t, err)
 	root2, n2 := c2.MerkleRoot()
 	require.Equal(t, root, root2)
@@ -112,30 +95,44 @@ func TestAntiEntropyTreeRebuiltFromLog(t *testing.T) {
 }
 
 func TestFetchAnswersFromTheLog(t *testing.T) {
-	c, err := New(Config{ID: testOrigin(1), Peers: fixedPeers{}, Log: msglog.NewMemory(0), MaxPacketSize: 600})
+	c, err := gossip.New(gossip.Config{ID: gossiptest.ID(0), Peers: noPeers{}, Log: msglog.NewMemory(0), MaxPacketSize: 600})
 	require.NoError(t, err)
-	var ids []MessageID
+	var ids []gossip.MessageID
 	for i := 0; i < 5; i++ {
 		m, err := c.Push(t0, "a", make([]byte, 200))
 		require.NoError(t, err)
 		ids = append(ids, m.ID)
 	}
 	c.Ready()
-	c.Handle(t0, addr(5), AppendFetch(nil, append(ids, MessageID{9})))
-	var got []Message
+	from := gossiptest.Addr(5)
+	c.Handle(t0, from, gossip.AppendFetch(nil, append(ids, gossip.MessageID{9})))
+	var got []gossip.Message
 	for _, d := range c.Ready().Datagrams {
 		require.LessOrEqual(t, len(d.Data), 600)
-		ms, err := DecodeMessages(d.Data)
+		ms, err := gossip.DecodeMessages(d.Data)
 		require.NoError(t, err)
 		got = append(got, ms...)
 	}
 	require.Len(t, got, 5, "every logged ID asked for, and nothing for the unknown one")
 	// Without a log, fetches and anti-entropy packets are unknown types.
-	plain, err := New(Config{ID: testOrigin(2), Peers: fixedPeers{}})
+	plain, err := gossip.New(gossip.Config{ID: gossiptest.ID(1), Peers: noPeers{}})
 	require.NoError(t, err)
-	plain.Handle(t0, addr(5), AppendFetch(nil, ids))
-	plain.Handle(t0, addr(5), []byte{'H', 'S', 1, 0x10, 1, 2, 3})
-	require.Equal(t, uint64(2), plain.Stats().Dropped[DropUnknownType])
+	plain.Handle(t0, from, gossip.AppendFetch(nil, ids))
+	plain.Handle(t0, from, []byte{'H', 'S', 1, 0x10, 1, 2, 3})
+	require.Equal(t, uint64(2), plain.Stats().Dropped[gossip.DropUnknownType])
+}
+
+// feedOrigin hands core i the messages from..to-1 of origin, with payloads
+// made by payload, a datagram of them at a time.
+func feedOrigin(c *gossiptest.Cluster, i int, origin gossip.NodeID, topic string, from, to int, payload func(s int) []byte) {
+	dg := wire.AppendHeader(nil, wire.Messages)
+	for s := from; s < to; s++ {
+		dg = gossip.AppendMessage(dg, origin, uint64(s+1), c.Now().UnixMilli(), topic, payload(s))
+		if len(dg) > 1300 || s == to-1 {
+			c.Handle(i, gossiptest.Addr(9), dg)
+			dg = wire.AppendHeader(dg[:0], wire.Messages)
+		}
+	}
 }
 
 // Two replicas of 100,000 messages that differ by 100 on each side end,
@@ -144,8 +141,10 @@ func TestAntiEntropyLargeReplicas(t *testing.T) {
 	if testing.Short() {
 		t.Skip("200,000 messages")
 	}
-	h := newHarness(t, 2, func(i int, c *Config) {
-		c.Log = msglog.NewMemory(1 << 30)
+	t.Parallel()
+	logs := []*msglog.Memory{msglog.NewMemory(1 << 30), msglog.NewMemory(1 << 30)}
+	c := instant(t, 2, func(i int, c *gossip.Config) {
+		c.Log = logs[i]
 		c.AEInterval = time.Second
 		c.CacheMessages = 1 << 20
 		c.CacheBytes = 1 << 30
@@ -153,40 +152,38 @@ func TestAntiEntropyLargeReplicas(t *testing.T) {
 		c.CacheRounds = 5 // repairs wait for gossip's window (1s)
 	})
 	// Only anti-entropy: pulls are dropped.
-	h.drop = func(d Datagram) bool { typ, _, _ := wire.Parse(d.Data); return typ == wire.Pull }
-	var origin NodeID
-	origin[0] = 0x77
-	feed := func(c *Core, from, to int) {
-		dg := wire.AppendHeader(nil, wire.Messages)
-		for s := from; s < to; s++ {
-			dg = appendMessage(dg, origin, uint64(s+1), h.now.UnixMilli(), "replica", []byte{byte(s), byte(s >> 8), byte(s >> 16)})
-			if len(dg) > 1300 || s == to-1 {
-				c.Handle(h.now, addr(9), dg)
-				c.Ready()
-				dg = wire.AppendHeader(dg[:0], wire.Messages)
-			}
-		}
-	}
+	c.Intercept = func(p gossiptest.Packet) bool { return p.Type() == wire.Pull }
+	origin := gossip.NodeID{0x77}
+	payload := func(s int) []byte { return []byte{byte(s), byte(s >> 8), byte(s >> 16)} }
 	const n = 100_000
-	feed(h.cores[0], 0, n)
-	feed(h.cores[1], 0, n)
-	feed(h.cores[0], n, n+100)     // only on 0
-	feed(h.cores[1], n+100, n+200) // only on 1
-	r0, n0 := h.cores[0].MerkleRoot()
-	r1, n1 := h.cores[1].MerkleRoot()
+	// Replica 0 accepts its messages as gossip would bring them; replica 1
+	// is rebuilt from a log that holds the same first n, as a restarted
+	// node's is, then accepts its own 100.
+	feedOrigin(c, 0, origin, "replica", 0, n+100, payload) // the last 100 only on 0
+	k := 0
+	require.NoError(t, logs[0].ForEach(func(e msglog.Entry) bool {
+		_, err := logs[1].Append(e.ID, e.Created, append([]byte(nil), e.Data...))
+		require.NoError(t, err)
+		k++
+		return k < n
+	}))
+	c.Restart(1)
+	feedOrigin(c, 1, origin, "replica", n+100, n+200, payload) // only on 1
+	r0, n0 := c.Core(0).MerkleRoot()
+	r1, n1 := c.Core(1).MerkleRoot()
 	require.Equal(t, n+100, n0)
 	require.Equal(t, n+100, n1)
 	require.NotEqual(t, r0, r1)
-	h.run(5 * time.Second)
-	r0, n0 = h.cores[0].MerkleRoot()
-	r1, n1 = h.cores[1].MerkleRoot()
+	c.Run(5 * time.Second)
+	r0, n0 = c.Core(0).MerkleRoot()
+	r1, n1 = c.Core(1).MerkleRoot()
 	require.Equal(t, n+200, n0)
 	require.Equal(t, n+200, n1)
 	require.Equal(t, r0, r1, "equal roots")
-	for _, c := range h.cores {
-		require.Equal(t, n+200, c.ae.log.Len(), "equal sets")
+	for _, l := range logs {
+		require.Equal(t, n+200, l.Len(), "equal sets")
 	}
-	s0, s1 := h.cores[0].Stats(), h.cores[1].Stats()
+	s0, s1 := c.Core(0).Stats(), c.Core(1).Stats()
 	t.Logf("anti-entropy bytes: %d out / %d in on node 0; sessions %d+%d; repaired %d+%d",
 		s0.AEBytesOut, s0.AEBytesIn, s0.AESessions, s1.AESessions, s0.AEMissing, s1.AEMissing)
 }
@@ -197,47 +194,34 @@ func TestAntiEntropyLargeReplicas(t *testing.T) {
 // (node.Config.MaxBytesPerPeerRound, twice that), which would drop the
 // excess of a fetch of everything at once. Every message arrives once.
 func TestAntiEntropyFetchesARoundsWorthAtATime(t *testing.T) {
+	t.Parallel()
 	const answerBytes = 16 << 10
-	h := newHarness(t, 2, func(i int, c *Config) {
+	c := instant(t, 2, func(i int, c *gossip.Config) {
 		withLog(time.Second)(i, c)
 		c.MaxAnswerBytes = answerBytes
 		c.CacheMessages = 1 << 16
 		c.CacheBytes = 1 << 26
 	})
 	// Only anti-entropy: pulls are dropped. Count what 0 sends 1 in answer
-	// to fetches, per instant (the harness answers at once).
+	// to fetches, per instant (delivery is instant).
 	sentAt := map[time.Time]int{}
-	h.drop = func(d Datagram) bool {
-		typ, _, _ := wire.Parse(d.Data)
-		if typ == wire.Messages && d.To == addr(1) {
-			sentAt[h.now] += len(d.Data)
+	c.Intercept = func(p gossiptest.Packet) bool {
+		if p.Type() == wire.Messages && p.To == 1 {
+			sentAt[p.At] += len(p.Data)
 		}
-		return typ == wire.Pull
+		return p.Type() == wire.Pull
 	}
-	var origin NodeID
-	origin[0] = 0x55
 	const n = 3000
-	dg := wire.AppendHeader(nil, wire.Messages)
-	for s := 0; s < n; s++ {
-		dg = appendMessage(dg, origin, uint64(s+1), h.now.UnixMilli(), "fetch", bytes.Repeat([]byte{byte(s)}, 80))
-		if len(dg) > 1300 || s == n-1 {
-			h.cores[0].Handle(h.now, addr(9), dg)
-			h.cores[0].Ready()
-			dg = wire.AppendHeader(dg[:0], wire.Messages)
-		}
-	}
-	h.run(10 * time.Second)
-	require.Len(t, h.delivered[1], n, "every message fetched")
-	seen := map[MessageID]bool{}
-	for _, m := range h.delivered[1] {
-		require.False(t, seen[m.ID], "delivered twice")
-		seen[m.ID] = true
-	}
+	start := c.Now()
+	feedOrigin(c, 0, gossip.NodeID{0x55}, "fetch", 0, n, func(s int) []byte { return bytes.Repeat([]byte{byte(s)}, 80) })
+	c.Run(10 * time.Second)
+	require.Len(t, c.Delivered(1), n, "every message fetched")
+	requireOnceEach(t, c.Delivered(1))
 	rounds := 0
 	for at, b := range sentAt {
-		require.LessOrEqual(t, b, answerBytes+2*1400, "bytes answered at %s", at.Sub(t0))
+		require.LessOrEqual(t, b, answerBytes+2*1400, "bytes answered at %s", at.Sub(start))
 		rounds++
 	}
 	require.Greater(t, rounds, 10, "the fetches were spread over rounds")
-	require.Zero(t, h.cores[1].Stats().AERepairsQueued)
+	require.Zero(t, c.Core(1).Stats().AERepairsQueued)
 }

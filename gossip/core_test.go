@@ -3,7 +3,6 @@ package gossip
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -31,34 +30,8 @@ func addr(i int) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(i + 1)}), 7600)
 }
 
-// harness runs cores with instant delivery, in a deterministic order.
-type harness struct {
-	t         *testing.T
-	now       time.Time
-	cores     []*Core
-	byAddr    map[netip.AddrPort]*Core
-	delivered [][]Message
-	sent      []Datagram // every datagram, copied
-	drop      func(Datagram) bool
-	sender    int // index of the node whose datagram drop is looking at
-}
-
-func newHarness(t *testing.T, n int, tweak func(i int, c *Config)) *harness {
-	h := &harness{t: t, now: t0, byAddr: map[netip.AddrPort]*Core{}, delivered: make([][]Message, n)}
-	for i := 0; i < n; i++ {
-		c := newTestCore(t, i, n, tweak)
-		h.cores = append(h.cores, c)
-		h.byAddr[addr(i)] = c
-	}
-	for _, c := range h.cores {
-		c.Tick(h.now)
-	}
-	return h
-}
-
-// newTestCore makes core i of n, whose peers are all the others, as tweak
-// has its config.
-func newTestCore(t *testing.T, i, n int, tweak func(i int, c *Config)) *Core {
+// newTestCore makes core i of n, whose peers are all the others.
+func newTestCore(t *testing.T, i, n int) *Core {
 	t.Helper()
 	var peers fixedPeers
 	for j := 0; j < n; j++ {
@@ -66,126 +39,9 @@ func newTestCore(t *testing.T, i, n int, tweak func(i int, c *Config)) *Core {
 			peers = append(peers, addr(j))
 		}
 	}
-	cfg := Config{ID: testOrigin(byte(16 * (i + 1))), Peers: peers}
-	if tweak != nil {
-		tweak(i, &cfg)
-	}
-	c, err := New(cfg)
+	c, err := New(Config{ID: testOrigin(byte(16 * (i + 1))), Peers: peers})
 	require.NoError(t, err)
 	return c
-}
-
-func (h *harness) index(c *Core) int {
-	for i, x := range h.cores {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
-
-// flush acts on c's Ready, delivering datagrams at once, recursively.
-func (h *harness) flush(c *Core) {
-	type inflight struct {
-		from netip.AddrPort
-		d    Datagram
-	}
-	queue := []inflight{}
-	take := func(c *Core) {
-		rd := c.Ready()
-		i := h.index(c)
-		h.delivered[i] = append(h.delivered[i], rd.Messages...)
-		for _, d := range rd.Datagrams {
-			d.Data = append([]byte(nil), d.Data...)
-			h.sent = append(h.sent, d)
-			h.sender = i
-			if h.drop != nil && h.drop(d) {
-				continue
-			}
-			queue = append(queue, inflight{addr(i), d})
-		}
-	}
-	take(c)
-	for len(queue) > 0 {
-		f := queue[0]
-		queue = queue[1:]
-		dst := h.byAddr[f.d.To]
-		require.LessOrEqual(h.t, len(f.d.Data), dst.cfg.MaxPacketSize)
-		dst.Handle(h.now, f.from, f.d.Data)
-		take(dst)
-	}
-}
-
-// run ticks the cores until d has passed.
-func (h *harness) run(d time.Duration) {
-	end := h.now.Add(d)
-	for {
-		var next *Core
-		for _, c := range h.cores {
-			if next == nil || c.NextTick().Before(next.NextTick()) {
-				next = c
-			}
-		}
-		if next.NextTick().After(end) {
-			h.now = end
-			return
-		}
-		h.now = next.NextTick()
-		next.Tick(h.now)
-		h.flush(next)
-	}
-}
-
-func (h *harness) push(i int, topic string, payload []byte) Message {
-	m, err := h.cores[i].Push(h.now, topic, payload)
-	require.NoError(h.t, err)
-	h.flush(h.cores[i])
-	return m
-}
-
-func TestPushIsDeliveredEverywhereOnce(t *testing.T) {
-	h := newHarness(t, 5, nil)
-	m := h.push(0, "orders.created", []byte("hello"))
-	h.run(3 * time.Second)
-	for i := range h.cores {
-		require.Len(t, h.delivered[i], 1, "node %d", i)
-		got := h.delivered[i][0]
-		require.Equal(t, m.ID, got.ID)
-		require.Equal(t, "orders.created", got.Topic)
-		require.Equal(t, []byte("hello"), got.Payload)
-		require.Equal(t, m.Created, got.Created)
-		require.Equal(t, uint64(1), h.cores[i].Stats().Delivered)
-	}
-	require.Equal(t, uint64(1), h.cores[0].Stats().Published)
-}
-
-// A node that holds every message gets no message bodies in answer to its
-// pulls: the digest works.
-func TestDigestSuppressesBodies(t *testing.T) {
-	h := newHarness(t, 4, func(i int, c *Config) { c.CacheRounds = 1000 })
-	for i := 0; i < 60; i++ {
-		h.push(i%3, fmt.Sprintf("t.%d", i%5), bytes.Repeat([]byte{byte(i)}, 100))
-	}
-	h.run(5 * time.Second)
-	for i := range h.cores {
-		require.Len(t, h.delivered[i], 60)
-	}
-	before := h.cores[3].Stats()
-	h.sent = nil
-	h.run(10 * time.Second)
-	after := h.cores[3].Stats()
-	require.Greater(t, after.PullsSent, before.PullsSent+100)
-	require.Equal(t, before.MessagesIn, after.MessagesIn, "no message bodies reached node 3")
-	var bodyBytes int
-	for _, d := range h.sent {
-		typ, _, err := wire.Parse(d.Data)
-		require.NoError(t, err)
-		if typ == wire.Messages {
-			bodyBytes += len(d.Data)
-		}
-	}
-	require.Zero(t, bodyBytes, "no messages datagram was sent by anyone")
-	require.Equal(t, 3, after.Origins)
 }
 
 func TestDigestPartitionsManyOrigins(t *testing.T) {
@@ -225,130 +81,10 @@ func TestDigestPartitionsManyOrigins(t *testing.T) {
 	require.Empty(t, b.Ready().Datagrams, "b sends nothing: a holds all it has")
 }
 
-// pushThenPullOnce publishes 100 messages of 200 bytes on node 0, then has
-// node 1 pull once; h.sent holds what that pull set off. It returns node 1.
-func pushThenPullOnce(h *harness) *Core {
-	for i := 0; i < 100; i++ {
-		h.push(0, "a", bytes.Repeat([]byte("x"), 200))
-	}
-	c1 := h.cores[1]
-	h.now = c1.NextTick()
-	c1.Tick(h.now)
-	h.sent = nil
-	h.flush(c1)
-	return c1
-}
-
-func TestAnswerRespectsBudgetAndPacketSize(t *testing.T) {
-	h := newHarness(t, 2, func(i int, c *Config) {
-		c.MaxAnswerBytes = 4000
-		c.MaxAnswerBytesPerRound = 4000 // one answer per round: no MORE
-		c.MaxPacketSize = 1000
-	})
-	pushThenPullOnce(h)
-	answered := 0
-	for _, d := range h.sent {
-		require.LessOrEqual(t, len(d.Data), 1000)
-		if typ, _, _ := wire.Parse(d.Data); typ == wire.Messages {
-			answered += len(d.Data) - wire.HeaderSize
-		}
-	}
-	require.LessOrEqual(t, answered, 4000)
-	require.Greater(t, answered, 3000)
-	require.Less(t, len(h.delivered[1]), 100)
-	h.run(5 * time.Second)
-	require.Len(t, h.delivered[1], 100, "the rest arrives on later pulls")
-}
-
-// An answer cut short by MaxAnswerBytes ends with MORE, and the puller
-// pulls again at once, until the responder's budget for the round
-// (MaxAnswerBytesPerRound) is spent: each answer within MaxAnswerBytes, the
-// round's within MaxAnswerBytesPerRound, and no message sent twice.
-func TestMoreBringsAPullAgainWithinTheRoundBudget(t *testing.T) {
-	h := newHarness(t, 2, func(i int, c *Config) {
-		c.MaxAnswerBytes = 4000
-		c.MaxAnswerBytesPerRound = 12000
-		c.MaxPacketSize = 1000
-	})
-	c1 := pushThenPullOnce(h)
-	var answers []int // bytes of each answer, split at each pull
-	pulls, mores := 0, 0
-	for _, d := range h.sent {
-		switch typ, _, _ := wire.Parse(d.Data); typ {
-		case wire.Pull:
-			pulls++
-			answers = append(answers, 0)
-		case wire.Messages:
-			answers[len(answers)-1] += len(d.Data) - wire.HeaderSize
-		case wire.More:
-			mores++
-		}
-	}
-	require.Equal(t, 3, pulls, "the first pull and two pulls again")
-	require.Equal(t, 2, mores, "no MORE once the round's budget is spent")
-	total := 0
-	for _, b := range answers {
-		require.LessOrEqual(t, b, 4000)
-		require.Greater(t, b, 3000)
-		total += b
-	}
-	require.LessOrEqual(t, total, 12000)
-	require.Zero(t, c1.Stats().Duplicates)
-	require.Equal(t, uint64(2), c1.Stats().Repulls)
-	h.run(5 * time.Second)
-	require.Len(t, h.delivered[1], 100)
-	require.Zero(t, c1.Stats().Duplicates)
-}
-
-// A pull whose digest comes in several partitions gets one MORE, after
-// its last partition, however many of the partitions' answers were cut.
-func TestOneMorePerPartitionedPull(t *testing.T) {
-	h := newHarness(t, 2, func(i int, c *Config) {
-		c.MaxPacketSize = 512
-		c.MaxAnswerBytes = 2048
-		c.MaxAnswerBytesPerRound = 16 << 10
-	})
-	feed := func(c *Core, maxSeq uint64) {
-		for o := 0; o < 100; o++ {
-			origin := testOrigin(byte(100 + o))
-			for s := uint64(1); s <= maxSeq; s++ {
-				dg := appendMessage(wire.AppendHeader(nil, wire.Messages), origin, s, h.now.UnixMilli(), "p", bytes.Repeat([]byte{byte(s)}, 100))
-				c.Handle(h.now, addr(9), dg)
-				c.Ready()
-			}
-		}
-	}
-	feed(h.cores[1], 1) // a digest of 100 origins: several partitions
-	feed(h.cores[0], 6) // and every partition's answer is cut short
-	c1 := h.cores[1]
-	h.now = c1.NextTick()
-	c1.Tick(h.now)
-	h.sent = nil
-	h.flush(c1)
-	partitions, pulls, mores := 0, 0, 0
-	for _, d := range h.sent {
-		switch typ, _, _ := wire.Parse(d.Data); typ {
-		case wire.Pull:
-			req, err := DecodePullRequest(d.Data)
-			require.NoError(t, err)
-			partitions = 1 << req.PartitionBits
-			if int(req.Partition) == partitions-1 {
-				pulls++
-			}
-		case wire.More:
-			mores++
-		}
-	}
-	require.Greater(t, partitions, 1, "the digest was split")
-	require.Greater(t, mores, 0)
-	require.Equal(t, pulls-1, mores, "one MORE per whole pull but the last, which found the round's budget spent or nothing cut")
-	require.Zero(t, c1.Stats().Duplicates)
-}
-
 // A MORE from a peer this node did not pull, or beyond the pulls again
 // allowed per round, is ignored; a MORE with a body is malformed.
 func TestMoreFromAPeerNotPulledIsIgnored(t *testing.T) {
-	c := newTestCore(t, 0, 3, nil)
+	c := newTestCore(t, 0, 3)
 	more := wire.AppendHeader(nil, wire.More)
 	c.Handle(t0, addr(7), more)
 	require.Empty(t, c.Ready().Datagrams)
@@ -371,50 +107,6 @@ func TestMoreFromAPeerNotPulledIsIgnored(t *testing.T) {
 	}
 	require.Equal(t, maxRepullsPerRound, pulls)
 	require.Equal(t, uint64(4), c.Stats().MoresIgnored)
-}
-
-func TestBackpressure(t *testing.T) {
-	h := newHarness(t, 2, func(i int, c *Config) { c.CacheMessages = 3; c.CacheRounds = 5 })
-	for i := 0; i < 3; i++ {
-		h.push(0, "a", []byte("x"))
-	}
-	_, err := h.cores[0].Push(h.now, "a", []byte("x"))
-	require.ErrorIs(t, err, ErrBackpressure)
-	require.Equal(t, uint64(1), h.cores[0].Stats().Backpressure)
-	h.run(2 * time.Second) // 10 rounds: the first three leave the cache
-	h.push(0, "a", []byte("y"))
-	h.run(2 * time.Second)
-	require.Len(t, h.delivered[1], 4, "every accepted message arrived")
-
-	// The byte bound refuses too.
-	c, err := New(Config{ID: testOrigin(1), Peers: fixedPeers{}, CacheBytes: 1400})
-	require.NoError(t, err)
-	for {
-		if _, err = c.Push(t0, "a", bytes.Repeat([]byte("z"), 300)); err != nil {
-			break
-		}
-	}
-	require.ErrorIs(t, err, ErrBackpressure)
-	require.LessOrEqual(t, c.Stats().CacheBytes, 1400)
-}
-
-// A receiver whose cache is full drops what it cannot hold, counts it, and
-// pulls it again later: nothing is lost.
-func TestReceiverCacheFullLosesNothing(t *testing.T) {
-	h := newHarness(t, 2, func(i int, c *Config) {
-		c.CacheRounds = 3
-		if i == 1 {
-			c.CacheMessages = 5
-		} else {
-			c.CacheRounds = 50
-		}
-	})
-	for i := 0; i < 12; i++ {
-		h.push(0, "a", []byte{byte(i)})
-	}
-	h.run(6 * time.Second)
-	require.Len(t, h.delivered[1], 12)
-	require.NotZero(t, h.cores[1].Stats().Dropped[DropCacheFull])
 }
 
 func TestMessageTooLarge(t *testing.T) {
@@ -461,47 +153,6 @@ func TestAgeLimits(t *testing.T) {
 	// The future message is accepted once the clocks agree.
 	c.Handle(t0.Add(time.Minute), addr(1), future)
 	require.Equal(t, uint64(2), c.Stats().Delivered)
-}
-
-func TestMalformedDatagramsAreCounted(t *testing.T) {
-	h := newHarness(t, 2, nil)
-	c := h.cores[1]
-	good := appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(3), 1, t0.UnixMilli(), "a", []byte("ok"))
-	bad := [][]byte{
-		nil, {1}, []byte("GET / HTTP/1.1\r\n"), {'H', 'S', 2, 1}, {'H', 'S', 1, 0x7f, 1, 2, 3},
-		{'H', 'S', 1, 1, 0xff}, good[:len(good)-1],
-		append(append([]byte(nil), good...), 0xff), // a valid message followed by garbage: all refused
-	}
-	for _, b := range bad {
-		c.Handle(h.now, addr(0), b)
-	}
-	s := c.Stats()
-	require.Equal(t, uint64(len(bad)-2), s.Dropped[DropMalformed])
-	require.Equal(t, uint64(1), s.Dropped[DropVersion])
-	require.Equal(t, uint64(1), s.Dropped[DropUnknownType])
-	require.Zero(t, s.Delivered, "nothing of a malformed datagram is accepted")
-	// And the node still works.
-	h.push(0, "a", []byte("x"))
-	h.run(2 * time.Second)
-	require.Len(t, h.delivered[1], 1)
-}
-
-func TestDeterministic(t *testing.T) {
-	trace := func() []byte {
-		h := newHarness(t, 6, nil)
-		for i := 0; i < 20; i++ {
-			h.push(i%6, "a", []byte{byte(i)})
-			h.run(100 * time.Millisecond)
-		}
-		h.run(3 * time.Second)
-		var all []byte
-		for _, d := range h.sent {
-			all = append(all, d.To.String()...)
-			all = append(all, d.Data...)
-		}
-		return all
-	}
-	require.Equal(t, trace(), trace())
 }
 
 func TestConfigValidation(t *testing.T) {
