@@ -13,7 +13,8 @@
 // the seeded source in Config.Rand, so the same inputs always give the same
 // outputs. The node runtime (package node) drives a Core with a UDP socket
 // and real timers; the simulator (package simulations) drives thousands of
-// them from one goroutine with a virtual clock.
+// them from one goroutine with a virtual clock; and tests drive a few with
+// package gossiptest, on the in-memory network.
 //
 // The caller's loop, in full:
 //
