@@ -96,12 +96,16 @@ type Network struct {
 	stats     NetworkStats
 }
 
-// Endpoint is one address attached to a Network.
+// Endpoint is one address attached to a Network. It is a Transport: a
+// node runs on it as on a UDP socket, with the Network as its clock.
 type Endpoint struct {
 	net      *Network
 	addr     netip.AddrPort
-	handler  Handler
+	handler  Handler // nil until Start, for an endpoint made by Listen
 	detached bool
+	// stats counts for an endpoint made by Listen; one made by Attach
+	// counts nothing, to stay small when there are a million of them.
+	stats *Stats
 }
 
 // eventKey is what the heap orders. It is kept small (24 bytes) because
@@ -153,17 +157,38 @@ func (n *Network) Now() time.Time { return n.start.Add(time.Duration(n.now)) }
 // Attach connects a handler at addr. IPv4-mapped IPv6 addresses are
 // unmapped, as UDP does with source addresses.
 func (n *Network) Attach(addr netip.AddrPort, h Handler) (*Endpoint, error) {
+	if h == nil {
+		return nil, fmt.Errorf("transport: attach %s: nil handler", addr)
+	}
+	e, err := n.attach(addr)
+	if err != nil {
+		return nil, err
+	}
+	e.handler = h
+	return e, nil
+}
+
+// Listen attaches an endpoint at addr that receives nothing until Start:
+// datagrams that arrive before are counted as Undeliverable, as if nobody
+// listened yet. It is the in-memory counterpart of ListenUDP.
+func (n *Network) Listen(addr netip.AddrPort) (*Endpoint, error) {
+	e, err := n.attach(addr)
+	if err != nil {
+		return nil, err
+	}
+	e.stats = &Stats{}
+	return e, nil
+}
+
+func (n *Network) attach(addr netip.AddrPort) (*Endpoint, error) {
 	addr = unmapAddrPort(addr)
 	if !addr.IsValid() {
 		return nil, fmt.Errorf("transport: attach %s: invalid address", addr)
 	}
-	if h == nil {
-		return nil, fmt.Errorf("transport: attach %s: nil handler", addr)
-	}
 	if _, taken := n.endpoints[addr]; taken {
 		return nil, fmt.Errorf("transport: attach %s: %w", addr, ErrAddressInUse)
 	}
-	e := &Endpoint{net: n, addr: addr, handler: h}
+	e := &Endpoint{net: n, addr: addr}
 	n.endpoints[addr] = e
 	return e, nil
 }
@@ -183,20 +208,79 @@ func (n *Network) Detach(addr netip.AddrPort) {
 // Addr is the endpoint's address.
 func (e *Endpoint) Addr() netip.AddrPort { return e.addr }
 
+// LocalAddr is Addr, for Transport.
+func (e *Endpoint) LocalAddr() netip.AddrPort { return e.addr }
+
+// Start hands every datagram delivered from now on to h, as a batch of
+// one, inside Step or RunUntil. An endpoint made by Attach already has its
+// handler and cannot be started.
+func (e *Endpoint) Start(h BatchHandler) error {
+	switch {
+	case h == nil:
+		return errors.New("transport: start: nil handler")
+	case e.detached:
+		return fmt.Errorf("transport: start %s: %w", e.addr, ErrDetached)
+	case e.handler != nil:
+		return fmt.Errorf("transport: start %s: already started", e.addr)
+	}
+	var batch [1]Received
+	e.handler = func(from netip.AddrPort, datagram []byte) {
+		batch[0] = Received{From: from, Data: datagram}
+		h(batch[:])
+		batch[0] = Received{} // the datagram goes back to the pool
+	}
+	return nil
+}
+
+// SendBatch sends the datagrams one by one, as Send does. A datagram Send
+// refuses is counted in Stats().WriteErrors and skipped; the first such
+// error is returned after the rest went out.
+func (e *Endpoint) SendBatch(datagrams []Datagram) error {
+	var first error
+	for _, d := range datagrams {
+		if err := e.Send(d.To, d.Data); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Close detaches the endpoint (see Network.Detach). Calling it again does
+// nothing, even once another endpoint has attached at the same address.
+func (e *Endpoint) Close() error {
+	if !e.detached {
+		e.net.Detach(e.addr)
+	}
+	return nil
+}
+
+// Stats returns the counters of an endpoint made by Listen (one made by
+// Attach counts nothing; Network.Stats counts for all). Datagrams lost or
+// partitioned on their way count as sent, as they would on a socket;
+// ReadErrors and Oversized stay zero (Send refuses datagrams that are too
+// large).
+func (e *Endpoint) Stats() Stats {
+	if e.stats == nil {
+		return Stats{}
+	}
+	return *e.stats
+}
+
 // Send copies datagram and schedules its delivery to to after the network's
 // latency, unless it is lost or blocked by a partition. Like UDP, it reports
 // no error for a datagram that will not arrive.
 func (e *Endpoint) Send(to netip.AddrPort, datagram []byte) error {
 	n := e.net
-	if e.detached {
-		return fmt.Errorf("transport: send from %s: %w", e.addr, ErrDetached)
-	}
-	if len(datagram) > n.maxDatagram {
-		return fmt.Errorf("transport: send %d bytes to %s: %w (max %d)", len(datagram), to, ErrDatagramTooLarge, n.maxDatagram)
+	if err := e.check(to, datagram); err != nil {
+		if e.stats != nil {
+			e.stats.WriteErrors++
+		}
+		return err
 	}
 	to = unmapAddrPort(to)
-	if !to.IsValid() {
-		return fmt.Errorf("transport: send to %s: invalid address", to)
+	if e.stats != nil {
+		e.stats.DatagramsOut++
+		e.stats.BytesOut += uint64(len(datagram))
 	}
 	n.stats.Sent++
 	n.stats.BytesSent += uint64(len(datagram))
@@ -242,6 +326,50 @@ func (n *Network) At(t time.Time, fn func()) {
 	n.schedule(at, eventBody{fn: fn})
 }
 
+// check reports why Send refuses a datagram, or nil.
+func (e *Endpoint) check(to netip.AddrPort, datagram []byte) error {
+	switch {
+	case e.detached:
+		return fmt.Errorf("transport: send from %s: %w", e.addr, ErrDetached)
+	case len(datagram) > e.net.maxDatagram:
+		return fmt.Errorf("transport: send %d bytes to %s: %w (max %d)", len(datagram), to, ErrDatagramTooLarge, e.net.maxDatagram)
+	case !unmapAddrPort(to).IsValid():
+		return fmt.Errorf("transport: send to %s: invalid address", to)
+	}
+	return nil
+}
+
+// AfterFunc schedules f to run d from now, like At(Now().Add(d), f), and
+// returns a func that cancels it: stop reports whether it did so before f
+// ran. With Now, it makes the Network a clock that code written against
+// time.AfterFunc can run on. A cancelled call still counts in Pending until
+// its time comes.
+func (n *Network) AfterFunc(d time.Duration, f func()) (stop func() bool) {
+	const (
+		pending = iota
+		fired
+		stopped
+	)
+	state := pending
+	at := n.now + max(int64(d), 0)
+	if at < n.now { // "never" must not wrap around
+		at = math.MaxInt64
+	}
+	n.schedule(at, eventBody{fn: func() {
+		if state == pending {
+			state = fired
+			f()
+		}
+	}})
+	return func() bool {
+		if state != pending {
+			return false
+		}
+		state = stopped
+		return true
+	}
+}
+
 // Step runs the next event and advances the clock to its time. It reports
 // false, doing nothing, when no event is pending.
 func (n *Network) Step() bool {
@@ -273,12 +401,16 @@ func (n *Network) deliver(from, to netip.AddrPort, datagram []byte) {
 		return
 	}
 	e, ok := n.endpoints[to]
-	if !ok {
+	if !ok || e.handler == nil {
 		n.stats.Undeliverable++
 		return
 	}
 	n.stats.Delivered++
 	n.stats.BytesDelivered += uint64(len(datagram))
+	if e.stats != nil {
+		e.stats.DatagramsIn++
+		e.stats.BytesIn += uint64(len(datagram))
+	}
 	e.handler(from, datagram)
 }
 

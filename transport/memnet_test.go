@@ -389,3 +389,79 @@ func BenchmarkNetworkSendDeliver(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 }
+
+// An endpoint made by Listen is a Transport: it receives nothing until
+// Start, counts what it sends and receives, and Close detaches it.
+func TestEndpointTransport(t *testing.T) {
+	n := NewNetwork(NetworkConfig{MaxDatagram: 100})
+	a, err := n.Listen(addr(1))
+	require.NoError(t, err)
+	b, err := n.Listen(addr(2))
+	require.NoError(t, err)
+	_, err = n.Listen(addr(2))
+	require.ErrorIs(t, err, ErrAddressInUse)
+	var ta Transport = a
+	require.Equal(t, addr(1), ta.LocalAddr())
+
+	require.NoError(t, a.Send(addr(2), []byte("before start")))
+	n.RunUntil(n.Now().Add(time.Second))
+	require.Equal(t, uint64(1), n.Stats().Undeliverable, "nobody listens yet")
+
+	var got []string
+	require.NoError(t, b.Start(func(batch []Received) {
+		for _, r := range batch {
+			require.Equal(t, addr(1), r.From)
+			got = append(got, string(r.Data))
+		}
+	}))
+	require.Error(t, b.Start(func([]Received) {}), "started once")
+	require.Error(t, a.Start(nil))
+	err = ta.SendBatch([]Datagram{
+		{To: addr(2), Data: []byte("one")},
+		{To: addr(2), Data: make([]byte, 101)},
+		{To: addr(2), Data: []byte("two")},
+	})
+	require.ErrorIs(t, err, ErrDatagramTooLarge, "the first error, after the rest went out")
+	n.RunUntil(n.Now().Add(time.Second))
+	require.Equal(t, []string{"one", "two"}, got)
+	require.Equal(t, Stats{DatagramsOut: 3, BytesOut: 18, WriteErrors: 1}, a.Stats())
+	require.Equal(t, Stats{DatagramsIn: 2, BytesIn: 6}, b.Stats())
+
+	require.NoError(t, b.Close())
+	require.ErrorIs(t, b.Start(func([]Received) {}), ErrDetached)
+	c, err := n.Listen(addr(2))
+	require.NoError(t, err, "the address is free again")
+	require.NoError(t, b.Close(), "closing again leaves the new endpoint alone")
+	require.NoError(t, c.Start(func([]Received) { got = append(got, "c") }))
+	require.NoError(t, a.Send(addr(2), []byte("x")))
+	n.RunUntil(n.Now().Add(time.Second))
+	require.Equal(t, []string{"one", "two", "c"}, got)
+
+	e, err := n.Attach(addr(3), func(netip.AddrPort, []byte) {})
+	require.NoError(t, err)
+	require.Error(t, e.Start(func([]Received) {}), "Attach gave it its handler")
+	require.Zero(t, e.Stats(), "an attached endpoint keeps no counters")
+}
+
+// AfterFunc runs f on virtual time; stop cancels it before it runs, and
+// only then.
+func TestNetworkAfterFunc(t *testing.T) {
+	start := time.Unix(0, 0).UTC()
+	n := NewNetwork(NetworkConfig{Start: start})
+	var ran []time.Duration
+	note := func() { ran = append(ran, n.Now().Sub(start)) }
+	stopA := n.AfterFunc(2*time.Second, note)
+	stopB := n.AfterFunc(time.Second, note)
+	stopC := n.AfterFunc(3*time.Second, note)
+	n.AfterFunc(-time.Second, note) // at once
+	n.AfterFunc(time.Duration(1<<62), note)
+	require.True(t, stopB())
+	require.False(t, stopB(), "stopped already")
+	n.RunUntil(start.Add(2 * time.Second))
+	require.Equal(t, []time.Duration{0, 2 * time.Second}, ran)
+	require.False(t, stopA(), "it ran")
+	require.True(t, stopC())
+	n.RunUntil(start.Add(time.Hour))
+	require.Len(t, ran, 2)
+	require.Equal(t, 1, n.Pending(), "the far one waits")
+}

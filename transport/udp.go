@@ -16,11 +16,6 @@ import (
 // 65535 - 20 (IP header) - 8 (UDP header).
 const MaxUDPPayload = 65507
 
-// Handler receives one datagram. datagram is only valid during the call: the
-// buffer is reused for the next datagram, so a handler that keeps any of it
-// must copy it.
-type Handler func(from netip.AddrPort, datagram []byte)
-
 // UDPConfig configures a UDP transport. The zero value is ready to use.
 type UDPConfig struct {
 	// ReadBuffer is the socket receive buffer (SO_RCVBUF) in bytes. A large
@@ -32,7 +27,7 @@ type UDPConfig struct {
 	// Default (0): 4 MiB. A negative value leaves the system default.
 	WriteBuffer int
 	// MaxDatagram is the largest datagram, in bytes, handed to the Handler.
-	// Larger ones are dropped and counted in UDPStats.Oversized.
+	// Larger ones are dropped and counted in Stats.Oversized.
 	// Default (0): MaxUDPPayload (65507).
 	MaxDatagram int
 }
@@ -52,17 +47,6 @@ func (c UDPConfig) withDefaults() UDPConfig {
 	return c
 }
 
-// UDPStats counts what a UDP transport did since it was opened.
-type UDPStats struct {
-	DatagramsIn  uint64 // datagrams handed to the Handler
-	BytesIn      uint64 // bytes handed to the Handler
-	DatagramsOut uint64 // datagrams sent without error
-	BytesOut     uint64 // bytes sent without error
-	ReadErrors   uint64 // failed reads other than the one caused by Close
-	WriteErrors  uint64 // failed sends
-	Oversized    uint64 // datagrams larger than MaxDatagram, dropped
-}
-
 // UDP is a UDP socket carrying hearsay datagrams. Send is safe for
 // concurrent use, also while Serve runs.
 type UDP struct {
@@ -70,7 +54,10 @@ type UDP struct {
 	local       netip.AddrPort
 	maxDatagram int
 	closed      atomic.Bool
-	closeOnce   sync.Once
+
+	lifeMu  sync.Mutex     // orders Start and Close
+	started bool           // guarded by lifeMu
+	serving sync.WaitGroup // the goroutine of Start
 
 	batchMu    sync.Mutex // guards the SendBatch scratch below
 	batchConn  *ipv4.PacketConn
@@ -119,12 +106,6 @@ func ListenUDP(addr string, cfg UDPConfig) (*UDP, error) {
 	// ipv4.PacketConn only adds sendmmsg to the socket; on a dual-stack
 	// socket Linux takes IPv4 destinations in it as well.
 	return &UDP{conn: conn, local: local, maxDatagram: cfg.MaxDatagram, batchConn: ipv4.NewPacketConn(conn)}, nil
-}
-
-// Datagram is a datagram for SendBatch.
-type Datagram struct {
-	To   netip.AddrPort
-	Data []byte
 }
 
 // maxBatch bounds the datagrams of one sendmmsg call.
@@ -213,16 +194,6 @@ func (u *UDP) Send(to netip.AddrPort, datagram []byte) error {
 // readBuffers recycles Serve's read buffers across transports and restarts.
 var readBuffers sync.Pool // of *[]byte
 
-// Received is a datagram ServeBatch hands over. Data is only valid during
-// the handler's call.
-type Received struct {
-	From netip.AddrPort
-	Data []byte
-}
-
-// BatchHandler receives the datagrams of one read: one or more.
-type BatchHandler func(batch []Received)
-
 // readBatchSize is how many datagrams one recvmmsg call may return.
 const readBatchSize = 8
 
@@ -287,7 +258,7 @@ func (u *UDP) ServeBatch(h BatchHandler) error {
 // Serve reads datagrams and calls h for each, on the calling goroutine, one
 // at a time: a slow handler delays reading (the socket buffer absorbs
 // bursts). It blocks until Close and then returns nil. Transient read errors
-// are counted in UDPStats.ReadErrors and the loop goes on. Serve may run on
+// are counted in Stats.ReadErrors and the loop goes on. Serve may run on
 // several goroutines at once to read in parallel; each has its own buffers.
 // It is ServeBatch with the batches taken apart.
 func (u *UDP) Serve(h Handler) error {
@@ -301,23 +272,48 @@ func (u *UDP) Serve(h Handler) error {
 	})
 }
 
-// Close closes the socket and makes Serve return. Calling it again does
-// nothing and returns nil.
+// Start runs ServeBatch(h) on a goroutine of its own, until Close, which
+// waits for it.
+func (u *UDP) Start(h BatchHandler) error {
+	if h == nil {
+		return errors.New("transport: start: nil handler")
+	}
+	u.lifeMu.Lock()
+	defer u.lifeMu.Unlock()
+	switch {
+	case u.closed.Load():
+		return fmt.Errorf("transport: start udp %s: closed", u.local)
+	case u.started:
+		return fmt.Errorf("transport: start udp %s: already started", u.local)
+	}
+	u.started = true
+	u.serving.Add(1)
+	go func() {
+		defer u.serving.Done()
+		_ = u.ServeBatch(h) // its only error is a nil handler
+	}()
+	return nil
+}
+
+// Close closes the socket, makes Serve return and waits for the goroutine
+// of Start to end. Calling it again does nothing and returns nil.
 func (u *UDP) Close() error {
+	u.lifeMu.Lock()
 	var err error
-	u.closeOnce.Do(func() {
-		u.closed.Store(true)
+	if !u.closed.Swap(true) {
 		if cerr := u.conn.Close(); cerr != nil {
 			err = fmt.Errorf("transport: close udp %s: %w", u.local, cerr)
 		}
-	})
+	}
+	u.lifeMu.Unlock()
+	u.serving.Wait()
 	return err
 }
 
 // Stats returns the counters. Each is read atomically; together they are
 // not one consistent snapshot while traffic flows.
-func (u *UDP) Stats() UDPStats {
-	return UDPStats{
+func (u *UDP) Stats() Stats {
+	return Stats{
 		DatagramsIn:  u.datagramsIn.Load(),
 		BytesIn:      u.bytesIn.Load(),
 		DatagramsOut: u.datagramsOut.Load(),

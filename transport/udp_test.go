@@ -86,8 +86,8 @@ func TestUDPExchange(t *testing.T) {
 	}
 
 	sa, sb := a.Stats(), b.Stats()
-	require.Equal(t, UDPStats{DatagramsIn: 5, BytesIn: 20, DatagramsOut: 5, BytesOut: 25}, sa)
-	require.Equal(t, UDPStats{DatagramsIn: 5, BytesIn: 25, DatagramsOut: 5, BytesOut: 20}, sb)
+	require.Equal(t, Stats{DatagramsIn: 5, BytesIn: 20, DatagramsOut: 5, BytesOut: 25}, sa)
+	require.Equal(t, Stats{DatagramsIn: 5, BytesIn: 25, DatagramsOut: 5, BytesOut: 20}, sb)
 }
 
 func TestUDPCloseStopsServe(t *testing.T) {
@@ -320,4 +320,37 @@ func TestUDPServeBatch(t *testing.T) {
 		t.Fatal("ServeBatch did not return after Close")
 	}
 	require.Error(t, receiver.ServeBatch(nil))
+}
+
+// Start serves on a goroutine of its own; Close waits for it, after which
+// the handler is never called again.
+func TestUDPStartAndClose(t *testing.T) {
+	receiver, err := ListenUDP("127.0.0.1:0", UDPConfig{})
+	require.NoError(t, err)
+	got := make(chan string, 10)
+	var running atomic.Bool
+	require.NoError(t, receiver.Start(func(batch []Received) {
+		running.Store(true)
+		for _, r := range batch {
+			got <- string(r.Data)
+		}
+		running.Store(false)
+	}))
+	require.Error(t, receiver.Start(func([]Received) {}), "started once")
+	require.Error(t, receiver.Start(nil))
+
+	var tr Transport = listenLoopback(t, UDPConfig{})
+	require.NoError(t, tr.SendBatch([]Datagram{{To: receiver.LocalAddr(), Data: []byte("one")}}))
+	select {
+	case s := <-got:
+		require.Equal(t, "one", s)
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing received")
+	}
+	require.NoError(t, receiver.Close())
+	require.False(t, running.Load(), "Close returned while the handler ran")
+	require.NoError(t, receiver.Close())
+	require.ErrorContains(t, receiver.Start(func([]Received) {}), "closed")
+	require.Equal(t, uint64(1), receiver.Stats().DatagramsIn)
+	require.Equal(t, uint64(1), tr.Stats().DatagramsOut)
 }
