@@ -22,14 +22,13 @@ type identity struct {
 	Name string `json:"name"`
 }
 
-// loadIdentity reads the identity in dir, creating it when absent. name, if
-// not empty, replaces the stored name. With dir empty nothing is stored.
-func loadIdentity(dir, name string) (gossip.NodeID, string, error) {
+// loadIdentity reads the identity in dir, creating it with newID when
+// absent. name, if not empty, replaces the stored name. With dir empty
+// nothing is stored.
+func loadIdentity(dir, name string, newID func() gossip.NodeID) (gossip.NodeID, string, error) {
 	var id gossip.NodeID
 	if dir == "" {
-		if _, err := rand.Read(id[:]); err != nil {
-			return id, "", fmt.Errorf("node: random ID: %w", err)
-		}
+		id = newID()
 		if name == "" {
 			name = defaultName()
 		}
@@ -39,9 +38,7 @@ func loadIdentity(dir, name string) (gossip.NodeID, string, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if _, err := rand.Read(id[:]); err != nil {
-			return id, "", fmt.Errorf("node: random ID: %w", err)
-		}
+		id = newID()
 		if name == "" {
 			name = defaultName()
 		}

@@ -313,18 +313,18 @@ func TestPatterns(t *testing.T) {
 
 func TestIdentityPersistsAndCorruptionIsClear(t *testing.T) {
 	dir := t.TempDir()
-	id1, name1, err := loadIdentity(dir, "")
+	id1, name1, err := loadIdentity(dir, "", testID)
 	require.NoError(t, err)
 	require.NotEmpty(t, name1)
-	id2, name2, err := loadIdentity(dir, "")
+	id2, name2, err := loadIdentity(dir, "", testID)
 	require.NoError(t, err)
 	require.Equal(t, id1, id2)
 	require.Equal(t, name1, name2)
-	_, name3, err := loadIdentity(dir, "renamed")
+	_, name3, err := loadIdentity(dir, "renamed", testID)
 	require.NoError(t, err)
 	require.Equal(t, "renamed", name3)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, identityFile), []byte("{not json"), 0o600))
-	_, _, err = loadIdentity(dir, "")
+	_, _, err = loadIdentity(dir, "", testID)
 	require.ErrorContains(t, err, "corrupt")
 }
 
@@ -343,3 +343,5 @@ func TestBadConfig(t *testing.T) {
 	_, err = New(Config{Bind: "127.0.0.1:0", DataDir: dir})
 	require.ErrorContains(t, err, "in use")
 }
+
+func testID() gossip.NodeID { return gossip.NodeID{1, 2, 3} }

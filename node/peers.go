@@ -57,8 +57,8 @@ const minUnanswered = 3
 // are forgotten, which only delays a suspicion or sends one ack early.
 const maxTracked = 1 << 14
 
-func newPeerSet(r registry.Registry, timeout time.Duration) *peerSet {
-	p := &peerSet{timeout: timeout, ackEvery: timeout / 4, now: time.Now,
+func newPeerSet(r registry.Registry, timeout time.Duration, now func() time.Time) *peerSet {
+	p := &peerSet{timeout: timeout, ackEvery: timeout / 4, now: now,
 		silent: map[netip.AddrPort]*silence{}, acked: map[netip.AddrPort]time.Time{}}
 	p.setRegistry(r)
 	return p

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,12 +51,10 @@ type agentConfig struct {
 	MemberlistProfile memberlist.Profile // memberlist's timings
 	DataDir           string             // empty: nothing kept (memory filter only)
 	Filter            string             // node.FilterLevelDB or node.FilterMemory
-	Gossip            gossip.Config
+	Gossip            gossip.Config      // the flags' fields, Retention and AEInterval (negative: off) included
 	LogLevel          slog.Level
 	LogFormat         string // "text" or "json"
 
-	Retention    time.Duration // how long the message log keeps messages
-	AEInterval   time.Duration // anti-entropy period; negative: off
 	Cluster      string        // salts the passphrase's key
 	Passphrase   []byte        // from --passphrase-file or HEARSAY_PASSPHRASE; empty: no encryption
 	APIToken     string        // empty: the API needs no token
@@ -63,6 +62,7 @@ type agentConfig struct {
 }
 
 func (p *program) agentCommand() *cli.Command {
+	def := node.DefaultConfig() // the flags' defaults are the library's
 	return &cli.Command{
 		Name:  "agent",
 		Usage: "run a node until interrupted (SIGHUP re-reads --peers-file)",
@@ -72,11 +72,11 @@ func (p *program) agentCommand() *cli.Command {
 			"re-resolves the peers' host names (a changed file is also picked up within a second).",
 		Flags: []cli.Flag{
 			stringFlag("name", "", "the node's `NAME` in status and logs (default: the name kept in --data-dir, else hostname-xxxx)"),
-			stringFlag("bind", "0.0.0.0:7600", "UDP `HOST:PORT` to gossip on"),
+			stringFlag("bind", def.Bind, "UDP `HOST:PORT` to gossip on"),
 			stringFlag("advertise", "", "`HOST:PORT` other agents reach this one at, when it differs from --bind (NAT, 0.0.0.0)"),
 			stringFlag("api", "127.0.0.1:7601", "`HOST:PORT` of the HTTP API, or unix:/PATH for a Unix socket (mode 0600); empty disables the API"),
 			stringFlag("api-token", "", "require `TOKEN` as \"Authorization: Bearer TOKEN\" on every API endpoint but /healthz"),
-			stringFlag("cluster", "hearsay", "cluster `NAME`; with a passphrase it salts the key, so all agents of a cluster must agree"),
+			stringFlag("cluster", def.Cluster, "cluster `NAME`; with a passphrase it salts the key, so all agents of a cluster must agree"),
 			stringFlag("passphrase-file", "", "`FILE` holding the cluster passphrase (or set HEARSAY_PASSPHRASE); without one, gossip is not encrypted"),
 			stringFlag("replay-window", "30s", "drop sealed datagrams whose timestamp is further than `DURATION` from this clock"),
 			stringFlag("peers", "", "comma-separated `LIST` of HOST:PORT of the agents to gossip with; this agent's own address may be in it"),
@@ -87,13 +87,13 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("memberlist-profile", "lan", "memberlist's timings with --registry memberlist: lan, wan or local (`PROFILE`)"),
 			stringFlag("data-dir", "./hearsay-data", "`DIR` keeping the node's identity and seen filter; empty keeps nothing (needs --filter memory)"),
 			stringFlag("filter", node.FilterLevelDB, "seen filter `KIND`: leveldb (survives restarts, in --data-dir) or memory"),
-			stringFlag("fanout", "3", "pull from `N` random peers per round (1 to 64)"),
-			stringFlag("interval", "200ms", "`DURATION` of a gossip round"),
-			stringFlag("max-packet-size", "1400", "largest datagram in `BYTES` (512 to 65507); larger messages travel as chunks"),
-			stringFlag("max-message-size", "1048576", "largest payload in `BYTES` a message may carry (1 to 1073741824); above one datagram it is sent as chunks"),
-			stringFlag("cache-rounds", "30", "offer a new message to pullers for `N` rounds (1 to 100000)"),
-			stringFlag("retention", "10m", "keep accepted messages in the log for `DURATION` (at most 10m), for anti-entropy and resumed streams"),
-			stringFlag("ae-interval", "10s", "reconcile with a random peer every `DURATION` (Merkle anti-entropy); 0 turns it off"),
+			stringFlag("fanout", strconv.Itoa(def.Gossip.Fanout), "pull from `N` random peers per round (1 to 64)"),
+			stringFlag("interval", durationText(def.Gossip.Interval), "`DURATION` of a gossip round"),
+			stringFlag("max-packet-size", strconv.Itoa(def.Gossip.MaxPacketSize), "largest datagram in `BYTES` (512 to 65507); larger messages travel as chunks"),
+			stringFlag("max-message-size", strconv.Itoa(def.Gossip.MaxMessageSize), "largest payload in `BYTES` a message may carry (1 to 1073741824); above one datagram it is sent as chunks"),
+			stringFlag("cache-rounds", strconv.Itoa(def.Gossip.CacheRounds), "offer a new message to pullers for `N` rounds (1 to 100000)"),
+			stringFlag("retention", durationText(def.Gossip.Retention), "keep accepted messages in the log for `DURATION` (at most "+durationText(def.Gossip.MaxAge)+"), for anti-entropy and resumed streams"),
+			stringFlag("ae-interval", durationText(def.Gossip.AEInterval), "reconcile with a random peer every `DURATION` (Merkle anti-entropy); 0 turns it off"),
 			stringFlag("log-level", "info", "`LEVEL` of the logs: debug, info, warn or error"),
 			stringFlag("log-format", "text", "`FORMAT` of the logs on stderr: text or json"),
 		},
@@ -196,17 +196,17 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 	if cfg.Gossip.CacheRounds, err = intValue(c, "cache-rounds", 1, 100_000); err != nil {
 		return cfg, err
 	}
-	if cfg.Retention, err = durationValue(c, "retention", time.Second); err != nil {
+	if cfg.Gossip.Retention, err = durationValue(c, "retention", time.Second); err != nil {
 		return cfg, err
 	}
-	if cfg.Retention > 10*time.Minute {
-		return cfg, flagErrorf("retention", "at most 10m (messages older than that are refused anyway), got %s", cfg.Retention)
+	if maxAge := node.DefaultConfig().Gossip.MaxAge; cfg.Gossip.Retention > maxAge {
+		return cfg, flagErrorf("retention", "at most %s (messages older than that are refused anyway), got %s", durationText(maxAge), cfg.Gossip.Retention)
 	}
-	if cfg.AEInterval, err = durationValue(c, "ae-interval", 0); err != nil {
+	if cfg.Gossip.AEInterval, err = durationValue(c, "ae-interval", 0); err != nil {
 		return cfg, err
 	}
-	if cfg.AEInterval == 0 {
-		cfg.AEInterval = -1 // the node's "never"
+	if cfg.Gossip.AEInterval == 0 {
+		cfg.Gossip.AEInterval = -1 // the core's "never"
 	}
 	if cfg.LogLevel, err = logLevelValue(c, "log-level"); err != nil {
 		return cfg, err
@@ -262,17 +262,15 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 	logger := newLogger(p.stderr, cfg.LogLevel, cfg.LogFormat)
 
 	nc := node.Config{
-		Name:       cfg.Name,
-		DataDir:    cfg.DataDir,
-		Bind:       cfg.Bind,
-		Advertise:  cfg.Advertise,
-		Filter:     cfg.Filter,
-		Gossip:     cfg.Gossip,
-		Logger:     logger,
-		Cluster:    cfg.Cluster,
-		Retention:  cfg.Retention,
-		AEInterval: cfg.AEInterval,
-		Security:   security.SealerConfig{ReplayWindow: cfg.ReplayWindow},
+		Name:      cfg.Name,
+		DataDir:   cfg.DataDir,
+		Bind:      cfg.Bind,
+		Advertise: cfg.Advertise,
+		Filter:    cfg.Filter,
+		Gossip:    cfg.Gossip,
+		Logger:    logger,
+		Cluster:   cfg.Cluster,
+		Security:  security.SealerConfig{ReplayWindow: cfg.ReplayWindow},
 	}
 	var peers *static.Registry
 	switch cfg.Registry {

@@ -90,6 +90,19 @@ func durationValue(c *cli.Context, name string, min time.Duration) (time.Duratio
 	return d, nil
 }
 
+// durationText writes d as a flag's value is written: 10m and 1h rather
+// than time.Duration's 10m0s and 1h0m0s.
+func durationText(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 // choiceValue returns the flag's value if it is one of choices.
 func choiceValue(c *cli.Context, name string, choices ...string) (string, error) {
 	s := strings.ToLower(flagValue(c, name))

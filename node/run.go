@@ -1,0 +1,116 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The node does nothing on goroutines of its own: its transport calls the
+// receive path, and timers on its Clock call the core's Tick, the DHT's and
+// the peers file check. Each timed call takes n.mu, does its work and
+// schedules the next one; Close cancels those not started and waits for
+// those that have.
+
+// reloadInterval is how often a peers file is checked for changes.
+const reloadInterval = time.Second
+
+// timers are the node's scheduled calls, by their stop funcs (nil: not
+// scheduled). Guarded by n.mu.
+type timers struct {
+	tick, reload, dht, dhtSave func() bool
+	dhtAt                      time.Time // when the dht call is due
+}
+
+func (t *timers) stopAll() {
+	for _, stop := range []func() bool{t.tick, t.reload, t.dht, t.dhtSave} {
+		if stop != nil {
+			stop()
+		}
+	}
+}
+
+// afterLocked schedules f on the node's clock, d from now, and returns its
+// stop func. Close waits for f once it has started. Under n.mu, before
+// Close.
+func (n *Node) afterLocked(d time.Duration, f func()) (stop func() bool) {
+	n.wg.Add(1)
+	stopClock := n.clock.AfterFunc(d, func() {
+		defer n.wg.Done()
+		f()
+	})
+	return func() bool {
+		if stopClock() {
+			n.wg.Done()
+			return true
+		}
+		return false
+	}
+}
+
+// reloader is a registry that can re-read its source (a peers file).
+type reloader interface {
+	ReloadIfChanged() (bool, error)
+}
+
+// Start runs the node: the transport starts handing datagrams to the
+// receive path, and the timers start.
+func (n *Node) Start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	if !n.started.IsZero() {
+		return errors.New("node: already started")
+	}
+	if n.cfg.Memberlist != nil {
+		if err := n.startMemberlist(); err != nil {
+			return err
+		}
+	}
+	if err := n.transport.Start(n.receive); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	n.started = n.clock.Now()
+	n.timers.tick = n.afterLocked(0, n.tick)
+	if _, ok := n.cfg.Registry.(reloader); ok {
+		n.timers.reload = n.afterLocked(reloadInterval, n.reloadPeers)
+	}
+	if n.dht != nil {
+		n.startDHTLocked()
+	}
+	n.logger.Info("node started", "id", n.id.String(), "gossip_addr", n.Addr().String(), "filter", n.cfg.Filter)
+	return nil
+}
+
+// tick ticks the core, sends what it asks, and schedules the next tick at
+// the core's NextTick.
+func (n *Node) tick() {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	start := time.Now() // the histogram measures the work in real time, whatever the clock
+	n.core.Tick(n.clock.Now())
+	n.flushLocked()
+	n.timers.tick = n.afterLocked(n.core.NextTick().Sub(n.clock.Now()), n.tick)
+	n.mu.Unlock()
+	n.tickSeconds.Observe(time.Since(start).Seconds())
+}
+
+// reloadPeers re-reads the registry's peers file if it changed.
+func (n *Node) reloadPeers() {
+	r := n.cfg.Registry.(reloader)
+	if changed, err := r.ReloadIfChanged(); err != nil {
+		n.logger.Warn("peers file not reloaded, keeping the old peers", "err", err)
+	} else if changed {
+		n.logger.Info("peers file reloaded", "peers", len(n.cfg.Registry.Peers()))
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.closed {
+		n.timers.reload = n.afterLocked(reloadInterval, n.reloadPeers)
+	}
+}
