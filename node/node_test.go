@@ -5,190 +5,116 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/hearsay-io/hearsay/gossip"
+	"github.com/hearsay-io/hearsay/msglog"
+	"github.com/hearsay-io/hearsay/security"
+	"github.com/hearsay-io/hearsay/transport"
 )
 
-// settablePeers is a registry the test fills once every node is bound: it
-// also shows that any type with these two methods plugs in as a registry.
-type settablePeers struct {
-	mu    sync.RWMutex
-	peers []netip.AddrPort
-}
-
-func (p *settablePeers) set(peers []netip.AddrPort) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.peers = peers
-}
-
-func (p *settablePeers) Peers() []netip.AddrPort {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return append([]netip.AddrPort(nil), p.peers...)
-}
-
-func (p *settablePeers) SamplePeers(rng *rand.Rand, n int, dst []netip.AddrPort) []netip.AddrPort {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	for _, i := range rng.Perm(len(p.peers)) {
-		if n == 0 {
-			break
-		}
-		dst = append(dst, p.peers[i])
-		n--
-	}
-	return dst
-}
-
-var fastGossip = gossip.Config{Interval: 30 * time.Millisecond}
-
-// startCluster starts n nodes on 127.0.0.1, each with every other as peer.
-func startCluster(t *testing.T, n int, tweak func(i int, c *Config)) []*Node {
-	t.Helper()
-	var nodes []*Node
-	var regs []*settablePeers
-	for i := 0; i < n; i++ {
-		reg := &settablePeers{}
-		cfg := Config{Bind: "127.0.0.1:0", Registry: reg, Gossip: fastGossip, Name: fmt.Sprintf("n%d", i)}
-		if tweak != nil {
-			tweak(i, &cfg)
-		}
-		nd, err := New(cfg)
-		require.NoError(t, err)
-		t.Cleanup(func() { nd.Close() })
-		nodes = append(nodes, nd)
-		regs = append(regs, reg)
-	}
-	for i, reg := range regs {
-		var peers []netip.AddrPort
-		for j, nd := range nodes {
-			if j != i {
-				peers = append(peers, nd.Addr())
-			}
-		}
-		reg.set(peers)
-	}
-	for _, nd := range nodes {
-		require.NoError(t, nd.Start())
-	}
-	return nodes
-}
-
-// collector gathers a subscription's messages.
-type collector struct {
-	mu  sync.Mutex
-	got map[gossip.MessageID]int
-	all []gossip.Message
-}
-
-func collect(t *testing.T, s *Subscription) *collector {
-	c := &collector{got: map[gossip.MessageID]int{}}
-	go func() {
-		for m := range s.C {
-			c.mu.Lock()
-			c.got[m.ID]++
-			c.all = append(c.all, m)
-			c.mu.Unlock()
-		}
-	}()
-	return c
-}
-
-func (c *collector) distinct() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.got)
-}
-
-func (c *collector) counts() map[gossip.MessageID]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := map[gossip.MessageID]int{}
-	for k, v := range c.got {
-		out[k] = v
-	}
-	return out
-}
-
-// Ten nodes on real UDP sockets, 500 messages from three origins: every
-// node delivers each exactly once.
-func TestRealUDPClusterDeliversExactlyOnce(t *testing.T) {
+// Ten nodes, 500 messages from three origins, datagrams reordered by
+// jitter: every node delivers each exactly once, and a while later still
+// only once.
+func TestClusterDeliversExactlyOnce(t *testing.T) {
 	const nodes, messages = 10, 500
-	cluster := startCluster(t, nodes, nil)
-	var cols []*collector
-	for _, nd := range cluster {
-		s, err := nd.Subscribe(">")
-		require.NoError(t, err)
-		cols = append(cols, collect(t, s))
+	c := newMemNetwork(t, transport.NetworkConfig{Latency: time.Millisecond, Jitter: 3 * time.Millisecond})
+	for i := range nodes {
+		c.nodes = append(c.nodes, c.newNode(i, Config{Name: fmt.Sprintf("n%d", i), Registry: c.peersBut(i, nodes)}))
+		require.NoError(t, c.nodes[i].Start())
 	}
+	boxes := c.inboxes()
 	ids := map[gossip.MessageID]bool{}
-	for i := 0; i < messages; i++ {
-		id, err := cluster[i%3].Publish(context.Background(), "test.udp", []byte(fmt.Sprintf("message %d", i)))
+	for i := range messages {
+		id, err := c.nodes[i%3].Publish(context.Background(), "test.mem", []byte(fmt.Sprintf("message %d", i)))
 		require.NoError(t, err)
 		ids[id] = true
 		if i%50 == 49 {
-			time.Sleep(10 * time.Millisecond)
+			c.run(10 * time.Millisecond)
 		}
 	}
 	require.Len(t, ids, messages)
-	for i, c := range cols {
-		require.Eventually(t, func() bool { return c.distinct() == messages }, 60*time.Second, 20*time.Millisecond,
-			"node %d delivered %d of %d", i, c.distinct(), messages)
+	for i, b := range boxes {
+		c.waitFor(time.Minute, func() bool { return b.distinct() == messages }, "node %d delivered %d of %d", i, b.distinct(), messages)
 	}
-	// A few more rounds: nothing is delivered twice.
-	time.Sleep(20 * fastGossip.Interval)
-	for i, c := range cols {
-		counts := c.counts()
-		require.Len(t, counts, messages, "node %d", i)
-		for id, k := range counts {
-			require.True(t, ids[id], "node %d delivered a message nobody published", i)
-			require.Equal(t, 1, k, "node %d delivered %v %d times", i, id, k)
-		}
+	c.run(20 * gossip.DefaultConfig(gossip.NodeID{}, nil).Interval)
+	for i, b := range boxes {
+		b.requireOnce(t, ids, "node %d", i)
 	}
-	st := cluster[9].Stats()
+	st := c.nodes[9].Stats()
 	require.Equal(t, uint64(messages), st.Gossip.Delivered)
-	require.NotZero(t, st.UDP.DatagramsIn)
+	require.NotZero(t, st.UDP.DatagramsIn, "the endpoint counts")
 }
 
-// A burst larger than one answer reaches a sealed node over real UDP in
-// answers that end with MORE, each pulled again at once: every message
-// once, MOREs sent and acted on, and what they say visible in /metrics.
+// The same cluster over real UDP sockets, sealed: the socket path, batch
+// reads and writes, and sealing, end to end.
+func TestRealUDPClusterSealedDeliversExactlyOnce(t *testing.T) {
+	t.Parallel()
+	const nodes, messages = 5, 200
+	cluster := startCluster(t, nodes, func(i int, c *Config) { c.Keyring = ringFor(t, "real UDP passphrase") })
+	var boxes []*inbox
+	for _, nd := range cluster {
+		boxes = append(boxes, subscribe(t, nd, ">"))
+		require.True(t, nd.Encrypted())
+	}
+	ids := map[gossip.MessageID]bool{}
+	for i := range messages {
+		id, err := cluster[i%3].Publish(context.Background(), "test.udp", []byte(fmt.Sprintf("message %d", i)))
+		require.NoError(t, err)
+		ids[id] = true
+	}
+	for i, b := range boxes {
+		require.Eventually(t, func() bool { return b.distinct() == messages }, 60*time.Second, 10*time.Millisecond,
+			"node %d delivered %d of %d", i, b.distinct(), messages)
+	}
+	// Twenty more rounds everywhere: nothing is delivered twice.
+	rounds := make([]uint64, nodes)
+	for i, nd := range cluster {
+		rounds[i] = nd.Stats().Gossip.Rounds
+	}
+	for i, nd := range cluster {
+		require.Eventually(t, func() bool { return nd.Stats().Gossip.Rounds >= rounds[i]+20 }, 30*time.Second, 10*time.Millisecond)
+	}
+	for i, b := range boxes {
+		b.requireOnce(t, ids, "node %d", i)
+	}
+	st := cluster[nodes-1].Stats()
+	require.Equal(t, uint64(messages), st.Gossip.Delivered)
+	require.NotZero(t, st.UDP.DatagramsIn)
+	require.NotZero(t, st.UDP.DatagramsOut)
+	require.Zero(t, st.Drops["auth_failed"]+st.Drops["plaintext"])
+}
+
+// A burst larger than one answer reaches a sealed node in answers that end
+// with MORE, each pulled again at once: every message once, MOREs sent and
+// acted on, and what they say visible in /metrics.
 func TestBurstComesInAnswersPulledAgainOnMore(t *testing.T) {
 	const messages = 2000
-	cluster := startCluster(t, 2, func(i int, c *Config) {
+	c := newMemCluster(t, 2, func(i int, c *Config) {
 		c.Gossip.MaxAnswerBytes = 16 << 10
 		c.Keyring = ringFor(t, "burst passphrase")
+		c.SubscriberBuffer = messages
 	})
-	s, err := cluster[1].Subscribe(">")
-	require.NoError(t, err)
-	col := collect(t, s)
+	got := subscribe(t, c.nodes[1], ">")
 	payload := bytes.Repeat([]byte("m"), 200)
-	for i := 0; i < messages; i++ {
-		_, err := cluster[0].Publish(context.Background(), "burst", payload)
+	for range messages {
+		_, err := c.nodes[0].Publish(context.Background(), "burst", payload)
 		require.NoError(t, err)
 	}
-	require.Eventually(t, func() bool { return col.distinct() == messages }, 60*time.Second, 20*time.Millisecond,
-		"delivered %d of %d", col.distinct(), messages)
-	for _, k := range col.counts() {
-		require.Equal(t, 1, k)
-	}
-	sent, got := cluster[0].Stats().Gossip, cluster[1].Stats().Gossip
+	c.waitFor(time.Minute, func() bool { return got.distinct() == messages }, "delivered %d of %d", got.distinct(), messages)
+	got.requireOnce(t, nil)
+	sent, recv := c.nodes[0].Stats().Gossip, c.nodes[1].Stats().Gossip
 	require.NotZero(t, sent.MoresOut, "answers were cut short and said so")
-	require.NotZero(t, got.Repulls, "and were pulled again")
-	require.Zero(t, got.Duplicates)
+	require.NotZero(t, recv.Repulls, "and were pulled again")
+	require.Zero(t, recv.Duplicates)
 
-	srv := apiServer(t, cluster[1], APIConfig{})
+	srv := apiServer(t, c.nodes[1], APIConfig{})
 	resp, err := http.Get(srv.URL + "/metrics")
 	require.NoError(t, err)
 	text, _ := io.ReadAll(resp.Body)
@@ -201,50 +127,40 @@ func TestBurstComesInAnswersPulledAgainOnMore(t *testing.T) {
 // never delivers again a message it delivered before.
 func TestLevelDBRestartNeverRedelivers(t *testing.T) {
 	dir := t.TempDir()
-	cluster := startCluster(t, 2, func(i int, c *Config) {
+	c := newMemCluster(t, 2, func(i int, c *Config) {
 		if i == 0 {
-			c.DataDir = dir
-			c.Name = ""
+			c.DataDir, c.Name = dir, ""
 		}
 	})
-	a, b := cluster[0], cluster[1]
-	bAddr := b.Addr()
-	sub, err := a.Subscribe(">")
-	require.NoError(t, err)
-	col := collect(t, sub)
+	a, b := c.nodes[0], c.nodes[1]
+	got := subscribe(t, a, ">")
 	first, err := b.Publish(context.Background(), "test.restart", []byte("before"))
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return col.distinct() == 1 }, 30*time.Second, 10*time.Millisecond)
+	c.waitFor(10*time.Second, func() bool { return got.distinct() == 1 })
 	oldID := a.ID()
 	require.NoError(t, a.Close())
 
 	// Reopen: same ID, and b still offers the first message (its cache
 	// keeps it 30 rounds): a must not deliver it again.
-	reg := &settablePeers{}
-	reg.set([]netip.AddrPort{bAddr})
-	a2, err := New(Config{Bind: "127.0.0.1:0", DataDir: dir, Registry: reg, Gossip: fastGossip})
-	require.NoError(t, err)
-	t.Cleanup(func() { a2.Close() })
+	a2 := c.newNode(0, Config{DataDir: dir, Registry: c.peersBut(0, 2)})
 	require.Equal(t, oldID, a2.ID())
-	sub2, err := a2.Subscribe(">")
-	require.NoError(t, err)
-	col2 := collect(t, sub2)
+	require.Equal(t, FilterLevelDB, a2.Status().Filter)
+	got2 := subscribe(t, a2, ">")
 	require.NoError(t, a2.Start())
-	require.Eventually(t, func() bool { return a2.Stats().Gossip.Duplicates > 0 }, 30*time.Second, 10*time.Millisecond,
+	c.waitFor(10*time.Second, func() bool { return a2.Stats().Gossip.Duplicates > 0 },
 		"the reopened node is offered the old message again")
 	second, err := b.Publish(context.Background(), "test.restart", []byte("after"))
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return col2.distinct() == 1 }, 30*time.Second, 10*time.Millisecond)
-	counts := col2.counts()
-	require.Equal(t, 1, counts[second])
-	require.Zero(t, counts[first], "delivered again after restart")
+	c.waitFor(10*time.Second, func() bool { return got2.distinct() == 1 })
+	require.Equal(t, 1, got2.count(second))
+	require.Zero(t, got2.count(first), "delivered again after restart")
 }
 
 func TestPublishErrors(t *testing.T) {
-	nd := startCluster(t, 1, func(i int, c *Config) {
+	nd := newMemCluster(t, 1, func(i int, c *Config) {
 		c.Gossip.MaxPacketSize = 600
 		c.Gossip.MaxMessageSize = 600
-	})[0]
+	}).nodes[0]
 	ctx := context.Background()
 	_, err := nd.Publish(ctx, "bad topic", nil)
 	require.ErrorIs(t, err, gossip.ErrInvalidTopic)
@@ -254,24 +170,27 @@ func TestPublishErrors(t *testing.T) {
 	cancel()
 	_, err = nd.Publish(cctx, "ok", nil)
 	require.ErrorIs(t, err, context.Canceled)
+	st := nd.Stats()
+	require.Equal(t, uint64(1), st.Refused[refusedInvalidTopic])
+	require.Equal(t, uint64(1), st.Refused[refusedTooLarge])
 	require.NoError(t, nd.Close())
 	_, err = nd.Publish(ctx, "ok", nil)
 	require.ErrorIs(t, err, ErrClosed)
 	_, err = nd.Subscribe(">")
 	require.ErrorIs(t, err, ErrClosed)
+	require.ErrorIs(t, nd.Start(), ErrClosed)
+	require.NoError(t, nd.Close(), "closing again")
 }
 
 func TestSlowSubscriberIsCutOffAlone(t *testing.T) {
-	nd := startCluster(t, 1, func(i int, c *Config) { c.SubscriberBuffer = 3 })[0]
+	nd := newMemCluster(t, 1, func(i int, c *Config) { c.SubscriberBuffer = 3 }).nodes[0]
 	slow, err := nd.Subscribe(">")
 	require.NoError(t, err)
-	fast, err := nd.Subscribe("a.*")
-	require.NoError(t, err)
-	fastCol := collect(t, fast)
-	for i := 0; i < 10; i++ {
+	fast := subscribe(t, nd, "a.*")
+	for i := range 10 {
 		_, err := nd.Publish(context.Background(), "a.b", []byte{byte(i)})
 		require.NoError(t, err)
-		time.Sleep(time.Millisecond) // let the fast reader keep up
+		fast.read() // the fast reader keeps up
 	}
 	n := 0
 	for range slow.C {
@@ -279,10 +198,97 @@ func TestSlowSubscriberIsCutOffAlone(t *testing.T) {
 	}
 	require.Equal(t, 3, n, "the slow subscriber got its buffer, then its channel closed")
 	require.ErrorIs(t, slow.Err(), ErrSlowSubscriber)
-	require.Eventually(t, func() bool { return fastCol.distinct() == 10 }, 10*time.Second, time.Millisecond)
-	require.NoError(t, fast.Err())
-	fast.Close()
-	require.ErrorIs(t, fast.Err(), ErrClosed)
+	require.Equal(t, 10, fast.distinct())
+	require.NoError(t, fast.sub.Err())
+	fast.sub.Close()
+	require.ErrorIs(t, fast.sub.Err(), ErrClosed)
+}
+
+// A cluster on the in-memory network is a pure function of its seeds: the
+// same run twice ends in the same state, counter for counter.
+func TestInMemoryClusterIsDeterministic(t *testing.T) {
+	run := func() []gossip.Stats {
+		c := newMemCluster(t, 4, func(i int, c *Config) { c.Keyring = ringFor(t, "deterministic passphrase") })
+		for i := range 40 {
+			_, err := c.nodes[i%4].Publish(context.Background(), "det", []byte{byte(i)})
+			require.NoError(t, err)
+			c.run(7 * time.Millisecond)
+		}
+		c.run(15 * time.Second) // an anti-entropy session or so too
+		var out []gossip.Stats
+		for _, nd := range c.nodes {
+			out = append(out, nd.Stats().Gossip)
+			require.NoError(t, nd.Close())
+		}
+		return out
+	}
+	first := run()
+	require.NotZero(t, first[0].AESessions)
+	require.Equal(t, first, run())
+}
+
+// DefaultConfig is what New makes of a zero Config: a node given it runs
+// as one given nothing.
+func TestDefaultConfig(t *testing.T) {
+	def := DefaultConfig()
+	g := gossip.DefaultConfig(gossip.NodeID{}, nil)
+	require.Equal(t, "0.0.0.0:7600", def.Bind)
+	require.Equal(t, "hearsay", def.Cluster)
+	require.Equal(t, FilterMemory, def.Filter)
+	require.Equal(t, 10*time.Second, def.PeerTimeout)
+	require.Equal(t, 1024, def.SubscriberBuffer)
+	require.Equal(t, security.DefaultKDFParams, def.KDF)
+	require.Equal(t, g.Fanout, def.Gossip.Fanout)
+	require.Equal(t, g.MaxPacketSize, def.Gossip.MaxPacketSize)
+	require.Equal(t, g.Retention, def.Gossip.Retention)
+	require.Equal(t, g.AEInterval, def.Gossip.AEInterval)
+	require.Nil(t, def.Gossip.Filter, "the node's own")
+	require.InDelta(t, 2.1*(1<<20), def.MaxBytesPerPeerRound, 0.05*(1<<20))
+
+	c := newMemNetwork(t, transport.NetworkConfig{})
+	zero := c.newNode(0, Config{})
+	fromDefaults := c.newNode(1, DefaultConfig())
+	require.Equal(t, zero.core.Config().MaxPacketSize, fromDefaults.core.Config().MaxPacketSize)
+	require.Equal(t, g.MaxPacketSize-security.Overhead, zero.core.Config().MaxPacketSize, "sealing room kept")
+	require.Equal(t, zero.limits.maxPerRound, fromDefaults.limits.maxPerRound)
+	require.Equal(t, def.MaxBytesPerPeerRound, zero.limits.maxPerRound)
+	zs, ds := zero.Status(), fromDefaults.Status()
+	require.Equal(t, zs.Fanout, ds.Fanout)
+	require.Equal(t, zs.Interval, ds.Interval)
+	require.Equal(t, zs.MaxPacketSize, ds.MaxPacketSize)
+	require.Equal(t, zero.core.Config().AEInterval, fromDefaults.core.Config().AEInterval)
+}
+
+// Config.Gossip's Retention and AEInterval reach the core; nothing
+// overrides them.
+func TestGossipConfigReachesTheCore(t *testing.T) {
+	nd := newMemCluster(t, 1, func(i int, c *Config) {
+		c.Gossip.Retention = time.Minute
+		c.Gossip.AEInterval = -1
+	}).nodes[0]
+	require.Equal(t, time.Minute, nd.core.Config().Retention)
+	require.Negative(t, nd.core.Config().AEInterval)
+}
+
+// A log given in Config.Log is the one the core keeps messages in, and the
+// node closes it with itself.
+func TestConfigLog(t *testing.T) {
+	log := msglog.NewMemory(0)
+	c := newMemCluster(t, 2, func(i int, c *Config) {
+		if i == 1 {
+			c.Log = log
+		}
+	})
+	id, err := c.nodes[0].Publish(context.Background(), "logged", []byte("kept"))
+	require.NoError(t, err)
+	c.waitFor(10*time.Second, func() bool { return log.Len() == 1 })
+	ok, err := log.Contains(id)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, 1, c.nodes[1].Status().LogMessages)
+	require.NoError(t, c.nodes[1].Close())
+	_, err = log.Contains(id)
+	require.ErrorIs(t, err, msglog.ErrClosed)
 }
 
 func TestPatterns(t *testing.T) {
@@ -315,10 +321,11 @@ func TestIdentityPersistsAndCorruptionIsClear(t *testing.T) {
 	dir := t.TempDir()
 	id1, name1, err := loadIdentity(dir, "", testID)
 	require.NoError(t, err)
+	require.Equal(t, testID(), id1)
 	require.NotEmpty(t, name1)
-	id2, name2, err := loadIdentity(dir, "", testID)
+	id2, name2, err := loadIdentity(dir, "", func() gossip.NodeID { return gossip.NodeID{9} })
 	require.NoError(t, err)
-	require.Equal(t, id1, id2)
+	require.Equal(t, id1, id2, "the stored ID, not a new one")
 	require.Equal(t, name1, name2)
 	_, name3, err := loadIdentity(dir, "renamed", testID)
 	require.NoError(t, err)
@@ -327,6 +334,8 @@ func TestIdentityPersistsAndCorruptionIsClear(t *testing.T) {
 	_, _, err = loadIdentity(dir, "", testID)
 	require.ErrorContains(t, err, "corrupt")
 }
+
+func testID() gossip.NodeID { return gossip.NodeID{1, 2, 3} }
 
 func TestBadConfig(t *testing.T) {
 	_, err := New(Config{Bind: "127.0.0.1:0", Filter: "redis"})
@@ -342,6 +351,14 @@ func TestBadConfig(t *testing.T) {
 	defer a.Close()
 	_, err = New(Config{Bind: "127.0.0.1:0", DataDir: dir})
 	require.ErrorContains(t, err, "in use")
+	// A failed New leaves what it was given open.
+	net := transport.NewNetwork(transport.NetworkConfig{})
+	ep, err := net.Listen(memAddr(0))
+	require.NoError(t, err)
+	log := msglog.NewMemory(0)
+	_, err = New(Config{Transport: ep, Clock: net, Log: log, Gossip: gossip.Config{Fanout: 100}})
+	require.ErrorContains(t, err, "Fanout")
+	require.NoError(t, ep.Start(func([]transport.Received) {}), "the transport is still usable")
+	_, err = log.Contains(msglog.ID{})
+	require.NoError(t, err, "the log is still open")
 }
-
-func testID() gossip.NodeID { return gossip.NodeID{1, 2, 3} }

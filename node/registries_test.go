@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/hearsay-io/hearsay/registry/dht"
 	"github.com/hearsay-io/hearsay/registry/memberlist"
 	"github.com/hearsay-io/hearsay/security"
+	"github.com/hearsay-io/hearsay/transport"
 )
 
 // A node that dies is skipped for gossip once it has not answered for
@@ -23,9 +25,10 @@ import (
 // PULL_ACK.
 func TestPeerHygiene(t *testing.T) {
 	const timeout = 600 * time.Millisecond
-	nodes := startCluster(t, 3, func(_ int, c *Config) { c.PeerTimeout = timeout })
+	c := newMemCluster(t, 3, func(_ int, c *Config) { c.PeerTimeout = timeout })
+	nodes := c.nodes
 	// Idle for many timeouts: nobody lacks anything, nobody is suspected.
-	time.Sleep(5 * timeout)
+	c.run(5 * timeout)
 	for i, nd := range nodes {
 		st := nd.Stats()
 		require.Zero(t, st.Peers.Suspected, "node %d suspected a live idle peer", i)
@@ -35,124 +38,108 @@ func TestPeerHygiene(t *testing.T) {
 	dead := nodes[2].Addr()
 	require.NoError(t, nodes[2].Close())
 	for _, nd := range nodes[:2] {
-		require.Eventually(t, func() bool {
+		c.waitFor(20*timeout, func() bool {
 			s := nd.SuspectPeers()
 			return len(s) == 1 && s[0] == dead
-		}, 20*timeout, 20*time.Millisecond)
+		})
 	}
 	// The survivors keep gossiping with each other.
-	sub, err := nodes[1].Subscribe(">")
-	require.NoError(t, err)
+	got := subscribe(t, nodes[1], ">")
 	id, err := nodes[0].Publish(context.Background(), "t", []byte("after the death"))
 	require.NoError(t, err)
-	got := collect(t, sub)
-	require.Eventually(t, func() bool { return got.count(id) == 1 }, 5*time.Second, 10*time.Millisecond)
+	c.waitFor(5*time.Second, func() bool { return got.count(id) == 1 })
 	before := nodes[0].Stats().Peers.PullsSkipped
-	require.Eventually(t, func() bool { return nodes[0].Stats().Peers.PullsSkipped > before }, 10*timeout, 10*time.Millisecond)
+	c.waitFor(10*timeout, func() bool { return nodes[0].Stats().Peers.PullsSkipped > before })
 
 	// The dead node comes back on its address: a probe pull (or its own
 	// pulls) clears the suspicion.
-	back, err := New(Config{Bind: dead.String(), Registry: peersOf(nodes[0].Addr(), nodes[1].Addr()),
-		Gossip: fastGossip, Name: "back", PeerTimeout: timeout})
-	require.NoError(t, err)
-	t.Cleanup(func() { back.Close() })
+	back := c.newNode(2, Config{Registry: c.peersBut(2, 3), Name: "back", PeerTimeout: timeout})
 	require.NoError(t, back.Start())
 	for _, nd := range nodes[:2] {
-		require.Eventually(t, func() bool { return len(nd.SuspectPeers()) == 0 }, 20*timeout, 20*time.Millisecond)
+		c.waitFor(20*timeout, func() bool { return len(nd.SuspectPeers()) == 0 })
 		require.NotZero(t, nd.Stats().Peers.Recovered)
 	}
 }
 
-func peersOf(addrs ...netip.AddrPort) *settablePeers {
-	p := &settablePeers{}
-	p.set(addrs)
-	return p
-}
-
-// fastDHT keeps the DHT's timers short, for tests.
+// fastDHT keeps the DHT's timers short.
 func fastDHT(bootstrap ...netip.AddrPort) *dht.Config {
 	return &dht.Config{Bootstrap: bootstrap, RequestTimeout: 200 * time.Millisecond,
 		PingInterval: time.Second, RefreshInterval: 2 * time.Second, SampleInterval: time.Second}
 }
 
-// Nodes running the DHT over their own sealed UDP sockets find each other
+// Nodes running the DHT over their own sealed transports find each other
 // through one seed, gossip with what they find, and keep their table in the
 // data dir across a restart.
 func TestDHTNodes(t *testing.T) {
-	ring := func() *security.Keyring {
-		k, err := security.DeriveKey([]byte("dht test passphrase"), "hearsay", fastKDF)
-		require.NoError(t, err)
-		r, err := security.NewKeyring(k)
-		require.NoError(t, err)
-		return r
-	}
-	dirs := make([]string, 6)
-	nodes := make([]*Node, 6)
+	t.Parallel()
+	const size = 6
+	c := newMemNetwork(t, transport.NetworkConfig{})
+	dirs := make([]string, size)
 	start := func(i int, bootstrap ...netip.AddrPort) *Node {
 		if dirs[i] == "" {
 			dirs[i] = t.TempDir()
 		}
-		nd, err := New(Config{Bind: "127.0.0.1:0", DataDir: dirs[i], DHT: fastDHT(bootstrap...),
-			Gossip: fastGossip, Name: fmt.Sprintf("d%d", i), Keyring: ring()})
-		require.NoError(t, err)
-		t.Cleanup(func() { nd.Close() })
+		nd := c.newNode(i, Config{DataDir: dirs[i], DHT: fastDHT(bootstrap...), Name: fmt.Sprintf("d%d", i),
+			Keyring: ringFor(t, "dht test passphrase")})
 		require.NoError(t, nd.Start())
 		return nd
 	}
-	nodes[0] = start(0)
-	for i := 1; i < len(nodes); i++ {
-		nodes[i] = start(i, nodes[0].Addr())
+	nodes := []*Node{start(0)}
+	for i := 1; i < size; i++ {
+		nodes = append(nodes, start(i, memAddr(0)))
 	}
+	c.nodes = nodes
 	for i, nd := range nodes {
-		require.Eventually(t, func() bool { return len(nd.Peers()) == len(nodes)-1 }, 15*time.Second,
-			20*time.Millisecond, "node %d peers %v", i, nd.Peers())
+		c.waitFor(15*time.Second, func() bool { return len(nd.Peers()) == size-1 }, "node %d peers %v", i, nd.Peers())
 	}
 	info := nodes[0].PeersInfo()
 	require.Equal(t, RegistryDHT, info.Registry)
 	require.NotEmpty(t, info.Buckets)
-	require.Len(t, info.Contacts, len(nodes)-1)
+	require.Len(t, info.Contacts, size-1)
 
-	subs := make([]*collector, len(nodes))
-	for i, nd := range nodes {
-		s, err := nd.Subscribe(">")
-		require.NoError(t, err)
-		subs[i] = collect(t, s)
-	}
+	boxes := c.inboxes()
 	id, err := nodes[3].Publish(context.Background(), "dht.test", []byte("found through the DHT"))
 	require.NoError(t, err)
-	for i, c := range subs {
-		require.Eventually(t, func() bool { return c.count(id) == 1 }, 10*time.Second, 10*time.Millisecond, "node %d", i)
+	for i, b := range boxes {
+		c.waitFor(10*time.Second, func() bool { return b.count(id) == 1 }, "node %d", i)
 	}
 	for i, nd := range nodes {
 		require.Zero(t, nd.Stats().Drops["amplification"], "node %d", i)
 	}
 
 	// A restart without bootstrap addresses rejoins from the saved table.
-	addr := nodes[5].Addr()
 	require.NoError(t, nodes[5].Close())
 	_, err = os.Stat(filepath.Join(dirs[5], dhtPeersFile))
 	require.NoError(t, err)
-	nd, err := New(Config{Bind: addr.String(), DataDir: dirs[5], DHT: fastDHT(), Gossip: fastGossip,
-		Name: "d5", Keyring: ring()})
-	require.NoError(t, err)
-	t.Cleanup(func() { nd.Close() })
-	require.NoError(t, nd.Start())
-	require.Eventually(t, func() bool { return len(nd.Peers()) == len(nodes)-1 }, 15*time.Second, 20*time.Millisecond)
+	nd := start(5)
+	c.waitFor(15*time.Second, func() bool { return len(nd.Peers()) == size-1 })
 }
 
 // A corrupt saved table is reported and the node joins through its
-// bootstrap addresses all the same.
+// bootstrap addresses all the same; while it runs, its table is saved
+// again every minute.
 func TestDHTCorruptTable(t *testing.T) {
 	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, dhtPeersFile), []byte("garbage"), 0o600))
-	nd, err := New(Config{Bind: "127.0.0.1:0", DataDir: dir, DHT: fastDHT(), Gossip: fastGossip})
+	saved := filepath.Join(dir, dhtPeersFile)
+	require.NoError(t, os.WriteFile(saved, []byte("garbage"), 0o600))
+	c := newMemNetwork(t, transport.NetworkConfig{})
+	seed := c.newNode(0, Config{DHT: fastDHT()})
+	require.NoError(t, seed.Start())
+	nd := c.newNode(1, Config{DataDir: dir, DHT: fastDHT(memAddr(0))})
+	require.NoError(t, nd.Start())
+	c.waitFor(10*time.Second, func() bool { return len(nd.Peers()) == 1 })
+	c.run(dhtSaveInterval)
+	b, err := os.ReadFile(saved)
 	require.NoError(t, err)
+	require.NotEqual(t, "garbage", string(b), "saved while running")
 	require.NoError(t, nd.Close())
 }
 
 // Nodes running memberlist join through one seed, gossip with the live
-// members, and drop a member that leaves.
+// members, and drop a member that leaves. Memberlist has sockets and timers
+// of its own, so these nodes run on real sockets.
 func TestMemberlistNodes(t *testing.T) {
+	t.Parallel()
 	k, err := security.DeriveKey([]byte("memberlist test passphrase"), "hearsay", fastKDF)
 	require.NoError(t, err)
 	var nodes []*Node
@@ -185,9 +172,7 @@ func TestMemberlistNodes(t *testing.T) {
 	require.Len(t, info.Members, len(nodes))
 	require.Contains(t, info.Peers, nodes[0].Addr().String(), "members carry their gossip address")
 
-	sub, err := nodes[3].Subscribe(">")
-	require.NoError(t, err)
-	got := collect(t, sub)
+	got := subscribe(t, nodes[3], ">")
 	id, err := nodes[0].Publish(context.Background(), "ml", []byte("through memberlist's members"))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return got.count(id) == 1 }, 10*time.Second, 10*time.Millisecond)
@@ -195,54 +180,35 @@ func TestMemberlistNodes(t *testing.T) {
 	require.NoError(t, nodes[2].Close()) // leaves
 	gone := nodes[2].Addr().String()
 	for _, nd := range []*Node{nodes[0], nodes[1], nodes[3]} {
-		require.Eventually(t, func() bool { return !contains(nd.PeersInfo().Peers, gone) }, 10*time.Second, 20*time.Millisecond)
+		require.Eventually(t, func() bool { return !slices.Contains(nd.PeersInfo().Peers, gone) }, 10*time.Second, 20*time.Millisecond)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func (c *collector) count(id gossip.MessageID) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.got[id]
 }
 
 // Large messages travel as chunks and the log holds the chunks: a resumed
 // stream still gets them whole, and can resume after one.
 func TestResumeAcrossLargeMessages(t *testing.T) {
-	nodes := startCluster(t, 2, nil)
-	sub, err := nodes[1].Subscribe(">")
-	require.NoError(t, err)
-	got := collect(t, sub)
+	c := newMemCluster(t, 2, nil)
+	got := subscribe(t, c.nodes[1], ">")
 	ctx := context.Background()
 	large := make([]byte, 200_000)
 	for i := range large {
 		large[i] = byte(i * 7)
 	}
-	first, err := nodes[0].Publish(ctx, "a", []byte("small one"))
+	first, err := c.nodes[0].Publish(ctx, "a", []byte("small one"))
 	require.NoError(t, err)
-	big, err := nodes[0].Publish(ctx, "a", large)
+	big, err := c.nodes[0].Publish(ctx, "a", large)
 	require.NoError(t, err)
-	last, err := nodes[0].Publish(ctx, "a", []byte("small two"))
+	last, err := c.nodes[0].Publish(ctx, "a", []byte("small two"))
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return got.distinct() == 3 }, 10*time.Second, 10*time.Millisecond)
-	got.mu.Lock()
+	c.waitFor(10*time.Second, func() bool { return got.distinct() == 3 })
 	for _, m := range got.all {
 		if m.ID == big {
 			require.Equal(t, large, m.Payload, "delivered whole")
 		}
 	}
-	got.mu.Unlock()
 
 	replayed := func(after gossip.MessageID) (bool, []gossip.Message) {
-		s, r, err := nodes[1].SubscribeAfter(">", after)
+		s, r, err := c.nodes[1].SubscribeAfter(">", after)
 		require.NoError(t, err)
 		defer s.Close()
 		var out []gossip.Message
