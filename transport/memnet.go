@@ -68,11 +68,15 @@ var defaultNetworkStart = time.Unix(1_700_000_000, 0).UTC()
 // Network is an in-memory datagram network driven by a virtual clock.
 //
 // Nothing happens by itself: Step and RunUntil run scheduled events
-// (deliveries and At callbacks) in order of time, and events scheduled for
-// the same time in the order they were scheduled, so a run is a pure function
-// of the seed and the calls made. Handlers and callbacks run on the caller's
-// goroutine, inside Step or RunUntil, and may call Send, At, Attach, Detach
-// and the setters re-entrantly.
+// (deliveries, and At and AfterFunc callbacks) in order of time, and events
+// scheduled for the same time in the order they were scheduled, so a run is
+// a pure function of the seed and the calls made. Handlers and callbacks run
+// on the caller's goroutine, inside Step or RunUntil, and may call Send,
+// SendBatch, At, AfterFunc, Attach, Listen, Detach, Close and the setters
+// re-entrantly.
+//
+// With Now and AfterFunc a Network is a clock: code that runs on a clock
+// (node.Config.Clock) runs on the network's virtual time.
 //
 // A Network and its Endpoints are not safe for concurrent use: drive them
 // from one goroutine.
