@@ -7,10 +7,11 @@
 // pruned by creation time, and evicted oldest-first when the log is over its
 // byte bound. Neither implementation is safe for concurrent use.
 //
-// The gossip core takes a Log in gossip.Config.Log, and anti-entropy runs
-// over it: a program that embeds hearsay may give it one of these or a Log
-// of its own (a table of its database, say), as long as it keeps the
-// contract of the interface below.
+// The gossip core takes a Log in gossip.Config.Log (a node passes on
+// node.Config.Log), and anti-entropy runs over it: a program that embeds
+// hearsay may give it one of these or a Log of its own (a table of its
+// database, say), as long as it keeps the contract of the interface below.
+// The package's Example runs anti-entropy between two embedded nodes.
 package msglog
 
 import (
