@@ -3,12 +3,13 @@ package merkle
 import (
 	"bytes"
 	"errors"
-	"github.com/hearsay-io/hearsay/wire"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 func sampleQuery() *Query {
