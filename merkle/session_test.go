@@ -2,13 +2,15 @@ package merkle
 
 import (
 	"errors"
-	"github.com/hearsay-io/hearsay/wire"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // net drives a session against a responder, the way a runtime would, with
@@ -96,13 +98,38 @@ func mustResponder(t testing.TB, tree *Tree) *Responder {
 }
 
 // replicas returns two trees holding shared plus, each, its own extra IDs.
+// It sorts shared once for both builds, and queues the extras: sorting is
+// most of the cost of a build under the race detector, and BuildTree sorts
+// a sorted input in linear time.
 func replicas(t testing.TB, cfg TreeConfig, shared, onlyA, onlyB []ID) (*Tree, *Tree) {
 	t.Helper()
-	a, err := BuildTree(cfg, slices.Concat(shared, onlyA))
+	sorted := slices.SortedFunc(slices.Values(shared), ID.Compare)
+	a, err := BuildTree(cfg, sorted)
 	require.NoError(t, err)
-	b, err := BuildTree(cfg, slices.Concat(shared, onlyB))
+	b, err := BuildTree(cfg, sorted)
 	require.NoError(t, err)
+	for _, id := range onlyA {
+		a.InsertLater(id)
+	}
+	for _, id := range onlyB {
+		b.InsertLater(id)
+	}
 	return a, b
+}
+
+var (
+	sorted100kOnce sync.Once
+	sorted100k     []ID
+)
+
+// shared100k returns 100,000 random IDs, sorted, for the replicas of the
+// tests at that scale: sorted once for all of them. Callers must not
+// modify it.
+func shared100k() []ID {
+	sorted100kOnce.Do(func() {
+		sorted100k = slices.SortedFunc(slices.Values(randomIDs(newRand(100_000), 100_000)), ID.Compare)
+	})
+	return sorted100k
 }
 
 // apply makes a and b equal from a session's result, as the runtime would
@@ -121,17 +148,18 @@ func requireSameIDs(t testing.TB, want, got []ID, msgAndArgs ...any) {
 	t.Helper()
 	want = slices.SortedFunc(slices.Values(want), ID.Compare)
 	got = slices.SortedFunc(slices.Values(got), ID.Compare)
-	require.Equal(t, nilIfEmpty(want), nilIfEmpty(got), msgAndArgs...)
+	requireEqualIDs(t, want, got, msgAndArgs...)
 }
 
 func requireSameSets(t testing.TB, a, b *Tree) {
 	t.Helper()
 	require.Equal(t, a.Len(), b.Len())
 	require.Equal(t, a.Root(), b.Root())
-	require.True(t, slices.Equal(slices.Collect(a.All()), slices.Collect(b.All())))
+	requireEqualIDs(t, slices.Collect(a.All()), slices.Collect(b.All()))
 }
 
 func TestSessionEqualTreesTakeOneSmallRoundTrip(t *testing.T) {
+	t.Parallel()
 	ids := randomIDs(newRand(1), 10_000)
 	a, b := replicas(t, TreeConfig{}, ids, nil, nil)
 	res, rounds := newNet(t, 0, 1).run(mustSession(t, a, SessionConfig{}), mustResponder(t, b))
@@ -143,10 +171,10 @@ func TestSessionEqualTreesTakeOneSmallRoundTrip(t *testing.T) {
 }
 
 func TestSessionReconciles100kReplicasDifferingBy100OnEachSide(t *testing.T) {
+	t.Parallel()
 	rng := newRand(2)
-	shared := randomIDs(rng, 100_000)
 	onlyA, onlyB := randomIDs(rng, 100), randomIDs(rng, 100)
-	a, b := replicas(t, TreeConfig{}, shared, onlyA, onlyB)
+	a, b := replicas(t, TreeConfig{}, shared100k(), onlyA, onlyB)
 
 	res, rounds := newNet(t, 0, 2).run(mustSession(t, a, SessionConfig{}), mustResponder(t, b))
 	require.NoError(t, res.Err)
@@ -168,10 +196,10 @@ func TestSessionReconciles100kReplicasDifferingBy100OnEachSide(t *testing.T) {
 // ErrTimeout after MaxAttempts sends of one query, and reports the true
 // differences it found; the next session finishes the job.
 func TestSessionSurvives30PercentLoss(t *testing.T) {
+	t.Parallel()
 	rng := newRand(4)
-	shared := randomIDs(rng, 100_000)
 	onlyA, onlyB := randomIDs(rng, 100), randomIDs(rng, 100)
-	a, b := replicas(t, TreeConfig{}, shared, onlyA, onlyB)
+	a, b := replicas(t, TreeConfig{}, shared100k(), onlyA, onlyB)
 
 	var missing, extra []ID
 	for attempt := 0; ; attempt++ {
@@ -228,6 +256,7 @@ func TestSessionShapeMismatch(t *testing.T) {
 // differences need: each ends with ErrBudgetExceeded and the differences it
 // found, and a series of them converges.
 func TestSessionBudgetConverges(t *testing.T) {
+	t.Parallel()
 	rng := newRand(7)
 	shared := randomIDs(rng, 20_000)
 	onlyA, onlyB := randomIDs(rng, 500), randomIDs(rng, 500)
@@ -257,6 +286,7 @@ func TestSessionBudgetConverges(t *testing.T) {
 }
 
 func TestSessionOneSideEmpty(t *testing.T) {
+	t.Parallel()
 	ids := randomIDs(newRand(8), 3000)
 	full := mustTree(t, TreeConfig{}, ids...)
 	empty := mustTree(t, TreeConfig{})
@@ -280,6 +310,7 @@ func TestSessionOneSideEmpty(t *testing.T) {
 // shape, IDs sharing long prefixes included, and checks the result against
 // the set differences.
 func TestSessionExactOnManyShapes(t *testing.T) {
+	t.Parallel()
 	shapes := []TreeConfig{
 		{FanoutBits: 1, LeafSize: 1}, {FanoutBits: 2, LeafSize: 4}, {FanoutBits: 3, LeafSize: 16},
 		{FanoutBits: 4, LeafSize: 2}, {FanoutBits: 5, LeafSize: 8}, {FanoutBits: 6, LeafSize: 32},
@@ -412,6 +443,7 @@ func TestSessionConfigValidation(t *testing.T) {
 }
 
 func TestSessionsOnePerPeer(t *testing.T) {
+	t.Parallel()
 	rng := newRand(20)
 	shared := randomIDs(rng, 5000)
 	local := mustTree(t, TreeConfig{}, shared...)
@@ -476,6 +508,7 @@ func TestSessionsOnePerPeer(t *testing.T) {
 // both sides while a session runs, as gossip and expiry do: the session
 // ends, and what it reports held at some moment.
 func TestSessionToleratesTreeChangesBetweenInputs(t *testing.T) {
+	t.Parallel()
 	rng := newRand(21)
 	shared := randomIDs(rng, 20_000)
 	onlyA, onlyB := randomIDs(rng, 50), randomIDs(rng, 50)

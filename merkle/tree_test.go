@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -76,6 +77,7 @@ func TestEmptyTreeRootIsTheDocumentedConstant(t *testing.T) {
 }
 
 func TestTreeInsertRemoveContains(t *testing.T) {
+	t.Parallel()
 	ids := randomIDs(newRand(1), 2000)
 	tr := mustTree(t, TreeConfig{})
 	for i, id := range ids {
@@ -99,6 +101,7 @@ func TestTreeInsertRemoveContains(t *testing.T) {
 }
 
 func TestTreeRootIndependentOfInsertionOrder(t *testing.T) {
+	t.Parallel()
 	rng := newRand(2)
 	ids := randomIDs(rng, 5000)
 	cfg := TreeConfig{}
@@ -133,6 +136,7 @@ func TestTreeRootChangesOnAnyChange(t *testing.T) {
 }
 
 func TestRemovingWhatWasInsertedRestoresTheRoot(t *testing.T) {
+	t.Parallel()
 	rng := newRand(4)
 	for _, cfg := range []TreeConfig{{}, {FanoutBits: 1, LeafSize: 1}, {FanoutBits: 8, LeafSize: 64}} {
 		tr := mustTree(t, cfg, randomIDs(rng, 3000)...)
@@ -179,6 +183,7 @@ func TestTreeDomainSeparation(t *testing.T) {
 // TestTreeMatchesModel runs random inserts and removes on trees of many
 // shapes and checks every observable against a from-scratch model.
 func TestTreeMatchesModel(t *testing.T) {
+	t.Parallel()
 	shapes := []TreeConfig{
 		{FanoutBits: 1, LeafSize: 1}, {FanoutBits: 2, LeafSize: 3}, {FanoutBits: 3, LeafSize: 16},
 		{FanoutBits: 4, LeafSize: 8}, {FanoutBits: 5, LeafSize: 2}, {FanoutBits: 7, LeafSize: 4},
@@ -211,7 +216,7 @@ func TestTreeMatchesModel(t *testing.T) {
 			want := sortedKeys(set)
 			require.Equal(t, refHash(want, 0, cfg), tr.Root(), "%+v step %d", cfg, step)
 			require.Equal(t, len(want), tr.Len())
-			require.Equal(t, nilIfEmpty(want), nilIfEmpty(slices.Collect(tr.All())))
+			requireEqualIDs(t, want, slices.Collect(tr.All()))
 			// Random positions, above and below the leaves.
 			for range 20 {
 				level := rng.IntN(maxLevel(cfg.FanoutBits) + 1)
@@ -222,7 +227,7 @@ func TestTreeMatchesModel(t *testing.T) {
 						under = append(under, id)
 					}
 				}
-				require.Equal(t, under, nilIfEmpty(slices.Collect(tr.IDs(p))))
+				requireEqualIDs(t, under, slices.Collect(tr.IDs(p)))
 				require.Equal(t, len(under), tr.CountAt(p))
 				require.Equal(t, refHash(under, level, cfg), tr.HashAt(p), "%+v level %d", cfg, level)
 			}
@@ -237,12 +242,13 @@ func TestTreeMatchesModel(t *testing.T) {
 // the same ID changed several times in a batch, leave the tree exactly as
 // the model says (the last change of an ID wins), with the shape rule kept.
 func TestQueuedChangesMatchModel(t *testing.T) {
+	t.Parallel()
 	shapes := []TreeConfig{{FanoutBits: 1, LeafSize: 1}, {FanoutBits: 3, LeafSize: 16}, {FanoutBits: 2, LeafSize: 3}, {FanoutBits: 8, LeafSize: 64}}
 	for si, cfg := range shapes {
 		rng := newRand(uint64(40 + si))
 		tr := mustTree(t, cfg)
 		set := map[ID]bool{}
-		pool := randomIDs(rng, 2000)
+		pool := randomIDs(rng, 1000)
 		for i := 0; i < 60; i++ {
 			id := pool[0]
 			id[15] ^= byte(i)
@@ -250,7 +256,7 @@ func TestQueuedChangesMatchModel(t *testing.T) {
 		}
 		for batch := range 60 {
 			// Batches grow then shrink the tree, down to empty once.
-			size := rng.IntN(400)
+			size := rng.IntN(200)
 			removeShare := 3
 			if batch > 30 {
 				removeShare = 1
@@ -274,33 +280,58 @@ func TestQueuedChangesMatchModel(t *testing.T) {
 			want := sortedKeys(set)
 			require.Equal(t, refHash(want, 0, cfg), tr.Root(), "%+v batch %d", cfg, batch)
 			require.Equal(t, len(want), tr.Len())
-			require.Equal(t, nilIfEmpty(want), nilIfEmpty(slices.Collect(tr.All())))
-			checkShape(t, tr, tr.root, 0)
+			requireEqualIDs(t, want, slices.Collect(tr.All()))
+			require.NoError(t, shapeError(tr, tr.root, 0), "%+v batch %d", cfg, batch)
 		}
 	}
 }
 
-// checkShape checks the shape rule under n: counts add up, a node holding
+// shapeError checks the shape rule under n: counts add up, a node holding
 // more than LeafSize IDs is inner (above the deepest level), and no empty
-// subtree is stored.
-func checkShape(t *testing.T, tr *Tree, n *node, level int) {
-	t.Helper()
+// subtree is stored. It returns the first violation, so that the walk costs
+// no assertion per node.
+func shapeError(tr *Tree, n *node, level int) error {
 	if n.isLeaf() {
-		require.Equal(t, len(n.ids), n.count)
-		require.True(t, n.count <= tr.leafSize || level >= tr.maxLevel, "leaf of %d IDs at level %d", n.count, level)
-		require.True(t, slices.IsSortedFunc(n.ids, ID.Compare))
-		return
-	}
-	require.Greater(t, n.count, tr.leafSize, "inner node at level %d", level)
-	sum := 0
-	for _, c := range n.inner.children {
-		if c != nil {
-			require.Positive(t, c.count)
-			checkShape(t, tr, c, level+1)
-			sum += c.count
+		switch {
+		case len(n.ids) != n.count:
+			return fmt.Errorf("leaf at level %d holds %d IDs and counts %d", level, len(n.ids), n.count)
+		case n.count > tr.leafSize && level < tr.maxLevel:
+			return fmt.Errorf("leaf of %d IDs at level %d", n.count, level)
+		case !slices.IsSortedFunc(n.ids, ID.Compare):
+			return fmt.Errorf("leaf at level %d is not sorted", level)
 		}
+		return nil
 	}
-	require.Equal(t, n.count, sum)
+	if n.count <= tr.leafSize {
+		return fmt.Errorf("inner node of %d IDs at level %d", n.count, level)
+	}
+	sum := 0
+	for i, c := range n.inner.children {
+		if c == nil {
+			continue
+		}
+		if c.count <= 0 {
+			return fmt.Errorf("empty child %d stored at level %d", i, level+1)
+		}
+		if err := shapeError(tr, c, level+1); err != nil {
+			return err
+		}
+		sum += c.count
+	}
+	if sum != n.count {
+		return fmt.Errorf("inner node at level %d counts %d, its children %d", level, n.count, sum)
+	}
+	return nil
+}
+
+// requireEqualIDs checks that want and got hold the same IDs in the same
+// order, nil and empty alike. slices.Equal decides, because require.Equal's
+// reflection is slow under the race detector; only a failure needs its diff.
+func requireEqualIDs(t testing.TB, want, got []ID, msgAndArgs ...any) {
+	if !slices.Equal(want, got) {
+		t.Helper()
+		require.Equal(t, nilIfEmpty(want), nilIfEmpty(got), msgAndArgs...)
+	}
 }
 
 func nilIfEmpty[T any](s []T) []T {
@@ -311,6 +342,7 @@ func nilIfEmpty[T any](s []T) []T {
 }
 
 func TestChildPositionsAndIndexes(t *testing.T) {
+	t.Parallel()
 	for b := MinFanoutBits; b <= MaxFanoutBits; b++ {
 		rng := newRand(uint64(b))
 		for _, id := range randomIDs(rng, 50) {
