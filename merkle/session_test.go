@@ -4,7 +4,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -117,20 +116,9 @@ func replicas(t testing.TB, cfg TreeConfig, shared, onlyA, onlyB []ID) (*Tree, *
 	return a, b
 }
 
-var (
-	sorted100kOnce sync.Once
-	sorted100k     []ID
-)
-
-// shared100k returns 100,000 random IDs, sorted, for the replicas of the
-// tests at that scale: sorted once for all of them. Callers must not
-// modify it.
-func shared100k() []ID {
-	sorted100kOnce.Do(func() {
-		sorted100k = slices.SortedFunc(slices.Values(randomIDs(newRand(100_000), 100_000)), ID.Compare)
-	})
-	return sorted100k
-}
+// shared100k returns the 100,000 IDs, sorted, that the replicas of the
+// tests at that scale share: sorted once for all of them.
+var shared100k = sharedIDs(100_000, 100_000, true)
 
 // apply makes a and b equal from a session's result, as the runtime would
 // by pulling Missing and pushing Extra.
@@ -261,10 +249,7 @@ func TestSessionBudgetConverges(t *testing.T) {
 	shared := randomIDs(rng, 20_000)
 	onlyA, onlyB := randomIDs(rng, 500), randomIDs(rng, 500)
 	a, b := replicas(t, TreeConfig{}, shared, onlyA, onlyB)
-	want := map[ID]bool{}
-	for _, id := range slices.Concat(onlyA, onlyB) {
-		want[id] = true
-	}
+	want := idSet(onlyA, onlyB)
 	sessions := 0
 	for {
 		sessions++
@@ -318,12 +303,7 @@ func TestSessionExactOnManyShapes(t *testing.T) {
 	for si, cfg := range shapes {
 		for trial := range 10 {
 			rng := newRand(uint64(100*si + trial))
-			pool := randomIDs(rng, 1+rng.IntN(2000))
-			for i := range 20 { // near-twins reach the deepest levels
-				id := pool[0]
-				id[15] ^= byte(i + 1)
-				pool = append(pool, id)
-			}
+			pool := withNearTwins(randomIDs(rng, 1+rng.IntN(2000)), 20)
 			var shared, onlyA, onlyB []ID
 			for _, id := range pool {
 				switch rng.IntN(10) {
@@ -513,13 +493,7 @@ func TestSessionToleratesTreeChangesBetweenInputs(t *testing.T) {
 	shared := randomIDs(rng, 20_000)
 	onlyA, onlyB := randomIDs(rng, 50), randomIDs(rng, 50)
 	a, b := replicas(t, TreeConfig{}, shared, onlyA, onlyB)
-	everA, everB := map[ID]bool{}, map[ID]bool{}
-	for _, id := range slices.Concat(shared, onlyA) {
-		everA[id] = true
-	}
-	for _, id := range slices.Concat(shared, onlyB) {
-		everB[id] = true
-	}
+	everA, everB := idSet(shared, onlyA), idSet(shared, onlyB)
 	s := mustSession(t, a, SessionConfig{MaxInFlight: 2})
 	r := mustResponder(t, b)
 	now := time.Unix(0, 0)

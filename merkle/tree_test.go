@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -23,6 +24,19 @@ func randomIDs(rng *rand.Rand, n int) []ID {
 }
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x6d65726b6c65)) }
+
+// sharedIDs returns a function that returns n random IDs from seed, sorted
+// if asked, drawn at its first call and the same for every caller after,
+// which must not modify them.
+func sharedIDs(seed uint64, n int, sorted bool) func() []ID {
+	return sync.OnceValue(func() []ID {
+		ids := randomIDs(newRand(seed), n)
+		if sorted {
+			slices.SortFunc(ids, ID.Compare)
+		}
+		return ids
+	})
+}
 
 func mustTree(t testing.TB, cfg TreeConfig, ids ...ID) *Tree {
 	t.Helper()
@@ -56,6 +70,30 @@ func refHash(ids []ID, level int, cfg TreeConfig) Hash {
 		in = append(in, h[:]...)
 	}
 	return sha256.Sum256(in)
+}
+
+// withNearTwins appends n IDs that differ from ids[0] in their last 16 bits
+// only: sharing long prefixes with it, they reach the deepest levels of a
+// tree.
+func withNearTwins(ids []ID, n int) []ID {
+	for i := 1; i <= n; i++ {
+		id := ids[0]
+		id[15] ^= byte(i)
+		id[14] ^= byte(i >> 3)
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// idSet returns the set of the IDs of every list.
+func idSet(lists ...[]ID) map[ID]bool {
+	set := map[ID]bool{}
+	for _, ids := range lists {
+		for _, id := range ids {
+			set[id] = true
+		}
+	}
+	return set
 }
 
 func sortedKeys(set map[ID]bool) []ID {
@@ -193,14 +231,7 @@ func TestTreeMatchesModel(t *testing.T) {
 		rng := newRand(uint64(10 + si))
 		tr := mustTree(t, cfg)
 		set := map[ID]bool{}
-		// A few IDs share long prefixes, to reach the deepest levels.
-		pool := randomIDs(rng, 300)
-		for i := 0; i < 40; i++ {
-			id := pool[0]
-			id[15] ^= byte(i)
-			id[14] ^= byte(i >> 3)
-			pool = append(pool, id)
-		}
+		pool := withNearTwins(randomIDs(rng, 300), 40)
 		for step := range 3000 {
 			id := pool[rng.IntN(len(pool))]
 			if rng.IntN(3) == 0 {
@@ -248,12 +279,7 @@ func TestQueuedChangesMatchModel(t *testing.T) {
 		rng := newRand(uint64(40 + si))
 		tr := mustTree(t, cfg)
 		set := map[ID]bool{}
-		pool := randomIDs(rng, 1000)
-		for i := 0; i < 60; i++ {
-			id := pool[0]
-			id[15] ^= byte(i)
-			pool = append(pool, id)
-		}
+		pool := withNearTwins(randomIDs(rng, 1000), 60)
 		for batch := range 60 {
 			// Batches grow then shrink the tree, down to empty once.
 			size := rng.IntN(200)
