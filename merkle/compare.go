@@ -94,7 +94,7 @@ func (s *Session) compareLeaf(p Position, e *Entry) error {
 			if other.Compare(id) >= 0 {
 				break
 			}
-			if !s.addMissing(other) {
+			if !s.addDifference(&s.missing, other) {
 				return nil
 			}
 		}
@@ -102,12 +102,12 @@ func (s *Session) compareLeaf(p Position, e *Entry) error {
 			j++
 			continue
 		}
-		if !s.addExtra1(id) {
+		if !s.addDifference(&s.extra, id) {
 			return nil
 		}
 	}
 	for ; j < theirs; j++ {
-		if !s.addMissing(e.LeafID(j, p.Prefix)) {
+		if !s.addDifference(&s.missing, e.LeafID(j, p.Prefix)) {
 			return nil
 		}
 	}
@@ -118,27 +118,20 @@ func (s *Session) compareLeaf(p Position, e *Entry) error {
 // session.
 func (s *Session) addExtra(p Position) bool {
 	for id := range s.tree.IDs(p) {
-		if !s.addExtra1(id) {
+		if !s.addDifference(&s.extra, id) {
 			return false
 		}
 	}
 	return true
 }
 
-func (s *Session) addExtra1(id ID) bool {
-	if len(s.extra) >= s.cfg.MaxDifferences {
+// addDifference appends id to list (Missing or Extra); false if the list
+// is full, which ends the session.
+func (s *Session) addDifference(list *[]ID, id ID) bool {
+	if len(*list) >= s.cfg.MaxDifferences {
 		s.finish(ErrTooManyDifferences)
 		return false
 	}
-	s.extra = append(s.extra, id)
-	return true
-}
-
-func (s *Session) addMissing(id ID) bool {
-	if len(s.missing) >= s.cfg.MaxDifferences {
-		s.finish(ErrTooManyDifferences)
-		return false
-	}
-	s.missing = append(s.missing, id)
+	*list = append(*list, id)
 	return true
 }
