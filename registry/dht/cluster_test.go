@@ -383,7 +383,7 @@ func checkUniformity(t *testing.T, n, poolSize int) uniformity {
 }
 
 // TestSampleUniformity needs a few hundred nodes for its statistics (in
-// networks of 60 or 80 the bounds hold for some seeds and not others), which
+// networks of 60 to 150 the bounds hold for some seeds and not others), which
 // take over ten seconds under the race detector: it runs without -race, and
 // TestStoppedNodesAreEvictedAndNotSampled checks under both that gossip's
 // draws come from the pool.
