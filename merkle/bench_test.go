@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 )
@@ -19,17 +18,9 @@ import (
 
 const figureN = 1_000_000
 
-var (
-	figureOnce sync.Once
-	figureBase []ID
-)
-
 // figureIDs returns the n = 10^6 IDs every replica of the figures shares,
-// and a generator of fresh ones.
-func figureIDs() []ID {
-	figureOnce.Do(func() { figureBase = randomIDs(newRand(2026), figureN) })
-	return figureBase
-}
+// in random order.
+var figureIDs = sharedIDs(2026, figureN, false)
 
 // replicaPair is two trees holding the figures' base IDs, into which a
 // scenario inserts its differences and from which it removes them again.

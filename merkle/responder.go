@@ -3,6 +3,7 @@ package merkle
 import (
 	"encoding/binary"
 	"fmt"
+
 	"github.com/hearsay-io/hearsay/wire"
 )
 

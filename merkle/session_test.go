@@ -2,13 +2,14 @@ package merkle
 
 import (
 	"errors"
-	"github.com/hearsay-io/hearsay/wire"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // net drives a session against a responder, the way a runtime would, with
@@ -96,14 +97,28 @@ func mustResponder(t testing.TB, tree *Tree) *Responder {
 }
 
 // replicas returns two trees holding shared plus, each, its own extra IDs.
+// It sorts shared once for both builds, and queues the extras: sorting is
+// most of the cost of a build under the race detector, and BuildTree sorts
+// a sorted input in linear time.
 func replicas(t testing.TB, cfg TreeConfig, shared, onlyA, onlyB []ID) (*Tree, *Tree) {
 	t.Helper()
-	a, err := BuildTree(cfg, slices.Concat(shared, onlyA))
+	sorted := slices.SortedFunc(slices.Values(shared), ID.Compare)
+	a, err := BuildTree(cfg, sorted)
 	require.NoError(t, err)
-	b, err := BuildTree(cfg, slices.Concat(shared, onlyB))
+	b, err := BuildTree(cfg, sorted)
 	require.NoError(t, err)
+	for _, id := range onlyA {
+		a.InsertLater(id)
+	}
+	for _, id := range onlyB {
+		b.InsertLater(id)
+	}
 	return a, b
 }
+
+// shared100k returns the 100,000 IDs, sorted, that the replicas of the
+// tests at that scale share: sorted once for all of them.
+var shared100k = sharedIDs(100_000, 100_000, true)
 
 // apply makes a and b equal from a session's result, as the runtime would
 // by pulling Missing and pushing Extra.
@@ -121,17 +136,18 @@ func requireSameIDs(t testing.TB, want, got []ID, msgAndArgs ...any) {
 	t.Helper()
 	want = slices.SortedFunc(slices.Values(want), ID.Compare)
 	got = slices.SortedFunc(slices.Values(got), ID.Compare)
-	require.Equal(t, nilIfEmpty(want), nilIfEmpty(got), msgAndArgs...)
+	requireEqualIDs(t, want, got, msgAndArgs...)
 }
 
 func requireSameSets(t testing.TB, a, b *Tree) {
 	t.Helper()
 	require.Equal(t, a.Len(), b.Len())
 	require.Equal(t, a.Root(), b.Root())
-	require.True(t, slices.Equal(slices.Collect(a.All()), slices.Collect(b.All())))
+	requireEqualIDs(t, slices.Collect(a.All()), slices.Collect(b.All()))
 }
 
 func TestSessionEqualTreesTakeOneSmallRoundTrip(t *testing.T) {
+	t.Parallel()
 	ids := randomIDs(newRand(1), 10_000)
 	a, b := replicas(t, TreeConfig{}, ids, nil, nil)
 	res, rounds := newNet(t, 0, 1).run(mustSession(t, a, SessionConfig{}), mustResponder(t, b))
@@ -143,10 +159,10 @@ func TestSessionEqualTreesTakeOneSmallRoundTrip(t *testing.T) {
 }
 
 func TestSessionReconciles100kReplicasDifferingBy100OnEachSide(t *testing.T) {
+	t.Parallel()
 	rng := newRand(2)
-	shared := randomIDs(rng, 100_000)
 	onlyA, onlyB := randomIDs(rng, 100), randomIDs(rng, 100)
-	a, b := replicas(t, TreeConfig{}, shared, onlyA, onlyB)
+	a, b := replicas(t, TreeConfig{}, shared100k(), onlyA, onlyB)
 
 	res, rounds := newNet(t, 0, 2).run(mustSession(t, a, SessionConfig{}), mustResponder(t, b))
 	require.NoError(t, res.Err)
@@ -168,10 +184,10 @@ func TestSessionReconciles100kReplicasDifferingBy100OnEachSide(t *testing.T) {
 // ErrTimeout after MaxAttempts sends of one query, and reports the true
 // differences it found; the next session finishes the job.
 func TestSessionSurvives30PercentLoss(t *testing.T) {
+	t.Parallel()
 	rng := newRand(4)
-	shared := randomIDs(rng, 100_000)
 	onlyA, onlyB := randomIDs(rng, 100), randomIDs(rng, 100)
-	a, b := replicas(t, TreeConfig{}, shared, onlyA, onlyB)
+	a, b := replicas(t, TreeConfig{}, shared100k(), onlyA, onlyB)
 
 	var missing, extra []ID
 	for attempt := 0; ; attempt++ {
@@ -228,14 +244,12 @@ func TestSessionShapeMismatch(t *testing.T) {
 // differences need: each ends with ErrBudgetExceeded and the differences it
 // found, and a series of them converges.
 func TestSessionBudgetConverges(t *testing.T) {
+	t.Parallel()
 	rng := newRand(7)
 	shared := randomIDs(rng, 20_000)
 	onlyA, onlyB := randomIDs(rng, 500), randomIDs(rng, 500)
 	a, b := replicas(t, TreeConfig{}, shared, onlyA, onlyB)
-	want := map[ID]bool{}
-	for _, id := range slices.Concat(onlyA, onlyB) {
-		want[id] = true
-	}
+	want := idSet(onlyA, onlyB)
 	sessions := 0
 	for {
 		sessions++
@@ -257,6 +271,7 @@ func TestSessionBudgetConverges(t *testing.T) {
 }
 
 func TestSessionOneSideEmpty(t *testing.T) {
+	t.Parallel()
 	ids := randomIDs(newRand(8), 3000)
 	full := mustTree(t, TreeConfig{}, ids...)
 	empty := mustTree(t, TreeConfig{})
@@ -280,6 +295,7 @@ func TestSessionOneSideEmpty(t *testing.T) {
 // shape, IDs sharing long prefixes included, and checks the result against
 // the set differences.
 func TestSessionExactOnManyShapes(t *testing.T) {
+	t.Parallel()
 	shapes := []TreeConfig{
 		{FanoutBits: 1, LeafSize: 1}, {FanoutBits: 2, LeafSize: 4}, {FanoutBits: 3, LeafSize: 16},
 		{FanoutBits: 4, LeafSize: 2}, {FanoutBits: 5, LeafSize: 8}, {FanoutBits: 6, LeafSize: 32},
@@ -287,12 +303,7 @@ func TestSessionExactOnManyShapes(t *testing.T) {
 	for si, cfg := range shapes {
 		for trial := range 10 {
 			rng := newRand(uint64(100*si + trial))
-			pool := randomIDs(rng, 1+rng.IntN(2000))
-			for i := range 20 { // near-twins reach the deepest levels
-				id := pool[0]
-				id[15] ^= byte(i + 1)
-				pool = append(pool, id)
-			}
+			pool := withNearTwins(randomIDs(rng, 1+rng.IntN(2000)), 20)
 			var shared, onlyA, onlyB []ID
 			for _, id := range pool {
 				switch rng.IntN(10) {
@@ -412,6 +423,7 @@ func TestSessionConfigValidation(t *testing.T) {
 }
 
 func TestSessionsOnePerPeer(t *testing.T) {
+	t.Parallel()
 	rng := newRand(20)
 	shared := randomIDs(rng, 5000)
 	local := mustTree(t, TreeConfig{}, shared...)
@@ -476,17 +488,12 @@ func TestSessionsOnePerPeer(t *testing.T) {
 // both sides while a session runs, as gossip and expiry do: the session
 // ends, and what it reports held at some moment.
 func TestSessionToleratesTreeChangesBetweenInputs(t *testing.T) {
+	t.Parallel()
 	rng := newRand(21)
 	shared := randomIDs(rng, 20_000)
 	onlyA, onlyB := randomIDs(rng, 50), randomIDs(rng, 50)
 	a, b := replicas(t, TreeConfig{}, shared, onlyA, onlyB)
-	everA, everB := map[ID]bool{}, map[ID]bool{}
-	for _, id := range slices.Concat(shared, onlyA) {
-		everA[id] = true
-	}
-	for _, id := range slices.Concat(shared, onlyB) {
-		everB[id] = true
-	}
+	everA, everB := idSet(shared, onlyA), idSet(shared, onlyB)
 	s := mustSession(t, a, SessionConfig{MaxInFlight: 2})
 	r := mustResponder(t, b)
 	now := time.Unix(0, 0)

@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -22,6 +24,19 @@ func randomIDs(rng *rand.Rand, n int) []ID {
 }
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x6d65726b6c65)) }
+
+// sharedIDs returns a function that returns n random IDs from seed, sorted
+// if asked, drawn at its first call and the same for every caller after,
+// which must not modify them.
+func sharedIDs(seed uint64, n int, sorted bool) func() []ID {
+	return sync.OnceValue(func() []ID {
+		ids := randomIDs(newRand(seed), n)
+		if sorted {
+			slices.SortFunc(ids, ID.Compare)
+		}
+		return ids
+	})
+}
 
 func mustTree(t testing.TB, cfg TreeConfig, ids ...ID) *Tree {
 	t.Helper()
@@ -57,6 +72,30 @@ func refHash(ids []ID, level int, cfg TreeConfig) Hash {
 	return sha256.Sum256(in)
 }
 
+// withNearTwins appends n IDs that differ from ids[0] in their last 16 bits
+// only: sharing long prefixes with it, they reach the deepest levels of a
+// tree.
+func withNearTwins(ids []ID, n int) []ID {
+	for i := 1; i <= n; i++ {
+		id := ids[0]
+		id[15] ^= byte(i)
+		id[14] ^= byte(i >> 3)
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// idSet returns the set of the IDs of every list.
+func idSet(lists ...[]ID) map[ID]bool {
+	set := map[ID]bool{}
+	for _, ids := range lists {
+		for _, id := range ids {
+			set[id] = true
+		}
+	}
+	return set
+}
+
 func sortedKeys(set map[ID]bool) []ID {
 	ids := make([]ID, 0, len(set))
 	for id := range set {
@@ -76,6 +115,7 @@ func TestEmptyTreeRootIsTheDocumentedConstant(t *testing.T) {
 }
 
 func TestTreeInsertRemoveContains(t *testing.T) {
+	t.Parallel()
 	ids := randomIDs(newRand(1), 2000)
 	tr := mustTree(t, TreeConfig{})
 	for i, id := range ids {
@@ -99,6 +139,7 @@ func TestTreeInsertRemoveContains(t *testing.T) {
 }
 
 func TestTreeRootIndependentOfInsertionOrder(t *testing.T) {
+	t.Parallel()
 	rng := newRand(2)
 	ids := randomIDs(rng, 5000)
 	cfg := TreeConfig{}
@@ -133,6 +174,7 @@ func TestTreeRootChangesOnAnyChange(t *testing.T) {
 }
 
 func TestRemovingWhatWasInsertedRestoresTheRoot(t *testing.T) {
+	t.Parallel()
 	rng := newRand(4)
 	for _, cfg := range []TreeConfig{{}, {FanoutBits: 1, LeafSize: 1}, {FanoutBits: 8, LeafSize: 64}} {
 		tr := mustTree(t, cfg, randomIDs(rng, 3000)...)
@@ -179,6 +221,7 @@ func TestTreeDomainSeparation(t *testing.T) {
 // TestTreeMatchesModel runs random inserts and removes on trees of many
 // shapes and checks every observable against a from-scratch model.
 func TestTreeMatchesModel(t *testing.T) {
+	t.Parallel()
 	shapes := []TreeConfig{
 		{FanoutBits: 1, LeafSize: 1}, {FanoutBits: 2, LeafSize: 3}, {FanoutBits: 3, LeafSize: 16},
 		{FanoutBits: 4, LeafSize: 8}, {FanoutBits: 5, LeafSize: 2}, {FanoutBits: 7, LeafSize: 4},
@@ -188,14 +231,7 @@ func TestTreeMatchesModel(t *testing.T) {
 		rng := newRand(uint64(10 + si))
 		tr := mustTree(t, cfg)
 		set := map[ID]bool{}
-		// A few IDs share long prefixes, to reach the deepest levels.
-		pool := randomIDs(rng, 300)
-		for i := 0; i < 40; i++ {
-			id := pool[0]
-			id[15] ^= byte(i)
-			id[14] ^= byte(i >> 3)
-			pool = append(pool, id)
-		}
+		pool := withNearTwins(randomIDs(rng, 300), 40)
 		for step := range 3000 {
 			id := pool[rng.IntN(len(pool))]
 			if rng.IntN(3) == 0 {
@@ -211,7 +247,7 @@ func TestTreeMatchesModel(t *testing.T) {
 			want := sortedKeys(set)
 			require.Equal(t, refHash(want, 0, cfg), tr.Root(), "%+v step %d", cfg, step)
 			require.Equal(t, len(want), tr.Len())
-			require.Equal(t, nilIfEmpty(want), nilIfEmpty(slices.Collect(tr.All())))
+			requireEqualIDs(t, want, slices.Collect(tr.All()))
 			// Random positions, above and below the leaves.
 			for range 20 {
 				level := rng.IntN(maxLevel(cfg.FanoutBits) + 1)
@@ -222,7 +258,7 @@ func TestTreeMatchesModel(t *testing.T) {
 						under = append(under, id)
 					}
 				}
-				require.Equal(t, under, nilIfEmpty(slices.Collect(tr.IDs(p))))
+				requireEqualIDs(t, under, slices.Collect(tr.IDs(p)))
 				require.Equal(t, len(under), tr.CountAt(p))
 				require.Equal(t, refHash(under, level, cfg), tr.HashAt(p), "%+v level %d", cfg, level)
 			}
@@ -237,20 +273,16 @@ func TestTreeMatchesModel(t *testing.T) {
 // the same ID changed several times in a batch, leave the tree exactly as
 // the model says (the last change of an ID wins), with the shape rule kept.
 func TestQueuedChangesMatchModel(t *testing.T) {
+	t.Parallel()
 	shapes := []TreeConfig{{FanoutBits: 1, LeafSize: 1}, {FanoutBits: 3, LeafSize: 16}, {FanoutBits: 2, LeafSize: 3}, {FanoutBits: 8, LeafSize: 64}}
 	for si, cfg := range shapes {
 		rng := newRand(uint64(40 + si))
 		tr := mustTree(t, cfg)
 		set := map[ID]bool{}
-		pool := randomIDs(rng, 2000)
-		for i := 0; i < 60; i++ {
-			id := pool[0]
-			id[15] ^= byte(i)
-			pool = append(pool, id)
-		}
+		pool := withNearTwins(randomIDs(rng, 1000), 60)
 		for batch := range 60 {
 			// Batches grow then shrink the tree, down to empty once.
-			size := rng.IntN(400)
+			size := rng.IntN(200)
 			removeShare := 3
 			if batch > 30 {
 				removeShare = 1
@@ -274,33 +306,58 @@ func TestQueuedChangesMatchModel(t *testing.T) {
 			want := sortedKeys(set)
 			require.Equal(t, refHash(want, 0, cfg), tr.Root(), "%+v batch %d", cfg, batch)
 			require.Equal(t, len(want), tr.Len())
-			require.Equal(t, nilIfEmpty(want), nilIfEmpty(slices.Collect(tr.All())))
-			checkShape(t, tr, tr.root, 0)
+			requireEqualIDs(t, want, slices.Collect(tr.All()))
+			require.NoError(t, shapeError(tr, tr.root, 0), "%+v batch %d", cfg, batch)
 		}
 	}
 }
 
-// checkShape checks the shape rule under n: counts add up, a node holding
+// shapeError checks the shape rule under n: counts add up, a node holding
 // more than LeafSize IDs is inner (above the deepest level), and no empty
-// subtree is stored.
-func checkShape(t *testing.T, tr *Tree, n *node, level int) {
-	t.Helper()
+// subtree is stored. It returns the first violation, so that the walk costs
+// no assertion per node.
+func shapeError(tr *Tree, n *node, level int) error {
 	if n.isLeaf() {
-		require.Equal(t, len(n.ids), n.count)
-		require.True(t, n.count <= tr.leafSize || level >= tr.maxLevel, "leaf of %d IDs at level %d", n.count, level)
-		require.True(t, slices.IsSortedFunc(n.ids, ID.Compare))
-		return
-	}
-	require.Greater(t, n.count, tr.leafSize, "inner node at level %d", level)
-	sum := 0
-	for _, c := range n.inner.children {
-		if c != nil {
-			require.Positive(t, c.count)
-			checkShape(t, tr, c, level+1)
-			sum += c.count
+		switch {
+		case len(n.ids) != n.count:
+			return fmt.Errorf("leaf at level %d holds %d IDs and counts %d", level, len(n.ids), n.count)
+		case n.count > tr.leafSize && level < tr.maxLevel:
+			return fmt.Errorf("leaf of %d IDs at level %d", n.count, level)
+		case !slices.IsSortedFunc(n.ids, ID.Compare):
+			return fmt.Errorf("leaf at level %d is not sorted", level)
 		}
+		return nil
 	}
-	require.Equal(t, n.count, sum)
+	if n.count <= tr.leafSize {
+		return fmt.Errorf("inner node of %d IDs at level %d", n.count, level)
+	}
+	sum := 0
+	for i, c := range n.inner.children {
+		if c == nil {
+			continue
+		}
+		if c.count <= 0 {
+			return fmt.Errorf("empty child %d stored at level %d", i, level+1)
+		}
+		if err := shapeError(tr, c, level+1); err != nil {
+			return err
+		}
+		sum += c.count
+	}
+	if sum != n.count {
+		return fmt.Errorf("inner node at level %d counts %d, its children %d", level, n.count, sum)
+	}
+	return nil
+}
+
+// requireEqualIDs checks that want and got hold the same IDs in the same
+// order, nil and empty alike. slices.Equal decides, because require.Equal's
+// reflection is slow under the race detector; only a failure needs its diff.
+func requireEqualIDs(t testing.TB, want, got []ID, msgAndArgs ...any) {
+	if !slices.Equal(want, got) {
+		t.Helper()
+		require.Equal(t, nilIfEmpty(want), nilIfEmpty(got), msgAndArgs...)
+	}
 }
 
 func nilIfEmpty[T any](s []T) []T {
@@ -311,6 +368,7 @@ func nilIfEmpty[T any](s []T) []T {
 }
 
 func TestChildPositionsAndIndexes(t *testing.T) {
+	t.Parallel()
 	for b := MinFanoutBits; b <= MaxFanoutBits; b++ {
 		rng := newRand(uint64(b))
 		for _, id := range randomIDs(rng, 50) {

@@ -3,12 +3,13 @@ package merkle
 import (
 	"bytes"
 	"errors"
-	"github.com/hearsay-io/hearsay/wire"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 func sampleQuery() *Query {
@@ -268,13 +269,7 @@ func FuzzDecodeIDs(f *testing.F) {
 // fuzzTree is a small tree whose IDs share long prefixes, so that queries
 // reach every kind of node.
 func fuzzTree(t testing.TB) *Tree {
-	ids := randomIDs(newRand(3), 200)
-	for i := range 20 {
-		id := ids[0]
-		id[15] ^= byte(i + 1)
-		ids = append(ids, id)
-	}
-	tr, err := BuildTree(DefaultTreeConfig(), ids)
+	tr, err := BuildTree(DefaultTreeConfig(), withNearTwins(randomIDs(newRand(3), 200), 20))
 	require.NoError(t, err)
 	return tr
 }

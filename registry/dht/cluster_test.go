@@ -33,6 +33,17 @@ func (c *cluster) grow(n int, gap time.Duration, cfg Config, boot func(i int) in
 
 func fromFirst(int) int { return 0 }
 
+// underRace returns full, or reduced under the race detector. The cluster
+// tests drive every table from one goroutine, so the detector has nothing
+// to find there but slows them about ten times; without -race they run at
+// full size.
+func underRace(full, reduced int) int {
+	if raceDetector {
+		return reduced
+	}
+	return full
+}
+
 // closestBrute returns the k live nodes other than self closest to target.
 func (c *cluster) closestBrute(self *simNode, target gossip.NodeID, k int) []Contact {
 	var all []Contact
@@ -54,11 +65,17 @@ func (c *cluster) closestBrute(self *simNode, target gossip.NodeID, k int) []Con
 	return all[:min(k, len(all))]
 }
 
-func TestBootstrap200FromOneNode(t *testing.T) {
+// TestBootstrapFromOneNode: 200 nodes (60 under -race) join through the
+// first one alone.
+func TestBootstrapFromOneNode(t *testing.T) {
 	t.Parallel()
+	n := underRace(200, 60)
 	c := newCluster(t, 1, lanNetwork)
-	c.grow(200, 25*time.Millisecond, Config{}, fromFirst)
-	c.run(15 * time.Second)
+	c.grow(n, 25*time.Millisecond, Config{}, fromFirst)
+	// Long enough for the sample pools to be renewed once the network has
+	// stopped growing: regions looked up while it grew miss the late
+	// joiners, and the size estimate with them.
+	c.run(30 * time.Second)
 	for _, n := range c.nodes {
 		st := n.t.Stats()
 		require.GreaterOrEqual(t, len(n.t.Peers()), 16, "node %s: %+v", n.addr, st)
@@ -72,7 +89,7 @@ func TestBootstrap200FromOneNode(t *testing.T) {
 	buckets := c.nodes[0].t.Buckets()
 	require.Equal(t, 16, buckets[0].Contacts)
 	require.Equal(t, 16, buckets[0].Answering)
-	require.InEpsilon(t, 200, c.nodes[0].t.Stats().NetworkSize, 0.5)
+	require.InEpsilon(t, n, c.nodes[0].t.Stats().NetworkSize, 0.5)
 
 	t.Run("lookups find the true 16 closest", func(t *testing.T) {
 		type started struct {
@@ -81,7 +98,7 @@ func TestBootstrap200FromOneNode(t *testing.T) {
 		}
 		var all []started
 		for i := range 50 {
-			n := c.nodes[i*4]
+			n := c.nodes[i*len(c.nodes)/50]
 			target := c.randomID()
 			if i%4 == 0 {
 				target = c.nodes[c.rng.IntN(len(c.nodes))].id // an existing node's ID
@@ -101,14 +118,16 @@ func TestBootstrap200FromOneNode(t *testing.T) {
 			hops += res.Hops
 			msgs += res.Messages
 		}
-		t.Logf("200 nodes: %.2f hops, %.1f messages per lookup", float64(hops)/float64(len(all)), float64(msgs)/float64(len(all)))
+		t.Logf("%d nodes: %.2f hops, %.1f messages per lookup", len(c.nodes), float64(hops)/float64(len(all)), float64(msgs)/float64(len(all)))
 	})
 }
 
+// TestStoppedNodesAreEvictedAndNotSampled: a quarter of 80 nodes (40 under
+// -race) stop.
 func TestStoppedNodesAreEvictedAndNotSampled(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 3, lanNetwork)
-	c.grow(80, 50*time.Millisecond, Config{SamplePoolSize: 32}, fromFirst)
+	c.grow(underRace(80, 40), 50*time.Millisecond, Config{SamplePoolSize: 32}, fromFirst)
 	c.run(10 * time.Second)
 
 	dead := map[netip.AddrPort]bool{}
@@ -127,9 +146,17 @@ func TestStoppedNodesAreEvictedAndNotSampled(t *testing.T) {
 		for _, p := range n.t.Peers() {
 			require.False(t, dead[p], "node %s still lists %s", n.addr, p)
 		}
+		pool := map[netip.AddrPort]bool{}
+		for _, ci := range n.t.Contacts() {
+			if ci.InPool && ci.Answering {
+				pool[ci.Addr] = true
+			}
+		}
+		require.GreaterOrEqual(t, len(pool), 3, "node %s", n.addr)
 		for range 20 {
 			for _, p := range n.t.SamplePeers(rng, 3, nil) {
 				require.False(t, dead[p], "node %s samples %s", n.addr, p)
+				require.True(t, pool[p], "node %s samples %s, not from its pool", n.addr, p)
 			}
 		}
 		require.GreaterOrEqual(t, len(n.t.Peers()), 16)
@@ -144,13 +171,15 @@ func TestStoppedNodesAreEvictedAndNotSampled(t *testing.T) {
 	}
 }
 
+// TestSnapshotRestoreRejoins: in a network of 60 nodes (30 under -race),
+// one restarts from its snapshot.
 func TestSnapshotRestoreRejoins(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 4, lanNetwork)
-	c.grow(60, 50*time.Millisecond, Config{SamplePoolSize: 32}, fromFirst)
+	c.grow(underRace(60, 30), 50*time.Millisecond, Config{SamplePoolSize: 32}, fromFirst)
 	c.run(10 * time.Second)
 
-	n := c.nodes[30]
+	n := c.nodes[len(c.nodes)/2]
 	snap := n.t.Snapshot()
 	list, err := DecodeSnapshot(snap)
 	require.NoError(t, err)
@@ -219,11 +248,13 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	})
 }
 
+// TestDeterministic: the same seed gives the same network, 40 nodes (20
+// under -race) joining through random earlier ones.
 func TestDeterministic(t *testing.T) {
 	t.Parallel()
 	run := func() (Stats, transport.NetworkStats, []netip.AddrPort) {
 		c := newCluster(t, 6, lanNetwork)
-		c.grow(40, 30*time.Millisecond, Config{}, func(i int) int { return c.rng.IntN(i) })
+		c.grow(underRace(40, 20), 30*time.Millisecond, Config{}, func(i int) int { return c.rng.IntN(i) })
 		c.run(10 * time.Second)
 		rng := rand.New(rand.NewPCG(1, 1))
 		return c.nodes[7].t.Stats(), c.net.Stats(), c.nodes[7].t.SamplePeers(rng, 5, nil)
@@ -351,7 +382,15 @@ func checkUniformity(t *testing.T, n, poolSize int) uniformity {
 	return u
 }
 
+// TestSampleUniformity needs a few hundred nodes for its statistics (in
+// networks of 60 to 150 the bounds hold for some seeds and not others), which
+// take over ten seconds under the race detector: it runs without -race, and
+// TestStoppedNodesAreEvictedAndNotSampled checks under both that gossip's
+// draws come from the pool.
 func TestSampleUniformity(t *testing.T) {
+	if raceDetector {
+		t.Skip("200 nodes: run without -race")
+	}
 	t.Parallel()
 	checkUniformity(t, 200, 24)
 }
@@ -359,7 +398,7 @@ func TestSampleUniformity(t *testing.T) {
 // TestSampleUniformity2000 is the measurement quoted in docs/registries.md.
 // It takes about a minute, and several under the race detector.
 func TestSampleUniformity2000(t *testing.T) {
-	if testing.Short() || raceEnabled {
+	if testing.Short() || raceDetector {
 		t.Skip("2,000 nodes: run without -short and without -race")
 	}
 	checkUniformity(t, 2000, 128)

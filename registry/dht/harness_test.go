@@ -1,7 +1,6 @@
 package dht
 
 import (
-	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -43,12 +42,7 @@ func newCluster(tb testing.TB, seed uint64, nc transport.NetworkConfig) *cluster
 }
 
 // randomID draws a node ID from the cluster's seeded source.
-func (c *cluster) randomID() gossip.NodeID {
-	var id gossip.NodeID
-	binary.BigEndian.PutUint64(id[:8], c.rng.Uint64())
-	binary.BigEndian.PutUint64(id[8:], c.rng.Uint64())
-	return id
-}
+func (c *cluster) randomID() gossip.NodeID { return withPrefix(c.rng, gossip.NodeID{}, 0, false) }
 
 // simAddr is the address of the i-th node.
 func simAddr(i int) netip.AddrPort {

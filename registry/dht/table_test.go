@@ -1,7 +1,6 @@
 package dht
 
 import (
-	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -16,12 +15,8 @@ import (
 
 var testStart = time.Unix(1_700_000_000, 0).UTC()
 
-func contactAddr(i int) netip.AddrPort {
-	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}), 7600)
-}
-
 // newTestTable returns a started table that has heard from n random nodes
-// at contactAddr(0..n-1), with its first Ready taken.
+// at simAddr(0..n-1), with its first Ready taken.
 func newTestTable(t testing.TB, n int) (*Table, time.Time) {
 	t.Helper()
 	tb, err := New(Config{Self: nodeID(0xa0), SelfAddr: netip.MustParseAddrPort("192.0.2.100:7600")})
@@ -29,10 +24,7 @@ func newTestTable(t testing.TB, n int) (*Table, time.Time) {
 	tb.Tick(testStart)
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := range n {
-		var id gossip.NodeID
-		binary.BigEndian.PutUint64(id[:8], rng.Uint64())
-		binary.BigEndian.PutUint64(id[8:], rng.Uint64())
-		tb.seen(id, contactAddr(i))
+		tb.seen(withPrefix(rng, gossip.NodeID{}, 0, false), simAddr(i))
 	}
 	tb.Tick(testStart)
 	tb.Ready()
@@ -224,7 +216,7 @@ func TestFullBucketReplacesOnlyASilentContact(t *testing.T) {
 	for i := range 17 {
 		id := withPrefix(tb.cfg.Rand, tb.cfg.Self, 0, true)
 		ids = append(ids, id)
-		tb.seen(id, contactAddr(i))
+		tb.seen(id, simAddr(i))
 	}
 	b := &tb.buckets[0]
 	require.Len(t, b.entries, 16)

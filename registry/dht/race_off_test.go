@@ -2,4 +2,4 @@
 
 package dht
 
-const raceEnabled = false
+const raceDetector = false
