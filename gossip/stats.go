@@ -100,3 +100,87 @@ func (c *Core) Stats() Stats {
 	s.PartialBytes = c.reasm.bytes
 	return s
 }
+
+// Add adds every counter and gauge of o to s, so that s sums the stats of
+// several cores.
+func (s *Stats) Add(o Stats) {
+	s.Rounds += o.Rounds
+	s.PullsSent += o.PullsSent
+	s.PullBytesOut += o.PullBytesOut
+	s.PullsIn += o.PullsIn
+	s.AnswerDatagramsOut += o.AnswerDatagramsOut
+	s.MessagesOut += o.MessagesOut
+	s.MessagesIn += o.MessagesIn
+	s.DatagramsOut += o.DatagramsOut
+	s.BytesOut += o.BytesOut
+	s.DatagramsIn += o.DatagramsIn
+	s.BytesIn += o.BytesIn
+	s.Published += o.Published
+	s.Delivered += o.Delivered
+	s.Chunks += o.Chunks
+	s.Reassembled += o.Reassembled
+	s.Duplicates += o.Duplicates
+	s.Backpressure += o.Backpressure
+	s.FilterErrors += o.FilterErrors
+	s.LogErrors += o.LogErrors
+	s.AESessions += o.AESessions
+	s.AEFailures += o.AEFailures
+	s.AEMissing += o.AEMissing
+	s.AEPushed += o.AEPushed
+	s.AEBytesOut += o.AEBytesOut
+	s.AEBytesIn += o.AEBytesIn
+	s.MoresOut += o.MoresOut
+	s.Repulls += o.Repulls
+	s.RoundPullsSkipped += o.RoundPullsSkipped
+	s.MoresIgnored += o.MoresIgnored
+	s.AERepairsDropped += o.AERepairsDropped
+	for r := range s.Dropped {
+		s.Dropped[r] += o.Dropped[r]
+	}
+
+	s.CacheMessages += o.CacheMessages
+	s.CacheBytes += o.CacheBytes
+	s.Origins += o.Origins
+	s.PartialMessages += o.PartialMessages
+	s.AERepairsQueued += o.AERepairsQueued
+	s.PartialBytes += o.PartialBytes
+}
+
+// Sub subtracts every counter of o from s and leaves s's gauges: with o an
+// earlier snapshot of the same cores, s then counts what they did since,
+// and describes them now.
+func (s *Stats) Sub(o Stats) {
+	s.Rounds -= o.Rounds
+	s.PullsSent -= o.PullsSent
+	s.PullBytesOut -= o.PullBytesOut
+	s.PullsIn -= o.PullsIn
+	s.AnswerDatagramsOut -= o.AnswerDatagramsOut
+	s.MessagesOut -= o.MessagesOut
+	s.MessagesIn -= o.MessagesIn
+	s.DatagramsOut -= o.DatagramsOut
+	s.BytesOut -= o.BytesOut
+	s.DatagramsIn -= o.DatagramsIn
+	s.BytesIn -= o.BytesIn
+	s.Published -= o.Published
+	s.Delivered -= o.Delivered
+	s.Chunks -= o.Chunks
+	s.Reassembled -= o.Reassembled
+	s.Duplicates -= o.Duplicates
+	s.Backpressure -= o.Backpressure
+	s.FilterErrors -= o.FilterErrors
+	s.LogErrors -= o.LogErrors
+	s.AESessions -= o.AESessions
+	s.AEFailures -= o.AEFailures
+	s.AEMissing -= o.AEMissing
+	s.AEPushed -= o.AEPushed
+	s.AEBytesOut -= o.AEBytesOut
+	s.AEBytesIn -= o.AEBytesIn
+	s.MoresOut -= o.MoresOut
+	s.Repulls -= o.Repulls
+	s.RoundPullsSkipped -= o.RoundPullsSkipped
+	s.MoresIgnored -= o.MoresIgnored
+	s.AERepairsDropped -= o.AERepairsDropped
+	for r := range s.Dropped {
+		s.Dropped[r] -= o.Dropped[r]
+	}
+}

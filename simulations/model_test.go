@@ -231,4 +231,13 @@ func TestSimulatorOperations(t *testing.T) {
 	assert.Zero(t, at, "the publisher delivers at once")
 	assert.Equal(t, 46, s.NodesUp(), "45 started with the rest, one late joiner")
 	assert.Equal(t, s.NodesUp(), s.Delivered(0))
+
+	before, gone := s.Totals(), s.Core(up).Stats()
+	require.NoError(t, s.Crash(up))
+	after := s.Totals()
+	assert.Equal(t, before.Rounds, after.Rounds, "a crashed core's counters stay in the totals")
+	assert.Equal(t, before.Published, after.Published)
+	require.Positive(t, gone.CacheMessages)
+	assert.Equal(t, before.CacheMessages-gone.CacheMessages, after.CacheMessages, "and its gauges leave them")
+	assert.Equal(t, before.Origins-gone.Origins, after.Origins)
 }

@@ -17,6 +17,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/hearsay-io/hearsay/gossip"
 )
 
 // File names WriteFiles uses in its directory.
@@ -143,16 +145,7 @@ type Summary struct {
 	BytesPerNode      float64 `json:"bytes_per_node"`
 	DatagramsPerNode  float64 `json:"datagrams_per_node"`
 
-	Totals struct {
-		PullsSent        uint64 `json:"pulls_sent"`
-		PullBytes        uint64 `json:"pull_bytes"`
-		MessagesSent     uint64 `json:"messages_sent"`
-		MessagesReceived uint64 `json:"messages_received"`
-		Delivered        uint64 `json:"delivered"`
-		Duplicates       uint64 `json:"duplicates"`
-		DatagramsSent    uint64 `json:"datagrams_sent"`
-		BytesSent        uint64 `json:"bytes_sent"`
-	} `json:"totals"`
+	Totals  SummaryTotals     `json:"totals"`
 	Dropped map[string]uint64 `json:"dropped"`
 	Network struct {
 		Sent          uint64 `json:"sent"`
@@ -168,6 +161,77 @@ type Summary struct {
 	Memory         *MemoryReport `json:"memory,omitempty"`
 	// DHT is set with the DHT peer model.
 	DHT *DHTSummary `json:"dht,omitempty"`
+}
+
+// SummaryTotals are the cores' counters of a Report (gossip.Stats), summed
+// over the nodes from the publication on, in the JSON form WriteJSON
+// writes; the drops by reason are Summary.Dropped.
+type SummaryTotals struct {
+	Rounds            uint64 `json:"rounds"`
+	PullsSent         uint64 `json:"pulls_sent"`
+	PullBytes         uint64 `json:"pull_bytes"`
+	PullsReceived     uint64 `json:"pulls_received"`
+	AnswerDatagrams   uint64 `json:"answer_datagrams_sent"`
+	MessagesSent      uint64 `json:"messages_sent"`
+	MessagesReceived  uint64 `json:"messages_received"`
+	DatagramsSent     uint64 `json:"datagrams_sent"`
+	BytesSent         uint64 `json:"bytes_sent"`
+	DatagramsReceived uint64 `json:"datagrams_received"`
+	BytesReceived     uint64 `json:"bytes_received"`
+	Published         uint64 `json:"published"`
+	Delivered         uint64 `json:"delivered"`
+	Chunks            uint64 `json:"chunks"`
+	Reassembled       uint64 `json:"reassembled"`
+	Duplicates        uint64 `json:"duplicates"`
+	Backpressure      uint64 `json:"backpressure"`
+	FilterErrors      uint64 `json:"filter_errors"`
+	LogErrors         uint64 `json:"log_errors"`
+	AESessions        uint64 `json:"ae_sessions"`
+	AEFailures        uint64 `json:"ae_failures"`
+	AEMissing         uint64 `json:"ae_missing"`
+	AEPushed          uint64 `json:"ae_pushed"`
+	AEBytesSent       uint64 `json:"ae_bytes_sent"`
+	AEBytesReceived   uint64 `json:"ae_bytes_received"`
+	AERepairsDropped  uint64 `json:"ae_repairs_dropped"`
+	MoresSent         uint64 `json:"mores_sent"`
+	Repulls           uint64 `json:"repulls"`
+	RoundPullsSkipped uint64 `json:"round_pulls_skipped"`
+	MoresIgnored      uint64 `json:"mores_ignored"`
+}
+
+func summaryTotals(t *gossip.Stats) SummaryTotals {
+	return SummaryTotals{
+		Rounds:            t.Rounds,
+		PullsSent:         t.PullsSent,
+		PullBytes:         t.PullBytesOut,
+		PullsReceived:     t.PullsIn,
+		AnswerDatagrams:   t.AnswerDatagramsOut,
+		MessagesSent:      t.MessagesOut,
+		MessagesReceived:  t.MessagesIn,
+		DatagramsSent:     t.DatagramsOut,
+		BytesSent:         t.BytesOut,
+		DatagramsReceived: t.DatagramsIn,
+		BytesReceived:     t.BytesIn,
+		Published:         t.Published,
+		Delivered:         t.Delivered,
+		Chunks:            t.Chunks,
+		Reassembled:       t.Reassembled,
+		Duplicates:        t.Duplicates,
+		Backpressure:      t.Backpressure,
+		FilterErrors:      t.FilterErrors,
+		LogErrors:         t.LogErrors,
+		AESessions:        t.AESessions,
+		AEFailures:        t.AEFailures,
+		AEMissing:         t.AEMissing,
+		AEPushed:          t.AEPushed,
+		AEBytesSent:       t.AEBytesOut,
+		AEBytesReceived:   t.AEBytesIn,
+		AERepairsDropped:  t.AERepairsDropped,
+		MoresSent:         t.MoresOut,
+		Repulls:           t.Repulls,
+		RoundPullsSkipped: t.RoundPullsSkipped,
+		MoresIgnored:      t.MoresIgnored,
+	}
 }
 
 // DHTSummary is the JSON form of a DHTReport. Per-node figures divide by
@@ -232,11 +296,7 @@ func (r *Report) Summary() Summary {
 	if c.Skew != nil {
 		s.Skew = fmt.Sprint(c.Skew)
 	}
-	t := &s.Totals
-	t.PullsSent, t.PullBytes = r.Totals.PullsSent, r.Totals.PullBytesOut
-	t.MessagesSent, t.MessagesReceived = r.Totals.MessagesOut, r.Totals.MessagesIn
-	t.Delivered, t.Duplicates = r.Totals.Delivered, r.Totals.Duplicates
-	t.DatagramsSent, t.BytesSent = r.Totals.DatagramsOut, r.Totals.BytesOut
+	s.Totals = summaryTotals(&r.Totals)
 	n := &s.Network
 	n.Sent, n.Delivered, n.Lost = r.Network.Sent, r.Network.Delivered, r.Network.Lost
 	n.Partitioned, n.Undeliverable = r.Network.Partitioned, r.Network.Undeliverable

@@ -226,7 +226,8 @@ func Run(cfg Config) (Report, error) {
 	}
 	rep.Delivered = rep.Rounds[len(rep.Rounds)-1].Delivered
 	rep.NodesUp, rep.Missing, rep.Redelivered = s.NodesUp(), s.Missing(), s.Redelivered()
-	rep.Totals = subCounters(prev, first)
+	rep.Totals = prev
+	rep.Totals.Sub(first)
 	rep.Network = subNetwork(s.NetworkStats(), firstNet)
 	if dhtReport != nil {
 		end, _ := s.DHTStats()
@@ -322,34 +323,6 @@ func (s *Simulator) scheduleScenario(published time.Duration, publishers []int) 
 			})
 		}
 	}
-}
-
-func subCounters(a, b gossip.Stats) gossip.Stats {
-	d := gossip.Stats{
-		Rounds:             a.Rounds - b.Rounds,
-		PullsSent:          a.PullsSent - b.PullsSent,
-		PullBytesOut:       a.PullBytesOut - b.PullBytesOut,
-		PullsIn:            a.PullsIn - b.PullsIn,
-		AnswerDatagramsOut: a.AnswerDatagramsOut - b.AnswerDatagramsOut,
-		MessagesOut:        a.MessagesOut - b.MessagesOut,
-		MessagesIn:         a.MessagesIn - b.MessagesIn,
-		DatagramsOut:       a.DatagramsOut - b.DatagramsOut,
-		BytesOut:           a.BytesOut - b.BytesOut,
-		DatagramsIn:        a.DatagramsIn - b.DatagramsIn,
-		BytesIn:            a.BytesIn - b.BytesIn,
-		Published:          a.Published - b.Published,
-		Delivered:          a.Delivered - b.Delivered,
-		Duplicates:         a.Duplicates - b.Duplicates,
-		Backpressure:       a.Backpressure - b.Backpressure,
-		FilterErrors:       a.FilterErrors - b.FilterErrors,
-		CacheMessages:      a.CacheMessages,
-		CacheBytes:         a.CacheBytes,
-		Origins:            a.Origins,
-	}
-	for r := range a.Dropped {
-		d.Dropped[r] = a.Dropped[r] - b.Dropped[r]
-	}
-	return d
 }
 
 func subNetwork(a, b transport.NetworkStats) transport.NetworkStats {

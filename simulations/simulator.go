@@ -639,44 +639,24 @@ func (s *Simulator) Heal() {
 }
 
 // Totals sums the counters of every core that has run, the stopped ones
-// included. The gauges (CacheMessages, CacheBytes, Origins) are those of
-// the cores up.
+// included, and the gauges of the cores up.
 func (s *Simulator) Totals() gossip.Stats {
 	t := s.retired
 	for i := range s.nodes {
 		if c := s.nodes[i].core; c != nil {
-			st := c.Stats()
-			addCounters(&t, &st)
-			t.CacheMessages += st.CacheMessages
-			t.CacheBytes += st.CacheBytes
-			t.Origins += st.Origins
+			t.Add(c.Stats())
 		}
 	}
 	return t
 }
 
-func (s *Simulator) retire(st gossip.Stats) { addCounters(&s.retired, &st) }
-
-func addCounters(t, s *gossip.Stats) {
-	t.Rounds += s.Rounds
-	t.PullsSent += s.PullsSent
-	t.PullBytesOut += s.PullBytesOut
-	t.PullsIn += s.PullsIn
-	t.AnswerDatagramsOut += s.AnswerDatagramsOut
-	t.MessagesOut += s.MessagesOut
-	t.MessagesIn += s.MessagesIn
-	t.DatagramsOut += s.DatagramsOut
-	t.BytesOut += s.BytesOut
-	t.DatagramsIn += s.DatagramsIn
-	t.BytesIn += s.BytesIn
-	t.Published += s.Published
-	t.Delivered += s.Delivered
-	t.Duplicates += s.Duplicates
-	t.Backpressure += s.Backpressure
-	t.FilterErrors += s.FilterErrors
-	for r := range s.Dropped {
-		t.Dropped[r] += s.Dropped[r]
-	}
+// retire adds the counters of a core that stops to the retired ones. Its
+// gauges, which describe a core now gone, are left out: Sub subtracts
+// counters alone, so subtracting minus st adds st's counters.
+func (s *Simulator) retire(st gossip.Stats) {
+	var minus gossip.Stats
+	minus.Sub(st)
+	s.retired.Sub(minus)
 }
 
 // NetworkStats returns the network's counters.
