@@ -29,7 +29,7 @@ type Config struct {
 	Seed uint64
 	// Gossip is the template of every node's core; ID, Peers, Rand, Filter
 	// and Log are set per node. Zero fields take the core's defaults
-	// (Fanout 3, Interval 200ms, CacheRounds 30, AEInterval 10s, ...).
+	// (gossip.DefaultConfig).
 	Gossip gossip.Config
 	// AntiEntropy gives every node a message log (in memory, kept across a
 	// stateful restart), so that the cores run Merkle anti-entropy every
@@ -38,7 +38,7 @@ type Config struct {
 	// FilterSize bounds each node's in-memory seen filter, in IDs.
 	// Default 1<<16.
 	FilterSize int
-	// Latency is the one-way delay of every datagram. Default FixedLatency(1ms).
+	// Latency is the one-way delay of every datagram. Default DefaultLatency.
 	Latency Latency
 	// Loss is the probability in [0, 1] that a datagram is lost. Default 0.
 	Loss float64
@@ -105,20 +105,29 @@ const (
 	defaultTopic       = "sim.message"
 )
 
+// DefaultLatency is Config.Latency's default: one millisecond for every
+// datagram.
+const DefaultLatency = FixedLatency(time.Millisecond)
+
 // withDefaults returns cfg with defaults filled in, and checks it.
 func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Nodes < 2 || cfg.Nodes > MaxNodes {
 		return cfg, fmt.Errorf("simulations: %d nodes, want 2 to %d", cfg.Nodes, MaxNodes)
 	}
-	g := &cfg.Gossip
+	// The fields the simulator reads itself take the core's defaults here;
+	// the core fills in the rest.
+	g, def := &cfg.Gossip, gossip.DefaultConfig(gossip.NodeID{}, nil)
 	if g.Fanout == 0 {
-		g.Fanout = 3
+		g.Fanout = def.Fanout
 	}
 	if g.Interval == 0 {
-		g.Interval = 200 * time.Millisecond
+		g.Interval = def.Interval
 	}
 	if g.CacheRounds == 0 {
-		g.CacheRounds = 30
+		g.CacheRounds = def.CacheRounds
+	}
+	if g.AEInterval == 0 {
+		g.AEInterval = def.AEInterval
 	}
 	if g.Fanout < 1 || g.Fanout > 64 {
 		return cfg, fmt.Errorf("simulations: fanout %d, want 1 to 64", g.Fanout)
@@ -152,7 +161,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Warmup = m.Warmup // the tables fill before the publication
 	}
 	if cfg.Latency == nil {
-		cfg.Latency = FixedLatency(time.Millisecond)
+		cfg.Latency = DefaultLatency
 	}
 	if math.IsNaN(cfg.Loss) || cfg.Loss < 0 || cfg.Loss > 1 {
 		return cfg, fmt.Errorf("simulations: loss %v, want 0 to 1", cfg.Loss)

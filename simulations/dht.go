@@ -48,7 +48,7 @@ type DHT struct {
 	Spread time.Duration
 	// Table is the template of every node's dht.Config. Self, SelfAddr,
 	// Rand and Bootstrap are set per node; zero fields take dht's defaults
-	// (K 16, Alpha 3, PingInterval 30s, SamplePoolSize 128, ...).
+	// (dht.DefaultConfig).
 	Table dht.Config
 }
 
@@ -67,7 +67,7 @@ func (m DHT) withDefaults() DHT {
 	if m.Warmup == 0 {
 		m.Warmup = DefaultDHTWarmup
 	}
-	c := dht.DefaultConfig(gossip.NodeID{1}, netip.AddrPort{}, nil)
+	c := dhtDefaults()
 	t := &m.Table
 	if t.K == 0 {
 		t.K = c.K
@@ -83,6 +83,9 @@ func (m DHT) withDefaults() DHT {
 	}
 	return m
 }
+
+// dhtDefaults is the DHT registry's default table configuration.
+func dhtDefaults() dht.Config { return dht.DefaultConfig(gossip.NodeID{1}, netip.AddrPort{}, nil) }
 
 // validate checks the model for a simulation of nodes nodes.
 func (m DHT) validate(nodes int) error {
@@ -123,7 +126,7 @@ func (m DHT) String() string {
 		pool = "off"
 	}
 	parts = append(parts, "pool="+pool, fmt.Sprintf("ping=%v", m.Table.PingInterval))
-	if m.Table.K != 16 {
+	if m.Table.K != dhtDefaults().K {
 		parts = append(parts, fmt.Sprintf("k=%d", m.Table.K))
 	}
 	return "dht:" + strings.Join(parts, ",")

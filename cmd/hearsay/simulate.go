@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/simulations"
 )
 
@@ -35,6 +36,8 @@ func simulateFlag(name, value, usage string) *cli.StringFlag {
 // simulateCommand is "hearsay simulate": a front end to simulations.Run.
 // It needs nothing from the program but the app's writers.
 func simulateCommand() *cli.Command {
+	// The protocol's defaults are the core's, the run's the simulator's.
+	def := gossip.DefaultConfig(gossip.NodeID{}, nil)
 	return &cli.Command{
 		Name:  "simulate",
 		Usage: "run the real protocol on up to millions of simulated nodes and chart how a message spreads",
@@ -53,21 +56,21 @@ func simulateCommand() *cli.Command {
 			"              the tables fill for the warm-up before the publication)",
 		Flags: []cli.Flag{
 			simulateFlag("nodes", "1000", fmt.Sprintf("number `N` of simulated nodes, 2 to %d", simulations.MaxNodes)),
-			simulateFlag("fanout", "3", "pull from `K` random peers per round (1 to 64)"),
-			simulateFlag("interval", "200ms", "`DURATION` of a gossip round"),
-			simulateFlag("cache-rounds", "30", "offer a new message to pullers for `N` rounds (1 to 100000)"),
+			simulateFlag("fanout", strconv.Itoa(def.Fanout), "pull from `K` random peers per round (1 to 64)"),
+			simulateFlag("interval", def.Interval.String(), "`DURATION` of a gossip round"),
+			simulateFlag("cache-rounds", strconv.Itoa(def.CacheRounds), "offer a new message to pullers for `N` rounds (1 to 100000)"),
 			simulateFlag("ae-interval", "0", "run Merkle anti-entropy every `DURATION` on every node (each keeps a message log); 0: gossip alone"),
 			simulateFlag("loss", "0", "probability that a datagram is lost: `P` as 0.2 or 20%"),
-			simulateFlag("latency", "1ms", "one-way delay: `SPEC` (see above)"),
+			simulateFlag("latency", simulations.DefaultLatency.String(), "one-way delay: `SPEC` (see above)"),
 			simulateFlag("partition", "", "split the network for a while: `SPEC` (see above)"),
 			simulateFlag("churn", "", "crash, restart and add nodes: `SPEC` (see above)"),
 			simulateFlag("skew", "0s", "offset each node's clock by up to ±`DURATION`"),
 			simulateFlag("messages", "1", "publish `M` messages at once, from distinct random nodes"),
-			simulateFlag("payload", "64", "payload of each message in `BYTES` (1 to 1300)"),
-			simulateFlag("peers", "full", "peer `MODEL`: full (everyone knows everyone), graph:D (random graph of degree D) or dht (a Kademlia table per node, options as dht:pool=32; see above)"),
+			simulateFlag("payload", strconv.Itoa(simulations.DefaultPayloadSize), "payload of each message in `BYTES` (1 to 1300)"),
+			simulateFlag("peers", simulations.FullMembership{}.String(), "peer `MODEL`: full (everyone knows everyone), graph:D (random graph of degree D) or dht (a Kademlia table per node, options as dht:pool=32; see above)"),
 			simulateFlag("seed", "1", "`SEED` of every random choice: the same seed gives the same run"),
 			simulateFlag("duration", "0s", "run exactly this long after the publication (`DURATION`); 0 stops when done"),
-			simulateFlag("max-rounds", "1000", "stop after `R` rounds at the latest"),
+			simulateFlag("max-rounds", strconv.Itoa(simulations.DefaultMaxRounds), "stop after `R` rounds at the latest"),
 			simulateFlag("out", "simulation", "`DIR` to write summary.json, rounds.csv and delivery.png into"),
 		},
 		Action: runSimulate,

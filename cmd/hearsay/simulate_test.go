@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/urfave/cli/v2"
 
+	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/simulations"
 )
 
@@ -172,4 +173,25 @@ func TestSimulatePartitionPublishesInTheFirstGroup(t *testing.T) {
 	assert.Less(t, summary.Publishers[0], 50, "published in the first group")
 	assert.Equal(t, "delivered", summary.Ended)
 	assert.Positive(t, summary.Network.Partitioned)
+}
+
+// TestSimulateDefaultsAreTheCores: without flags, simulate runs the core's
+// and the simulator's defaults, which its flags take from there.
+func TestSimulateDefaultsAreTheCores(t *testing.T) {
+	dir := t.TempDir()
+	_, _, err := runSimulateCLI(t, "--nodes", "20", "--out", dir)
+	require.NoError(t, err)
+	raw, err := os.ReadFile(filepath.Join(dir, simulations.SummaryFile))
+	require.NoError(t, err)
+	var summary simulations.Summary
+	require.NoError(t, json.Unmarshal(raw, &summary))
+	def := gossip.DefaultConfig(gossip.NodeID{}, nil)
+	assert.Equal(t, def.Fanout, summary.Fanout)
+	assert.Equal(t, def.Interval.String(), summary.Interval)
+	assert.Equal(t, def.CacheRounds, summary.CacheRounds)
+	assert.Equal(t, simulations.DefaultPayloadSize, summary.PayloadBytes)
+	assert.Equal(t, simulations.DefaultLatency.String(), summary.Latency)
+	assert.Equal(t, "full", summary.Peers)
+	assert.Equal(t, "delivered", summary.Ended)
+	assert.Zero(t, summary.Totals.AESessions, "anti-entropy is off unless --ae-interval asks for it")
 }
