@@ -83,19 +83,23 @@ func distinct(xs []int32) int {
 }
 
 func TestGraphPeersDeliver(t *testing.T) {
-	peers, err := NewRandomGraph(2000, 6, 2)
+	t.Parallel()
+	n := underRace(2000, 500)
+	peers, err := NewRandomGraph(n, 6, 2)
 	require.NoError(t, err)
-	rep, err := Broadcast(Config{Nodes: 2000, Seed: 2, Peers: peers})
+	rep, err := Broadcast(Config{Nodes: n, Seed: 2, Peers: peers})
 	require.NoError(t, err)
 	assert.Equal(t, "delivered", rep.Ended)
 	assert.Equal(t, "graph:6", rep.Summary().Peers)
-	full, err := Broadcast(Config{Nodes: 2000, Seed: 2})
+	full, err := Broadcast(Config{Nodes: n, Seed: 2})
 	require.NoError(t, err)
-	t.Logf("2000 nodes: %d rounds on a graph of degree 6, %d with full membership", rep.RoundsToFull, full.RoundsToFull)
+	t.Logf("%d nodes: %d rounds on a graph of degree 6, %d with full membership", n, rep.RoundsToFull, full.RoundsToFull)
 	assert.GreaterOrEqual(t, rep.RoundsToFull, full.RoundsToFull)
 }
 
 func TestLatencyModels(t *testing.T) {
+	t.Parallel()
+	n := underRace(500, 200)
 	rng := rand.New(rand.NewPCG(1, 1))
 	for _, l := range []Latency{
 		UniformLatency{Min: time.Millisecond, Max: 9 * time.Millisecond},
@@ -111,10 +115,10 @@ func TestLatencyModels(t *testing.T) {
 		mean := sum / 10_000
 		assert.InDelta(t, float64(5*time.Millisecond), float64(mean), float64(700*time.Microsecond), "%v: mean %v", l, mean)
 
-		rep, err := Broadcast(Config{Nodes: 500, Seed: 1, Latency: l, Loss: 0.05})
+		rep, err := Broadcast(Config{Nodes: n, Seed: 1, Latency: l, Loss: 0.05})
 		require.NoError(t, err, "%v", l)
 		assert.Equal(t, "delivered", rep.Ended, "%v", l)
-		again, err := Broadcast(Config{Nodes: 500, Seed: 1, Latency: l, Loss: 0.05})
+		again, err := Broadcast(Config{Nodes: n, Seed: 1, Latency: l, Loss: 0.05})
 		require.NoError(t, err)
 		assert.Equal(t, rep.Rounds, again.Rounds, "%v: deterministic", l)
 	}
@@ -155,6 +159,7 @@ func TestTheory(t *testing.T) {
 }
 
 func TestReportFiles(t *testing.T) {
+	t.Parallel()
 	rep, err := Broadcast(Config{Nodes: 200, Seed: 1, Messages: 3, Loss: 0.1})
 	require.NoError(t, err)
 	dir := t.TempDir()

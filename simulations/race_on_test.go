@@ -3,5 +3,5 @@
 package simulations
 
 // raceDetector is set when the tests run with -race, which slows the
-// simulator about five times.
+// simulator five to ten times.
 const raceDetector = true

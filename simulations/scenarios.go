@@ -32,8 +32,7 @@ var DefaultPartition = Partition{At: 0, Heal: 2 * time.Second, Split: 0.5}
 // when each node received it): the second group receives nothing while
 // partitioned, and everything within a few rounds of the heal. A partition
 // that outlasts the caches leaves the second group without the message for
-// good: repairing that is the job of Merkle anti-entropy, which the
-// simulator does not run yet.
+// good, unless Merkle anti-entropy runs (Config.AntiEntropy) to repair it.
 func PartitionAndHeal(cfg Config) (Report, error) {
 	if cfg.Partition == nil {
 		p := DefaultPartition
