@@ -55,7 +55,9 @@ const DefaultBenchDHT = "dht:k=8,pool=16"
 // runs the DHT registry's table, joins through node 0 at the start and
 // fills its table for the warm-up (10s) before the publication. It reports
 // rounds to 100% (from the publication) beside full membership's for the
-// same seed, the tables at the publication, wall time and memory. Run one
+// same seed, the tables at the publication, wall time and memory, and
+// fails if the DHT's rounds exceed 1.5 times full membership's
+// (TestDHTAgainstFullMembership checks the same at 1,000 nodes). Run one
 // size at a time, once:
 //
 //	go test -run XXX -bench 'ScaleDHT/nodes=10000$' -benchtime 1x -timeout 1h ./simulations
@@ -88,6 +90,9 @@ func BenchmarkScaleDHT(b *testing.B) {
 					b.Fatalf("not delivered everywhere: %+v", rep.Summary())
 				}
 				m, d := rep.Memory, rep.Summary().DHT
+				if float64(rep.RoundsToFull) > 1.5*float64(full.RoundsToFull) {
+					b.Errorf("%d rounds with the DHT, more than 1.5 times full membership's %d", rep.RoundsToFull, full.RoundsToFull)
+				}
 				b.ReportMetric(float64(rep.RoundsToFull), "rounds")
 				b.ReportMetric(float64(full.RoundsToFull), "full-rounds")
 				b.ReportMetric(float64(d.Joined), "joined")

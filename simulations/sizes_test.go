@@ -1,7 +1,5 @@
 package simulations
 
-import "testing"
-
 // underRace is n, or the smaller race when the tests run with -race. A
 // Simulator runs on one goroutine, so the race detector finds nothing in a
 // large run that a small one would not show, and slows the simulator five
@@ -13,13 +11,4 @@ func underRace(n, race int) int {
 		return race
 	}
 	return n
-}
-
-// dhtScaleNodes is the size of TestDHTAgainstFullMembership: 10,000 nodes
-// take most of a minute to join, so -short runs 1,000, and -race 100.
-func dhtScaleNodes() int {
-	if testing.Short() {
-		return underRace(1_000, 100)
-	}
-	return underRace(10_000, 100)
 }
