@@ -34,8 +34,13 @@ func lossRun(t *testing.T, antiEntropy bool, limit time.Duration) (*Simulator, i
 // its caches hold nothing more to spread.
 func TestAntiEntropyCompletesUnderLoss(t *testing.T) {
 	t.Parallel()
-	_, missingWithout := lossRun(t, false, 10*time.Second)
-	s, missing := lossRun(t, true, time.Minute)
+	var s *Simulator
+	var missingWithout, missing int
+	if !inParallel(t,
+		func(t *testing.T) { _, missingWithout = lossRun(t, false, 10*time.Second) },
+		func(t *testing.T) { s, missing = lossRun(t, true, time.Minute) }) {
+		return
+	}
 	t.Logf("30%% loss, caches of 2 rounds: %d deliveries missing with gossip alone, %d with anti-entropy", missingWithout, missing)
 	require.Positive(t, missingWithout, "the test is meaningful: gossip alone leaves gaps")
 	require.Zero(t, missing, "anti-entropy fills every gap")

@@ -65,10 +65,18 @@ func TestDHTBootstrapFromOneNode(t *testing.T) {
 func TestDHTAgainstFullMembership(t *testing.T) {
 	t.Parallel()
 	n := underRace(1_000, 100)
-	full, err := Broadcast(Config{Nodes: n, Seed: 3})
-	require.NoError(t, err)
-	rep, err := Broadcast(Config{Nodes: n, Seed: 3, Peers: lightDHT})
-	require.NoError(t, err)
+	var full, rep Report
+	if !inParallel(t, func(t *testing.T) {
+		var err error
+		full, err = Broadcast(Config{Nodes: n, Seed: 3})
+		require.NoError(t, err)
+	}, func(t *testing.T) {
+		var err error
+		rep, err = Broadcast(Config{Nodes: n, Seed: 3, Peers: lightDHT})
+		require.NoError(t, err)
+	}) {
+		return
+	}
 	d := rep.Summary().DHT
 	t.Logf("N=%d: %d rounds with the DHT (%s), %d with full membership; at the publication %d/%d joined, %.1f answering contacts per node (min %d), %.0f DHT datagrams per node during the warm-up; wall %v",
 		n, rep.RoundsToFull, rep.Config.Peers, full.RoundsToFull, d.Joined, d.Tables, d.PeersMean, d.PeersMin, d.WarmupDatagramsPerNode, rep.Wall)
@@ -108,15 +116,20 @@ func TestDHTSameSeedSameCSV(t *testing.T) {
 		return Config{Nodes: underRace(300, 40), Seed: seed, Peers: DHT{Bootstrap: 3, Table: lightDHT.Table}, Loss: 0.1,
 			Latency: UniformLatency{Min: time.Millisecond, Max: 9 * time.Millisecond}}
 	}
-	a, err := Run(cfg(5))
-	require.NoError(t, err)
-	b, err := Run(cfg(5))
-	require.NoError(t, err)
+	var a, b, c Report
+	run := func(rep *Report, seed uint64) func(t *testing.T) {
+		return func(t *testing.T) {
+			var err error
+			*rep, err = Run(cfg(seed))
+			require.NoError(t, err)
+		}
+	}
+	if !inParallel(t, run(&a, 5), run(&b, 5), run(&c, 6)) {
+		return
+	}
 	assert.Equal(t, "delivered", a.Ended)
 	assert.Equal(t, csvOf(t, a), csvOf(t, b), "same seed, same CSV")
 	assert.Equal(t, a.DHT, b.DHT, "and the same DHT traffic")
-	c, err := Run(cfg(6))
-	require.NoError(t, err)
 	assert.NotEqual(t, csvOf(t, a), csvOf(t, c), "another seed, another run")
 }
 
@@ -175,17 +188,19 @@ func TestDHTRestarts(t *testing.T) {
 func TestDHTLateJoinAndPartition(t *testing.T) {
 	t.Parallel()
 	n := underRace(300, 40)
-	rep, err := LateJoin(Config{Nodes: n, Seed: 9, Peers: lightDHT})
-	require.NoError(t, err)
-	assert.Equal(t, "delivered", rep.Ended)
-	assert.Equal(t, n, rep.NodesUp)
-	assert.Zero(t, rep.Missing)
-
-	rep, err = PartitionAndHeal(Config{Nodes: n, Seed: 9, Peers: lightDHT})
-	require.NoError(t, err)
-	assert.Equal(t, "delivered", rep.Ended)
-	assert.Equal(t, 0.5, roundAt(t, rep, DefaultPartition.Heal).Delivered, "only the first group has it while partitioned")
-	assert.Zero(t, rep.Missing)
+	inParallel(t, func(t *testing.T) {
+		rep, err := LateJoin(Config{Nodes: n, Seed: 9, Peers: lightDHT})
+		require.NoError(t, err)
+		assert.Equal(t, "delivered", rep.Ended)
+		assert.Equal(t, n, rep.NodesUp)
+		assert.Zero(t, rep.Missing)
+	}, func(t *testing.T) {
+		rep, err := PartitionAndHeal(Config{Nodes: n, Seed: 9, Peers: lightDHT})
+		require.NoError(t, err)
+		assert.Equal(t, "delivered", rep.Ended)
+		assert.Equal(t, 0.5, roundAt(t, rep, DefaultPartition.Heal).Delivered, "only the first group has it while partitioned")
+		assert.Zero(t, rep.Missing)
+	})
 }
 
 // TestDHTBootstrapNodes: with bootstrap=3 the first three nodes that are
@@ -266,7 +281,7 @@ func TestDHTConfigErrors(t *testing.T) {
 func TestDHTStaggeredJoinsSkewPools(t *testing.T) {
 	t.Parallel()
 	n := underRace(1000, 150)
-	pullers := func(m DHT) (sorted []int, unpulled int) {
+	pullers := func(t *testing.T, m DHT) (sorted []int, unpulled int) {
 		s, err := New(Config{Nodes: n, Seed: 4, Peers: m})
 		require.NoError(t, err)
 		s.RunUntil(s.Config().Warmup)
@@ -292,10 +307,15 @@ func TestDHTStaggeredJoinsSkewPools(t *testing.T) {
 		return in, unpulled
 	}
 	at := func(xs []int, q float64) int { return xs[int(q*float64(len(xs)-1))] }
-	once, onceZero := pullers(lightDHT)
+	var once, spread []int
+	var onceZero, spreadZero int
 	staggered := lightDHT
 	staggered.Spread = 5 * time.Second
-	spread, spreadZero := pullers(staggered)
+	if !inParallel(t,
+		func(t *testing.T) { once, onceZero = pullers(t, lightDHT) },
+		func(t *testing.T) { spread, spreadZero = pullers(t, staggered) }) {
+		return
+	}
 	t.Logf("nodes that can pull from a node, min/median/max: %d/%d/%d (%d in no pool) joining at once, %d/%d/%d (%d in no pool) over 5s",
 		once[0], at(once, 0.5), once[n-1], onceZero, spread[0], at(spread, 0.5), spread[n-1], spreadZero)
 	assert.Greater(t, spreadZero, 5*onceZero+5)
