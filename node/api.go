@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +48,9 @@ type API struct {
 	cfg     APIConfig
 	mux     *http.ServeMux
 	metrics *prometheus.Registry
+
+	ending    chan struct{} // closed by EndStreams
+	endStream sync.Once
 }
 
 // NewAPI returns the HTTP API of n.
@@ -60,7 +64,7 @@ func NewAPI(n *Node, cfg APIConfig) *API {
 	if cfg.BodyTimeout <= 0 {
 		cfg.BodyTimeout = 10 * time.Second
 	}
-	a := &API{node: n, cfg: cfg, mux: http.NewServeMux(), metrics: prometheus.NewRegistry()}
+	a := &API{node: n, cfg: cfg, mux: http.NewServeMux(), metrics: prometheus.NewRegistry(), ending: make(chan struct{})}
 	a.metrics.MustRegister(newStatsCollector(n), n.tickSeconds)
 	if cfg.ProcessMetrics {
 		a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -90,6 +94,24 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// EndStreams ends every open event stream, and any opened after it, with
+// the error event "node shutting down". http.Server.Shutdown waits for
+// handlers but does not end them, and a stream's handler runs as long as
+// its client reads: call EndStreams first. A server from NewAPIServer does
+// so in its Shutdown.
+func (a *API) EndStreams() {
+	a.endStream.Do(func() { close(a.ending) })
+}
+
+func (a *API) ended() bool {
+	select {
+	case <-a.ending:
+		return true
+	default:
+		return false
+	}
 }
 
 func (a *API) authorized(r *http.Request) bool {
@@ -258,6 +280,10 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		for batch := replay.Next(); batch != nil; batch = replay.Next() {
+			if a.ended() {
+				write(errorEvent(reasonShutdown))
+				return
+			}
 			buf = buf[:0]
 			for _, m := range batch {
 				buf = appendEvent(buf, m)
@@ -275,14 +301,16 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			if !write([]byte(": keep-alive\n\n")) {
 				return
 			}
+		case <-a.ending:
+			write(errorEvent(reasonShutdown))
+			return
 		case m, ok := <-sub.C:
 			if !ok {
-				reason := "node shutting down"
+				reason := reasonShutdown
 				if errors.Is(sub.Err(), ErrSlowSubscriber) {
 					reason = "subscriber too slow: more than the buffer of messages behind; reconnect"
 				}
-				data, _ := json.Marshal(map[string]string{"error": reason})
-				write(fmt.Appendf(nil, "event: error\ndata: %s\n\n", data))
+				write(errorEvent(reason))
 				return
 			}
 			buf = appendEvent(buf[:0], m)
@@ -304,6 +332,15 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// reasonShutdown is the error event that ends a stream when the node stops.
+const reasonShutdown = "node shutting down"
+
+// errorEvent is the event that ends a stream, saying why.
+func errorEvent(reason string) []byte {
+	data, _ := json.Marshal(map[string]string{"error": reason})
+	return fmt.Appendf(nil, "event: error\ndata: %s\n\n", data)
 }
 
 func appendEvent(buf []byte, m gossip.Message) []byte {

@@ -351,3 +351,66 @@ func TestAPIResumeWithLastEventID(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, r.StatusCode)
 	r.Body.Close()
 }
+
+// nextEvent returns the next event that is not a comment, or ok false when
+// the stream ended first.
+func nextEvent(t *testing.T, ch <-chan sseEvent) (ev sseEvent, ok bool) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if ok && ev.comment {
+				continue
+			}
+			return ev, ok
+		case <-timeout:
+			t.Fatal("no event within 10s")
+		}
+	}
+}
+
+// requireShutdownEvent checks that a stream ends with the shutdown event.
+func requireShutdownEvent(t *testing.T, stream <-chan sseEvent) {
+	t.Helper()
+	ev, ok := nextEvent(t, stream)
+	require.True(t, ok, "the stream ended without an event")
+	require.Equal(t, "error", ev.event)
+	require.JSONEq(t, `{"error":"node shutting down"}`, ev.data)
+	_, ok = nextEvent(t, stream)
+	require.False(t, ok, "the stream ends after the error event")
+}
+
+// A server from NewAPIServer ends its open streams, live or resumed, with
+// the shutdown event when it shuts down, rather than waiting for their
+// clients to hang up.
+func TestAPIServerShutdownEndsStreams(t *testing.T) {
+	nd := startCluster(t, 1, nil)[0]
+	ln, err := ListenAPI("127.0.0.1:0")
+	require.NoError(t, err)
+	srv := NewAPIServer(NewAPI(nd, APIConfig{}), APIServerConfig{})
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	base := "http://" + ln.Addr().String()
+	id, err := nd.Publish(context.Background(), "a", []byte("before"))
+	require.NoError(t, err)
+	_, live := openStream(t, base, ">")
+	resp, resumed := openStream(t, base, ">&after="+id.String())
+	require.Equal(t, "true", resp.Header.Get("X-Hearsay-Resumed"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, srv.Shutdown(ctx), "open streams must not hold the shutdown up")
+	requireShutdownEvent(t, live)
+	requireShutdownEvent(t, resumed)
+}
+
+// Closing the node ends the streams of its API with the same event, however
+// the API is served.
+func TestAPINodeCloseEndsStreams(t *testing.T) {
+	nd := startCluster(t, 1, nil)[0]
+	srv := apiServer(t, nd, APIConfig{})
+	_, stream := openStream(t, srv.URL, ">")
+	require.NoError(t, nd.Close())
+	requireShutdownEvent(t, stream)
+}

@@ -62,10 +62,16 @@ type APIServerConfig struct {
 	MaxHeaderBytes int
 }
 
+// streamEnder is a handler with long-lived responses to end before a
+// shutdown: an *API, or a wrapper of one that passes EndStreams on.
+type streamEnder interface{ EndStreams() }
+
 // NewAPIServer returns an http.Server for h with timeouts against slow
 // clients. It sets no WriteTimeout, which would end event streams: streams
 // set a deadline on each write instead, and request bodies are read under
-// APIConfig.BodyTimeout.
+// APIConfig.BodyTimeout. If h has an EndStreams method, as an *API does,
+// the server's Shutdown calls it, so that open event streams end with the
+// "node shutting down" event rather than holding the shutdown up.
 func NewAPIServer(h http.Handler, cfg APIServerConfig) *http.Server {
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = 10 * time.Second
@@ -76,6 +82,10 @@ func NewAPIServer(h http.Handler, cfg APIServerConfig) *http.Server {
 	if cfg.MaxHeaderBytes <= 0 {
 		cfg.MaxHeaderBytes = 64 << 10
 	}
-	return &http.Server{Handler: h, ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: cfg.MaxHeaderBytes}
+	if se, ok := h.(streamEnder); ok {
+		srv.RegisterOnShutdown(se.EndStreams)
+	}
+	return srv
 }

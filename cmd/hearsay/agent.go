@@ -247,15 +247,9 @@ func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// Timeouts of the API server. There is no WriteTimeout: streams are long;
-// the API bounds each write to a stream itself.
-const (
-	apiReadHeaderTimeout = 10 * time.Second
-	apiIdleTimeout       = 120 * time.Second
-	// shutdownTimeout bounds how long in-flight API requests may take to
-	// finish once the agent is told to stop.
-	shutdownTimeout = 10 * time.Second
-)
+// shutdownTimeout bounds how long in-flight API requests may take to
+// finish once the agent is told to stop.
+const shutdownTimeout = 10 * time.Second
 
 // agent runs an agent until ctx is cancelled (SIGINT, SIGTERM).
 func (p *program) agent(ctx context.Context, cfg agentConfig) error {
@@ -376,18 +370,12 @@ loop:
 	return runErr
 }
 
-// newAPIServer returns the HTTP server of a node's API. Shutdown ends its
-// event streams, which otherwise stay open as long as their clients do.
+// newAPIServer returns the HTTP server of a node's API, with the library's
+// limits, logging its errors to logger. Its Shutdown ends the open event
+// streams with the "node shutting down" event.
 func newAPIServer(n *node.Node, cfg node.APIConfig, logger *slog.Logger) *http.Server {
-	streams, endStreams := context.WithCancel(context.Background())
-	server := &http.Server{
-		Handler:           node.NewAPI(n, cfg),
-		ReadHeaderTimeout: apiReadHeaderTimeout,
-		IdleTimeout:       apiIdleTimeout,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return streams },
-	}
-	server.RegisterOnShutdown(endStreams)
+	server := node.NewAPIServer(node.NewAPI(n, cfg), node.APIServerConfig{})
+	server.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	return server
 }
 

@@ -110,7 +110,7 @@ func TestAgentInProcess(t *testing.T) {
 	waitHealthy(t, apiAddr, exited)
 
 	// subscribe, in the background until interrupted
-	subscribe := func(pattern string) (out *syncBuffer, interrupt func(), exit <-chan int) {
+	subscribe := func(pattern string) (out, errOut *syncBuffer, interrupt func(), exit <-chan int) {
 		var stdout, stderr syncBuffer
 		ctx, cancel := context.WithCancel(context.Background())
 		code := make(chan int, 1)
@@ -118,9 +118,9 @@ func TestAgentInProcess(t *testing.T) {
 			code <- run(ctx, []string{"hearsay", "subscribe", "--api", apiAddr, "--topic", pattern, "--format", "raw"},
 				strings.NewReader(""), &stdout, &stderr)
 		}()
-		return &stdout, cancel, code
+		return &stdout, &stderr, cancel, code
 	}
-	subOut, interrupt, subExit := subscribe("inproc.>")
+	subOut, _, interrupt, subExit := subscribe("inproc.>")
 	require.Eventually(t, func() bool { return statusOf(t, apiAddr).Subscribers == 1 }, 10*time.Second, 10*time.Millisecond)
 
 	res := runCLI(t, "", "push", "--api", apiAddr, "--topic", "inproc.a", "hello")
@@ -147,8 +147,18 @@ func TestAgentInProcess(t *testing.T) {
 	require.Equal(t, exitOK, res.code, res.stderr)
 	assert.JSONEq(t, `{"registry":"static","peers":["127.0.0.1:1"],"suspects":[]}`, res.stdout, "the agent leaves itself out of --peers")
 
-	// Stopping with a stream open: the stream ends, the agent exits at once.
-	_, _, subExit = subscribe(">")
+	// The server's limits are the library's: headers of at most 64 KiB.
+	req, err := http.NewRequest(http.MethodGet, "http://"+apiAddr+"/healthz", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Large", strings.Repeat("x", 100<<10))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode)
+
+	// Stopping with a stream open: the stream ends with the shutdown event,
+	// the agent exits at once.
+	_, subErr, _, subExit := subscribe(">")
 	require.Eventually(t, func() bool { return statusOf(t, apiAddr).Subscribers == 1 }, 10*time.Second, 10*time.Millisecond)
 	start := time.Now()
 	stopAgent()
@@ -159,7 +169,8 @@ func TestAgentInProcess(t *testing.T) {
 	case <-time.After(2 * shutdownTimeout):
 		t.Fatal("the agent did not stop")
 	}
-	assert.Equal(t, exitFailure, <-subExit, "the subscriber sees the agent close its stream")
+	assert.Equal(t, exitFailure, <-subExit, "the subscriber sees the agent end its stream")
+	assert.Equal(t, "hearsay: the agent ended the stream: node shutting down\n", subErr.String())
 	log := agentLog.String()
 	assert.Contains(t, log, `msg="hearsay agent running" name=inproc`)
 	assert.Contains(t, log, "api=http://"+apiAddr)
