@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -82,7 +79,7 @@ func (p *program) demoCommand() *cli.Command {
 // demoNode is one node of the demo with its API.
 type demoNode struct {
 	node     *node.Node
-	peers    *demoPeers
+	peers    *static.Deferred // set once every node is bound: their ports are not known before
 	listener net.Listener
 	server   *http.Server
 }
@@ -162,7 +159,7 @@ func startDemoNodes(cfg demoConfig, logger *slog.Logger) ([]*demoNode, error) {
 		return nil, err
 	}
 	for i := range cfg.Nodes {
-		dn := &demoNode{peers: &demoPeers{}}
+		dn := &demoNode{peers: &static.Deferred{}}
 		nodes = append(nodes, dn)
 		ncfg := node.Config{
 			Name:     fmt.Sprintf("node-%d", i+1),
@@ -197,7 +194,7 @@ func startDemoNodes(cfg demoConfig, logger *slog.Logger) ([]*demoNode, error) {
 		if err != nil {
 			return fail(err)
 		}
-		dn.peers.reg.Store(reg)
+		dn.peers.Set(reg)
 	}
 	for _, dn := range nodes {
 		if err := dn.node.Start(); err != nil {
@@ -259,26 +256,6 @@ func printWalkthrough(w io.Writer, nodes []*demoNode) {
 	fmt.Fprintf(w, "  # the counters of %s\n", name(2))
 	fmt.Fprintf(w, "  curl %s/v1/status\n", api(2))
 	fmt.Fprintf(w, "\nPublishing a sample message every second from each node in turn; Ctrl-C stops.\n")
-}
-
-// demoPeers is a demo node's registry, filled in once every node is bound:
-// their ports are not known before.
-type demoPeers struct {
-	reg atomic.Pointer[static.Registry]
-}
-
-func (d *demoPeers) Peers() []netip.AddrPort {
-	if reg := d.reg.Load(); reg != nil {
-		return reg.Peers()
-	}
-	return nil
-}
-
-func (d *demoPeers) SamplePeers(rng *rand.Rand, n int, dst []netip.AddrPort) []netip.AddrPort {
-	if reg := d.reg.Load(); reg != nil {
-		return reg.SamplePeers(rng, n, dst)
-	}
-	return dst
 }
 
 // arrivalTracker records on which nodes each message arrived and prints one

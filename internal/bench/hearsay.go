@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net/netip"
 	"sync/atomic"
 
 	"github.com/hearsay-io/hearsay/gossip"
@@ -29,7 +27,7 @@ const maxSubscriberBuffer = 16384
 type hearsayNode struct {
 	index int
 	node  *node.Node
-	peers *latePeers
+	peers *static.Deferred // set by connect
 	// subDone is closed when the subscriber has stopped, after Close.
 	subDone chan struct{}
 	// slow is set if the subscription was cut off for falling behind: its
@@ -47,7 +45,7 @@ func newHearsayNode(cfg Config, key *security.Key, index int, rec arrivals) (*he
 	if err != nil {
 		return nil, fmt.Errorf("bench: hearsay keyring: %w", err)
 	}
-	n := &hearsayNode{index: index, peers: &latePeers{}, subDone: make(chan struct{})}
+	n := &hearsayNode{index: index, peers: &static.Deferred{}, subDone: make(chan struct{})}
 	ncfg := node.Config{
 		Name:             fmt.Sprintf("bench-%d", index),
 		Bind:             "127.0.0.1:0",
@@ -91,7 +89,7 @@ func (n *hearsayNode) connect(addrs []string) error {
 	if err != nil {
 		return fmt.Errorf("bench: hearsay node %d: peers: %w", n.index, err)
 	}
-	n.peers.reg.Store(reg)
+	n.peers.Set(reg)
 	if err := n.node.Start(); err != nil {
 		return fmt.Errorf("bench: hearsay node %d: %w", n.index, err)
 	}
@@ -130,24 +128,4 @@ func (n *hearsayNode) close() error {
 		return fmt.Errorf("bench: hearsay node %d: its subscriber fell behind and was cut off: arrivals were missed", n.index)
 	}
 	return nil
-}
-
-// latePeers is a node's registry, filled in once every node is bound: their
-// ports are not known before.
-type latePeers struct {
-	reg atomic.Pointer[static.Registry]
-}
-
-func (p *latePeers) Peers() []netip.AddrPort {
-	if reg := p.reg.Load(); reg != nil {
-		return reg.Peers()
-	}
-	return nil
-}
-
-func (p *latePeers) SamplePeers(rng *rand.Rand, n int, dst []netip.AddrPort) []netip.AddrPort {
-	if reg := p.reg.Load(); reg != nil {
-		return reg.SamplePeers(rng, n, dst)
-	}
-	return dst
 }

@@ -24,12 +24,16 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hearsay-io/hearsay/registry"
 )
 
-var _ registry.Registry = (*Registry)(nil)
+var (
+	_ registry.Registry = (*Registry)(nil)
+	_ registry.Registry = (*Deferred)(nil)
+)
 
 // Config configures a static Registry.
 type Config struct {
@@ -115,6 +119,33 @@ func (r *Registry) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return len(r.peers)
+}
+
+// Deferred is a Registry handed to a node before its peers are known: the
+// nodes of a cluster bound to port 0 learn each other's addresses only once
+// all are bound. It has no peers until Set. It is safe for concurrent use.
+type Deferred struct {
+	reg atomic.Pointer[Registry]
+}
+
+// Set makes r the registry d answers from.
+func (d *Deferred) Set(r *Registry) { d.reg.Store(r) }
+
+// Peers returns the peers of the registry set, or none.
+func (d *Deferred) Peers() []netip.AddrPort {
+	if r := d.reg.Load(); r != nil {
+		return r.Peers()
+	}
+	return nil
+}
+
+// SamplePeers samples the registry set, as Registry.SamplePeers; before
+// Set it returns dst unchanged.
+func (d *Deferred) SamplePeers(rng *rand.Rand, n int, dst []netip.AddrPort) []netip.AddrPort {
+	if r := d.reg.Load(); r != nil {
+		return r.SamplePeers(rng, n, dst)
+	}
+	return dst
 }
 
 // smallSample is the largest n sampled by rejection, checking duplicates
