@@ -291,15 +291,16 @@ type benchProcessesJSON struct {
 // The hearsay binary runs "bench --processes": every node of each system
 // is a bench-node process of its own.
 func TestBenchProcessesEndToEnd(t *testing.T) {
+	t.Parallel()
 	bin := hearsayBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // bounds a hang only
 	defer cancel()
 	// --timeout bounds memberlist's run: it misses a delivery or two in
 	// most runs of this burst (see runSmall in internal/bench) and would
-	// then wait a minute. --interval 100ms gives hearsay 50 rounds in that
+	// then wait a minute. --interval 100ms gives hearsay 20 rounds in that
 	// time, where it needs a few, however busy the machine.
 	cmd := exec.CommandContext(ctx, bin, "bench", "--processes", "--nodes", "4", "--messages", "50", "--rate", "500",
-		"--systems", "hearsay,memberlist", "--json", "--interval", "100ms", "--timeout", "5s")
+		"--systems", "hearsay,memberlist", "--json", "--interval", "100ms", "--timeout", "2s")
 	cmd.Env = agentEnv()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
