@@ -33,28 +33,24 @@ func freeTCPAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// waitHealthy waits until GET /healthz answers 200, failing the test if it
-// does not within 20 s or if exited is closed first.
-func waitHealthy(t *testing.T, api string, exited <-chan struct{}) {
+// waitRunning waits until the agent with API api logs that it runs, failing
+// the test if it does not within 20 s or if exited is closed first; then its
+// API must be healthy. The log line comes once the API listens.
+func waitRunning(t *testing.T, logs *syncBuffer, api string, exited <-chan struct{}) {
 	t.Helper()
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	if !logs.awaitText(`msg="hearsay agent running"`, exited, 20*time.Second) {
 		select {
 		case <-exited:
-			t.Fatalf("the agent with API %s exited before it was healthy", api)
+			t.Fatalf("the agent with API %s exited before it ran", api)
 		default:
+			t.Fatalf("the agent with API %s was not running within 20s", api)
 		}
-		resp, err := client.Get("http://" + api + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("the agent with API %s was not healthy within 20s", api)
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + api + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 }
 
 // getJSON GETs an agent's API path into v.
@@ -78,6 +74,9 @@ type agentStatus struct {
 	Subscribers       int    `json:"subscribers"`
 	Interval          string `json:"interval"`
 	Encrypted         bool   `json:"encrypted"`
+	Rounds            uint64 `json:"rounds"`
+	CacheMessages     int    `json:"cache_messages"`
+	MerkleRoot        string `json:"merkle_root"`
 }
 
 func statusOf(t *testing.T, api string) agentStatus {
@@ -107,7 +106,7 @@ func TestAgentInProcess(t *testing.T) {
 			t.Logf("agent log:\n%s", agentLog.String())
 		}
 	}()
-	waitHealthy(t, apiAddr, exited)
+	waitRunning(t, &agentLog, apiAddr, exited)
 
 	// subscribe, in the background until interrupted
 	subscribe := func(pattern string) (out, errOut *syncBuffer, interrupt func(), exit <-chan int) {
@@ -199,7 +198,7 @@ func TestAgentReportsABadPeersFile(t *testing.T) {
 }
 
 func TestDemo(t *testing.T) {
-	clearEnv(t)
+	t.Parallel() // the only test running the program in-process in parallel: urfave/cli's globals allow one
 	res := runCLI(t, "", "demo", "--nodes", "3", "--duration", "2500ms", "--base-port", "0")
 	require.Equal(t, exitOK, res.code, res.stderr)
 	out := res.stdout

@@ -19,16 +19,65 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// changes wakes whoever waits for a condition on some state each time
+// that state changes, so that tests wait on the state itself, not on a
+// clock.
+type changes struct {
+	mu sync.Mutex
+	ch chan struct{} // closed by the next notify
+}
+
+// next returns a channel closed at the next change.
+func (c *changes) next() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch == nil {
+		c.ch = make(chan struct{})
+	}
+	return c.ch
+}
+
+func (c *changes) notify() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch != nil {
+		close(c.ch)
+		c.ch = nil
+	}
+}
+
+// await checks cond at every change until it holds (true), timeout passes
+// or stop is closed (false, unless cond holds by then).
+func (c *changes) await(cond func() bool, stop <-chan struct{}, timeout time.Duration) bool {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		next := c.next() // before the check: a change during it is not missed
+		if cond() {
+			return true
+		}
+		select {
+		case <-next:
+		case <-stop:
+			return cond()
+		case <-timer.C:
+			return false
+		}
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for concurrent use: the program's
 // goroutines write while the test reads.
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changes changes
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.changes.notify()
 	return b.buf.Write(p)
 }
 
@@ -36,6 +85,11 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// awaitText waits until the buffer holds text; see changes.await.
+func (b *syncBuffer) awaitText(text string, stop <-chan struct{}, timeout time.Duration) bool {
+	return b.changes.await(func() bool { return strings.Contains(b.String(), text) }, stop, timeout)
 }
 
 // cliResult is what an in-process run printed and returned.

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -54,12 +55,13 @@ func TestKeysCommands(t *testing.T) {
 			t.Logf("agent log:\n%s", agentLog.String())
 		}
 	})
+	require.True(t, agentLog.awaitText(`msg="hearsay agent running"`, nil, 20*time.Second), "the agent did not start")
 	list := func() keysAnswer {
 		var res cliResult
 		require.Eventually(t, func() bool {
 			res = runCLI(t, "", "keys", "list", "--api", sock, "--api-token", "tok-123")
 			return res.code == exitOK
-		}, 60*1e9, 50*1e6, "keys list: %s", res.stderr)
+		}, 20*time.Second, 50*time.Millisecond, "keys list: %s", res.stderr)
 		var k keysAnswer
 		require.NoError(t, json.Unmarshal([]byte(res.stdout), &k))
 		return k
