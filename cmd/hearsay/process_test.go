@@ -8,13 +8,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -27,11 +27,10 @@ import (
 // The hearsay binary, built in the background from the start of the run
 // so that the in-process tests overlap the build.
 var (
-	hearsayPath  string
-	buildDone    = make(chan struct{}) // closed when the build ended
-	buildErr     error                 // valid once buildDone is closed
-	cancelBuild  context.CancelFunc
-	removeBinDir func()
+	hearsayPath string
+	buildDone   = make(chan struct{}) // closed when the build ended
+	buildErr    error                 // valid once buildDone is closed
+	cancelBuild context.CancelFunc
 )
 
 func TestMain(m *testing.M) {
@@ -42,38 +41,39 @@ func TestMain(m *testing.M) {
 			os.Unsetenv(name)
 		}
 	}
-	if err := startBuild(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	cancelBuild() // unused by the tests run: not needed
-	<-buildDone
-	removeBinDir()
-	os.Exit(code)
-}
-
-// startBuild starts building the hearsay binary into a temporary directory.
-func startBuild() error {
-	dir, err := os.MkdirTemp("", "hearsay-test-bin")
-	if err != nil {
-		return err
-	}
-	removeBinDir = func() { os.RemoveAll(dir) }
-	hearsayPath = filepath.Join(dir, "hearsay")
-	if runtime.GOOS == "windows" {
-		hearsayPath += ".exe"
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	cancelBuild = cancel
 	go func() {
 		defer close(buildDone)
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", hearsayPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
+		hearsayPath, buildErr = buildHearsay(ctx)
 	}()
-	return nil
+	code := m.Run()
+	cancelBuild() // unused by the tests run: not needed
+	<-buildDone
+	os.Exit(code)
+}
+
+// buildHearsay returns the path of the hearsay binary. The go command
+// keeps what go run links in its build cache and go run -exec echo prints
+// where, so that only the first run after a change links. That first run
+// prints a temporary path, removed at once: the second try finds the
+// binary in the cache.
+func buildHearsay(ctx context.Context) (string, error) {
+	for range 2 {
+		cmd := exec.CommandContext(ctx, "go", "run", "-exec", "echo", ".")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return "", fmt.Errorf("go run: %w\n%s", err, stderr.Bytes())
+		}
+		if path := strings.TrimSpace(string(out)); filepath.IsAbs(path) {
+			if _, err := os.Stat(path); err == nil {
+				return path, nil
+			}
+		}
+	}
+	return "", errors.New("go run -exec echo printed no binary that stayed")
 }
 
 // hearsayBinary waits for the hearsay binary and returns its path.
