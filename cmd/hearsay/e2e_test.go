@@ -101,7 +101,8 @@ func TestE2EKilledAgentRecoversWhatItMissed(t *testing.T) {
 	hearsayBinary(t)
 	const cacheRounds = 10
 	c := newCluster(t, 3)
-	agents := c.startAll(t, "agent", "--interval", "20ms", "--cache-rounds", fmt.Sprint(cacheRounds), "--ae-interval", "200ms")
+	flags := []string{"--interval", "20ms", "--cache-rounds", fmt.Sprint(cacheRounds), "--ae-interval", "200ms"}
+	agents := c.startAll(t, "agent", flags...)
 	before := openStream(t, "agent-3", agents[2].api, "flow.>")
 	pub := startPublisher(agents[0].api, "flow.tick", 20*time.Millisecond)
 	before.waitTotal(t, 10, 20*time.Second)
@@ -113,8 +114,7 @@ func TestE2EKilledAgentRecoversWhatItMissed(t *testing.T) {
 	agents[0].waitRounds(t, 3*cacheRounds)
 	agents[1].waitRounds(t, 3*cacheRounds)
 	pub.waitPublished(t, 5)
-	restarted := c.start(t, 2, "agent-3-restarted", "--peers", strings.Join(c.gossip, ","),
-		"--interval", "20ms", "--cache-rounds", fmt.Sprint(cacheRounds), "--ae-interval", "200ms")
+	restarted := c.start(t, 2, "agent-3-restarted", append(c.peersFlag(), flags...)...)
 	before.mu.Lock()
 	lastSeen := before.order[len(before.order)-1]
 	before.mu.Unlock()

@@ -165,11 +165,14 @@ func (c cluster) start(t *testing.T, i int, name string, args ...string) *agentP
 	return startAgent(t, name, c.gossip[i], c.api[i], c.dirs[i], args...)
 }
 
+// peersFlag gives an agent the cluster's agents as its static peers.
+func (c cluster) peersFlag() []string { return []string{"--peers", strings.Join(c.gossip, ",")} }
+
 // startAll starts every agent of the cluster, named prefix-1 and up, each
-// with args and the others as its static peers.
+// with the others as its static peers and args.
 func (c cluster) startAll(t *testing.T, prefix string, args ...string) []*agentProcess {
 	t.Helper()
-	args = append([]string{"--peers", strings.Join(c.gossip, ",")}, args...)
+	args = append(c.peersFlag(), args...)
 	var agents []*agentProcess
 	for i := range c.gossip {
 		agents = append(agents, c.start(t, i, fmt.Sprintf("%s-%d", prefix, i+1), args...))
