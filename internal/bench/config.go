@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/hearsay-io/hearsay/gossip"
 )
 
 // System names a gossip implementation the benchmark can drive.
@@ -108,10 +110,18 @@ const (
 	DefaultSize     = 256
 	DefaultRate     = 1000
 	DefaultOrigins  = 1
-	DefaultInterval = 200 * time.Millisecond
-	DefaultFanout   = 3
 	DefaultTimeout  = 60 * time.Second
 )
+
+// The gossip round and fanout of both systems default to hearsay's own
+// protocol defaults (gossip.DefaultConfig), so a run measures what a node
+// does out of the box.
+var (
+	DefaultInterval = protocolDefaults.Interval
+	DefaultFanout   = protocolDefaults.Fanout
+)
+
+var protocolDefaults = gossip.DefaultConfig(gossip.NodeID{}, nil)
 
 // WithDefaults returns c with its zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
