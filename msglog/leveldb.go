@@ -39,7 +39,7 @@ var ErrCorrupt = errors.New("msglog: message log database is corrupt")
 // 64 MiB).
 func OpenLevelDB(path string, maxBytes int64) (*LevelDB, error) {
 	if maxBytes <= 0 {
-		maxBytes = 64 << 20
+		maxBytes = DefaultMaxBytes
 	}
 	db, err := leveldb.OpenFile(path, &opt.Options{})
 	if err != nil {

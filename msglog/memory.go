@@ -26,7 +26,7 @@ type memEntry struct {
 // NewMemory returns an empty log bounded to maxBytes (0: 64 MiB).
 func NewMemory(maxBytes int64) *Memory {
 	if maxBytes <= 0 {
-		maxBytes = 64 << 20
+		maxBytes = DefaultMaxBytes
 	}
 	return &Memory{maxBytes: maxBytes, byID: map[ID]*memEntry{}}
 }

@@ -22,6 +22,9 @@ import (
 // ID is a 16-byte message ID.
 type ID = [16]byte
 
+// DefaultMaxBytes bounds a log opened with a maxBytes of 0.
+const DefaultMaxBytes = 64 << 20
+
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("msglog: closed")
 

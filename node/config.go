@@ -99,7 +99,7 @@ type Config struct {
 	// Close (not when New fails); it must have no other writer.
 	Log msglog.Log
 	// LogMaxBytes bounds the message log the node opens (not a given Log).
-	// Default 0: msglog's default, 64 MiB.
+	// Default msglog.DefaultMaxBytes (64 MiB).
 	LogMaxBytes int64
 	// Gossip tunes the protocol core: Fanout, Interval, MaxPacketSize,
 	// MaxAge, cache bounds, Retention, AEInterval (their defaults are
@@ -177,6 +177,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Cluster == "" {
 		c.Cluster = "hearsay"
+	}
+	if c.LogMaxBytes <= 0 {
+		c.LogMaxBytes = msglog.DefaultMaxBytes
+	}
+	if c.Security.ReplayWindow <= 0 {
+		c.Security.ReplayWindow = security.DefaultReplayWindow
 	}
 	if c.KDF == (security.KDFParams{}) {
 		c.KDF = security.DefaultKDFParams

@@ -94,13 +94,19 @@ type replayEntry struct {
 	expires int64 // unix nanoseconds
 }
 
+// Defaults of SealerConfig.
+const (
+	DefaultReplayWindow    = 30 * time.Second
+	DefaultReplayCacheSize = 1 << 20
+)
+
 // NewSealer returns a sealer using ring.
 func NewSealer(ring *Keyring, cfg SealerConfig) *Sealer {
 	if cfg.ReplayWindow <= 0 {
-		cfg.ReplayWindow = 30 * time.Second
+		cfg.ReplayWindow = DefaultReplayWindow
 	}
 	if cfg.ReplayCacheSize <= 0 {
-		cfg.ReplayCacheSize = 1 << 20
+		cfg.ReplayCacheSize = DefaultReplayCacheSize
 	}
 	return &Sealer{ring: ring, window: cfg.ReplayWindow, seen: map[[16]byte]struct{}{}, maxSeen: cfg.ReplayCacheSize}
 }

@@ -78,7 +78,7 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("api-token", "", "require `TOKEN` as \"Authorization: Bearer TOKEN\" on every API endpoint but /healthz"),
 			stringFlag("cluster", def.Cluster, "cluster `NAME`; with a passphrase it salts the key, so all agents of a cluster must agree"),
 			stringFlag("passphrase-file", "", "`FILE` holding the cluster passphrase (or set HEARSAY_PASSPHRASE); without one, gossip is not encrypted"),
-			stringFlag("replay-window", "30s", "drop sealed datagrams whose timestamp is further than `DURATION` from this clock"),
+			stringFlag("replay-window", durationText(security.DefaultReplayWindow), "drop sealed datagrams whose timestamp is further than `DURATION` from this clock"),
 			stringFlag("peers", "", "comma-separated `LIST` of HOST:PORT of the agents to gossip with; this agent's own address may be in it"),
 			stringFlag("peers-file", "", "`FILE` of peers, one HOST:PORT per line, # starts a comment"),
 			stringFlag("registry", registryStatic, "`KIND` of peer registry: static (--peers, --peers-file), dht (a Kademlia table over the gossip port) or memberlist (hashicorp/memberlist on its own port)"),
