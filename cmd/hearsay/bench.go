@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -13,14 +14,16 @@ import (
 func (p *program) benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
-		Usage: "measure hearsay against hashicorp/memberlist on the same workload, on 127.0.0.1",
+		Usage: "measure hearsay against hashicorp/memberlist (and GossipSub, when built) on the same workload, on 127.0.0.1",
 		Description: "Starts --nodes hearsay nodes on 127.0.0.1, in this process or, with --processes, each in\n" +
 			"a process of its own (this program's hidden bench-node command), publishes --messages messages\n" +
 			"of --size bytes at --rate from --origins nodes, and measures delivery, time to 100%,\n" +
 			"publish-to-delivery latency, bytes on the wire per payload byte, duplicates and CPU;\n" +
 			"then does the same with as many memberlist instances spreading the messages through\n" +
-			"their broadcast queues, as serf does, and prints both side by side. docs/bench.md\n" +
-			"explains every figure. Nothing is written to disk; the run stops by itself.",
+			"their broadcast queues, as serf does, and prints both side by side. With gossipsub in\n" +
+			"--systems it also runs bench/gossipsub's program (go-libp2p-pubsub, default parameters) on the\n" +
+			"same workload. docs/bench.md explains every figure. Nothing is written to disk; the run stops\n" +
+			"by itself.",
 		Flags: []cli.Flag{
 			stringFlag("nodes", fmt.Sprint(bench.DefaultNodes), fmt.Sprintf("`N` nodes per system, %d to %d", bench.MinNodes, bench.MaxNodes)),
 			stringFlag("messages", fmt.Sprint(bench.DefaultMessages), "publish `M` messages"),
@@ -31,7 +34,8 @@ func (p *program) benchCommand() *cli.Command {
 			stringFlag("fanout", fmt.Sprint(bench.DefaultFanout), fmt.Sprintf("peers contacted per round by both systems, `N` from 1 to %d", bench.MaxFanout)),
 			boolFlag("encrypt", true, "encrypt both systems' traffic with the same 256-bit key; --encrypt=false turns it off"),
 			stringFlag("timeout", "60s", "stop waiting for full delivery `DURATION` after the first publish"),
-			stringFlag("systems", string(bench.Hearsay)+","+string(bench.Memberlist), "comma-separated `LIST` of systems to run: hearsay, memberlist or both"),
+			stringFlag("systems", string(bench.Hearsay)+","+string(bench.Memberlist), "comma-separated `LIST` of systems to run: hearsay, memberlist, gossipsub"),
+			stringFlag("gossipsub-bin", "", "the `PROGRAM` that runs gossipsub; default: "+bench.GossipSubProgram+" in dist/, beside this program or on PATH"),
 			boolFlag("processes", false, "run every node as its own process (this program's hidden bench-node command); CPU is then the sum over the node processes"),
 			boolFlag("json", false, "print the results as JSON instead of a table"),
 		},
@@ -116,6 +120,13 @@ func benchConfigFromFlags(c *cli.Context) (bench.Config, error) {
 	if cfg.Systems, err = systemsValue(c, "systems"); err != nil {
 		return cfg, err
 	}
+	if slices.Contains(cfg.Systems, bench.GossipSub) {
+		program, err := bench.FindGossipSub(flagValue(c, "gossipsub-bin"))
+		if err != nil {
+			return cfg, flagErrorf("systems", "gossipsub: %v, or name it with --gossipsub-bin", err)
+		}
+		cfg.GossipSubCommand = []string{program}
+	}
 	// The flags were checked one by one above; this catches what they
 	// missed, so that no error of Run's own checks reaches the user as a
 	// failure instead of a usage error.
@@ -134,8 +145,8 @@ func systemsValue(c *cli.Context, name string) ([]bench.System, error) {
 			continue
 		}
 		system := bench.System(entry)
-		if system != bench.Hearsay && system != bench.Memberlist {
-			return nil, flagErrorf(name, "unknown system %q (want %s, %s or both)", entry, bench.Hearsay, bench.Memberlist)
+		if !slices.Contains(bench.KnownSystems, system) {
+			return nil, flagErrorf(name, "unknown system %q (want %s, %s or %s)", entry, bench.Hearsay, bench.Memberlist, bench.GossipSub)
 		}
 		for _, s := range systems {
 			if s == system {
@@ -145,7 +156,7 @@ func systemsValue(c *cli.Context, name string) ([]bench.System, error) {
 		systems = append(systems, system)
 	}
 	if len(systems) == 0 {
-		return nil, flagErrorf(name, "name at least one system: %s, %s or both", bench.Hearsay, bench.Memberlist)
+		return nil, flagErrorf(name, "name at least one system: %s, %s or %s", bench.Hearsay, bench.Memberlist, bench.GossipSub)
 	}
 	return systems, nil
 }

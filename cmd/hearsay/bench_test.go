@@ -86,7 +86,7 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--fanout", "0"}, "--fanout: must be between 1 and 64, got 0"},
 		{[]string{"--timeout", "500ms"}, "--timeout: must be at least 1s, got 500ms"},
 		{[]string{"--messages", "1000", "--rate", "10"}, "--timeout: publishing 1000 messages at 10/s takes 1m39.9s"},
-		{[]string{"--systems", "serf"}, `--systems: unknown system "serf" (want hearsay, memberlist or both)`},
+		{[]string{"--systems", "serf"}, `--systems: unknown system "serf" (want hearsay, memberlist or gossipsub)`},
 		{[]string{"--systems", "hearsay,hearsay"}, "--systems: hearsay listed twice"},
 		{[]string{"--systems", " , "}, "--systems: name at least one system"},
 		{[]string{"--encrypt=maybe"}, `--encrypt: invalid value "maybe"`},
@@ -104,6 +104,26 @@ func TestBenchFlagErrors(t *testing.T) {
 			assert.Empty(t, res.stdout)
 		})
 	}
+}
+
+// gossipsub needs bench/gossipsub's program; without it the error says how
+// to build it.
+func TestBenchGossipSubNotBuilt(t *testing.T) {
+	t.Setenv("PATH", "")
+	res := runBench(t, "--systems", "hearsay,gossipsub")
+	assert.Equal(t, exitUsage, res.code, res.stderr)
+	assert.Contains(t, res.stderr, "--systems: gossipsub: ")
+	assert.Contains(t, res.stderr, bench.GossipSubBuild)
+	assert.Contains(t, res.stderr, "--gossipsub-bin")
+	assert.Equal(t, 1, strings.Count(res.stderr, "\n"), "one line: %q", res.stderr)
+
+	res = runBench(t, "--systems", "gossipsub", "--gossipsub-bin", "no-such-program")
+	assert.Equal(t, exitUsage, res.code, res.stderr)
+	assert.Contains(t, res.stderr, "no-such-program")
+
+	cfg, err := benchConfigOf(t, "--systems", "gossipsub", "--gossipsub-bin", os.Args[0])
+	require.NoError(t, err)
+	assert.Equal(t, []string{os.Args[0]}, cfg.GossipSubCommand)
 }
 
 func TestBenchFlagFromEnvironment(t *testing.T) {

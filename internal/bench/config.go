@@ -2,14 +2,17 @@
 // hashicorp/memberlist cluster side by side, on 127.0.0.1, and measures what
 // each costs: delivery, latency, bytes on the wire, duplicates and CPU. The
 // nodes run in one process, or each in its own (Config.Processes; ServeNode
-// is a node process's side). `hearsay bench` is its command line;
-// docs/bench.md describes the workload and every figure.
+// is a node process's side). A third system, GossipSub, runs the same
+// workload in a program of its own (bench/gossipsub) whose report is read
+// back. `hearsay bench` is its command line; docs/bench.md describes the
+// workload and every figure.
 package bench
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/hearsay-io/hearsay/gossip"
@@ -26,10 +29,18 @@ const (
 	// a TransmitLimitedQueue, each node re-queueing what it first receives,
 	// as serf does.
 	Memberlist System = "memberlist"
+	// GossipSub is N go-libp2p-pubsub hosts with GossipSub's default
+	// parameters, run by Config.GossipSubCommand (bench/gossipsub).
+	GossipSub System = "gossipsub"
 )
 
-// Systems lists every system, in the order they run and are printed.
+// Systems lists the systems run by default, in the order they run and are
+// printed.
 var Systems = []System{Hearsay, Memberlist}
+
+// KnownSystems lists every system Config.Systems may name: Systems and
+// GossipSub, which needs its program built.
+var KnownSystems = []System{Hearsay, Memberlist, GossipSub}
 
 // Bounds of the workload. MaxSize keeps a message, with either system's
 // headers and sealing, inside one 1400-byte datagram.
@@ -96,6 +107,13 @@ type Config struct {
 	// (with Processes): it must serve ServeNode on its standard input and
 	// output, as `hearsay bench-node` does. Required with Processes.
 	NodeCommand []string
+	// GossipSubCommand is the program and arguments that run the GossipSub
+	// system: bench/gossipsub's program (FindGossipSub), to which the
+	// workload's flags are added. It runs every host in its one process,
+	// with or without Processes, and ignores Interval, Fanout and
+	// Plaintext: GossipSub keeps its defaults and libp2p always encrypts.
+	// Required with GossipSub in Systems.
+	GossipSubCommand []string
 
 	// originSendsOnce makes a memberlist origin drop its broadcasts once it
 	// has handed them out a first time, so that every other delivery needs
@@ -191,13 +209,16 @@ func (c Config) Validate() error {
 	}
 	seen := map[System]bool{}
 	for _, s := range c.Systems {
-		if s != Hearsay && s != Memberlist {
-			return bad("unknown system %q (want %s or %s)", s, Hearsay, Memberlist)
+		if !slices.Contains(KnownSystems, s) {
+			return bad("unknown system %q (want %s, %s or %s)", s, Hearsay, Memberlist, GossipSub)
 		}
 		if seen[s] {
 			return bad("system %q listed twice", s)
 		}
 		seen[s] = true
+	}
+	if seen[GossipSub] && len(c.GossipSubCommand) == 0 {
+		return bad("system %s needs a GossipSubCommand: build %s with `%s`", GossipSub, GossipSubProgram, GossipSubBuild)
 	}
 	return nil
 }

@@ -64,8 +64,8 @@ func (r Report) WriteTable(w io.Writer) error {
 		return "-"
 	})
 	row("backpressure waits", func(res Result) string {
-		if res.System == Memberlist {
-			return "-" // its queue never refuses
+		if res.System == Memberlist || res.System == GossipSub {
+			return "-" // memberlist's queue and GossipSub's Publish never refuse
 		}
 		return fmt.Sprint(res.BackpressureWaits)
 	})

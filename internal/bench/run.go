@@ -26,9 +26,9 @@ type Report struct {
 
 // Result is what one system did with the workload. Times are measured in
 // this process, on the monotonic clock, or with Config.Processes by the
-// node processes, on the machine's wall clock; the window measured runs
-// from the first publish until every node holds every message, or until
-// Config.Timeout.
+// node processes, on the machine's wall clock, and for GossipSub by its
+// program, on its monotonic clock; the window measured runs from the first
+// publish until every node holds every message, or until Config.Timeout.
 type Result struct {
 	System   System
 	Nodes    int
@@ -55,7 +55,9 @@ type Result struct {
 	LatencySamples                     int
 	// BytesOut counts the bytes all nodes sent in the window: every datagram
 	// (pulls, answers, anti-entropy, probes, gossip) and stream, sealing
-	// included, IP and UDP headers not.
+	// included, IP and UDP headers not. GossipSub: every byte its hosts
+	// wrote on their TCP connections, TLS and yamux included, IP and TCP
+	// headers not.
 	BytesOut uint64
 	// Duplicates counts the copies of a message received by a node that
 	// already had it.
@@ -64,12 +66,15 @@ type Result struct {
 	// system reports it. Hearsay: datagrams refused by its send limits or
 	// security (node.Stats.Drops) and messages refused by the core
 	// (gossip.Stats.Dropped). Memberlist: messages dropped because a node's
-	// handoff queue was full ("handoff_queue_full").
+	// handoff queue was full ("handoff_queue_full"). GossipSub: RPCs and
+	// messages its queues dropped, and messages it rejected (bench/gossipsub's
+	// README).
 	Drops map[string]uint64
 	// CPU is the process's CPU time (user and system) in the window; every
 	// node of the system shares the process. With Config.Processes it is
-	// the sum over the node processes, this one left out. CPUKnown is false
-	// where it could not be read.
+	// the sum over the node processes, this one left out. GossipSub: its
+	// program's, in which all its hosts run. CPUKnown is false where it
+	// could not be read.
 	CPU      time.Duration
 	CPUKnown bool
 	// Window is the length of the window measured.
@@ -135,7 +140,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	rep := Report{Config: cfg}
 	for _, system := range cfg.Systems {
-		res, err := runSystem(ctx, cfg, system, key)
+		run := func() (Result, error) { return runSystem(ctx, cfg, system, key) }
+		if system == GossipSub {
+			progressf(cfg, "%s: running %s", system, cfg.GossipSubCommand[0])
+			run = func() (Result, error) { return runGossipSub(ctx, cfg) }
+		}
+		res, err := run()
 		if err != nil {
 			return rep, err
 		}
