@@ -3,12 +3,14 @@ package simulations
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -165,7 +167,8 @@ func TestReportFiles(t *testing.T) {
 	dir := t.TempDir()
 	paths, err := rep.WriteFiles(dir)
 	require.NoError(t, err)
-	require.Equal(t, []string{filepath.Join(dir, SummaryFile), filepath.Join(dir, RoundsFile), filepath.Join(dir, ChartFile)}, paths)
+	require.Equal(t, []string{filepath.Join(dir, SummaryFile), filepath.Join(dir, RoundsFile), filepath.Join(dir, ChartFile),
+		filepath.Join(dir, LatencyFile), filepath.Join(dir, LatencyChartFile)}, paths)
 
 	raw, err := os.ReadFile(paths[0])
 	require.NoError(t, err)
@@ -177,6 +180,15 @@ func TestReportFiles(t *testing.T) {
 	assert.Equal(t, 0.1, s.Loss)
 	assert.Equal(t, rep.RoundsToFull, s.RoundsToFull)
 	assert.Equal(t, uint64(597), s.Totals.MessagesReceived-s.Totals.Duplicates, "3 messages to 199 nodes each")
+	lat := rep.DeliveryLatency
+	assert.Equal(t, 597, s.LatencyPairs, "3 messages to 199 nodes each")
+	assert.Equal(t, 597, s.LatencyDelivered)
+	assert.Equal(t, LatencyPercentiles{P50: lat.P50.Milliseconds(), P90: lat.P90.Milliseconds(), P99: lat.P99.Milliseconds(), Max: lat.Max.Milliseconds()}, s.LatencyMs)
+	assert.Positive(t, s.LatencyMs.P50)
+	assert.Equal(t, lat.Full.Milliseconds(), s.FullDeliveryMs)
+	assert.Equal(t, s.LatencyMs.Max, s.FullDeliveryMs)
+	require.Len(t, s.MessageFullDeliveryMs, 3, "one per message")
+	assert.Equal(t, s.FullDeliveryMs, slices.Max(s.MessageFullDeliveryMs))
 
 	csvBytes, err := os.ReadFile(paths[1])
 	require.NoError(t, err)
@@ -184,11 +196,22 @@ func TestReportFiles(t *testing.T) {
 	assert.Equal(t, "round,time_s,delivered_fraction,nodes_up,messages_sent,bytes_sent,datagrams_sent,duplicates,theory_subrounds,theory_classic,theory_async", string(lines[0]))
 	assert.Len(t, lines, len(rep.Rounds)+1)
 
-	f, err := os.Open(paths[2])
+	latCSV, err := os.ReadFile(paths[3])
 	require.NoError(t, err)
-	defer f.Close()
-	_, err = png.Decode(f)
-	require.NoError(t, err)
+	lines = bytes.Split(bytes.TrimSpace(latCSV), []byte("\n"))
+	assert.Equal(t, "latency_ms,deliveries,fraction_delivered", string(lines[0]))
+	require.Len(t, lines, len(lat.CDF)+1, "a header and one line per point")
+	last := lat.CDF[len(lat.CDF)-1]
+	assert.Equal(t, fmt.Sprintf("%d,%d,1.000000", last.Latency.Milliseconds(), last.Deliveries), string(lines[len(lines)-1]))
+
+	for _, chart := range []string{paths[2], paths[4]} {
+		f, err := os.Open(chart)
+		require.NoError(t, err)
+		img, err := png.Decode(f)
+		require.NoError(t, f.Close())
+		require.NoError(t, err, chart)
+		assert.Greater(t, img.Bounds().Dx(), 400, chart)
+	}
 }
 
 func TestSimulatorOperations(t *testing.T) {

@@ -23,9 +23,11 @@ import (
 
 // File names WriteFiles uses in its directory.
 const (
-	SummaryFile = "summary.json"
-	RoundsFile  = "rounds.csv"
-	ChartFile   = "delivery.png"
+	SummaryFile      = "summary.json"
+	RoundsFile       = "rounds.csv"
+	ChartFile        = "delivery.png"
+	LatencyFile      = "latency.csv"
+	LatencyChartFile = "latency.png"
 )
 
 // CSVHeader is the first line of WriteCSV's output.
@@ -34,8 +36,9 @@ var CSVHeader = []string{
 	"bytes_sent", "datagrams_sent", "duplicates", "theory_subrounds", "theory_classic", "theory_async",
 }
 
-// WriteFiles writes SummaryFile, RoundsFile and ChartFile into dir, which
-// it creates if need be, and returns their paths.
+// WriteFiles writes SummaryFile, RoundsFile, ChartFile, LatencyFile and
+// LatencyChartFile into dir, which it creates if need be, and returns their
+// paths.
 func (r *Report) WriteFiles(dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("simulations: %w", err)
@@ -48,6 +51,8 @@ func (r *Report) WriteFiles(dir string) ([]string, error) {
 		{SummaryFile, r.WriteJSON},
 		{RoundsFile, r.WriteCSV},
 		{ChartFile, r.WriteChart},
+		{LatencyFile, r.WriteLatencyCSV},
+		{LatencyChartFile, r.WriteLatencyChart},
 	} {
 		path := filepath.Join(dir, f.name)
 		if err := writeFile(path, f.write); err != nil {
@@ -131,7 +136,17 @@ type Summary struct {
 	Ended        string `json:"ended"`
 	RoundsRun    int    `json:"rounds_run"`
 	RoundsToFull int    `json:"rounds_to_full"`
-	TheoryRounds struct {
+	// The delivery latency (Report.DeliveryLatency) in milliseconds: its
+	// percentiles over the deliveries made, the (message, node) pairs it
+	// counts and how many of them were delivered, the time to full
+	// delivery (-1 if never), overall and per message in the order of
+	// Publishers.
+	LatencyMs             LatencyPercentiles `json:"latency_ms"`
+	LatencyPairs          int                `json:"latency_pairs"`
+	LatencyDelivered      int                `json:"latency_delivered"`
+	FullDeliveryMs        int64              `json:"full_delivery_ms"`
+	MessageFullDeliveryMs []int64            `json:"message_full_delivery_ms"`
+	TheoryRounds          struct {
 		SubRounds int `json:"subrounds"`
 		Classic   int `json:"classic"`
 		Async     int `json:"async"`
@@ -273,6 +288,10 @@ func (r *Report) Summary() Summary {
 		Ended:             r.Ended,
 		RoundsRun:         len(r.Rounds) - 1,
 		RoundsToFull:      r.RoundsToFull,
+		LatencyMs:         r.DeliveryLatency.percentiles(),
+		LatencyPairs:      r.DeliveryLatency.Pairs,
+		LatencyDelivered:  r.DeliveryLatency.Delivered,
+		FullDeliveryMs:    durationMs(r.DeliveryLatency.Full),
 		PullBound:         PullBound(c.Nodes),
 		DeliveredFraction: r.Delivered,
 		NodesUp:           r.NodesUp,
@@ -286,6 +305,10 @@ func (r *Report) Summary() Summary {
 		VirtualSeconds:    r.Virtual.Seconds(),
 		WallSeconds:       r.Wall.Round(time.Millisecond).Seconds(),
 		Memory:            r.Memory,
+	}
+	s.MessageFullDeliveryMs = make([]int64, len(r.DeliveryLatency.PerMessage))
+	for m, d := range r.DeliveryLatency.PerMessage {
+		s.MessageFullDeliveryMs[m] = durationMs(d)
 	}
 	s.TheoryRounds.SubRounds = roundsToFull(c.Nodes, TheorySubRounds(c.Nodes, c.Gossip.Fanout, c.Loss, 1000))
 	s.TheoryRounds.Classic = roundsToFull(c.Nodes, TheoryClassicPull(c.Nodes, c.Gossip.Fanout, c.Loss, 1000))

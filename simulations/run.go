@@ -21,6 +21,11 @@ type Report struct {
 	// RoundsToFull is the round from whose end on every node up held every
 	// message until the run ended; -1 if the run ended otherwise.
 	RoundsToFull int
+	// DeliveryLatency is how long after the publication each node up
+	// delivered each message, in virtual time, measured at the deliveries
+	// themselves: its Full is the time to full delivery to the
+	// millisecond, where RoundsToFull counts whole rounds.
+	DeliveryLatency DeliveryLatency
 	// Delivered is the fraction of (node up, message) pairs delivered at
 	// the end.
 	Delivered float64
@@ -226,6 +231,7 @@ func Run(cfg Config) (Report, error) {
 	}
 	rep.Delivered = rep.Rounds[len(rep.Rounds)-1].Delivered
 	rep.NodesUp, rep.Missing, rep.Redelivered = s.NodesUp(), s.Missing(), s.Redelivered()
+	rep.DeliveryLatency = s.DeliveryLatency()
 	rep.Totals = prev
 	rep.Totals.Sub(first)
 	rep.Network = subNetwork(s.NetworkStats(), firstNet)
