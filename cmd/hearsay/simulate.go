@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -197,6 +198,7 @@ func printSimulationSummary(w io.Writer, r *simulations.Report, paths []string) 
 	}
 	fmt.Fprintf(w, "per node: %.3f duplicates, %.0f bytes sent, %.1f datagrams; %d redelivered after stateless restarts\n",
 		s.DuplicatesPerNode, s.BytesPerNode, s.DatagramsPerNode, r.Redelivered)
+	printSimulationLatency(w, &s)
 	if d := s.DHT; d != nil {
 		fmt.Fprintf(w, "DHT: the nodes ran %v before the publication, from which rounds count; then %d of %d tables had joined, with %.1f answering contacts each (at least %d); DHT datagrams per node: %.0f in the warm-up, %.1f after\n",
 			r.Config.Warmup, d.Joined, d.Tables, d.PeersMean, d.PeersMin, d.WarmupDatagramsPerNode, d.RunDatagramsPerNode)
@@ -210,6 +212,41 @@ func printSimulationSummary(w io.Writer, r *simulations.Report, paths []string) 
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "wrote %s\n", strings.Join(paths, ", "))
+}
+
+// printSimulationLatency prints the delivery latency: its percentiles,
+// the time to full delivery and, with several messages, its spread over
+// the messages.
+func printSimulationLatency(w io.Writer, s *simulations.Summary) {
+	l := s.LatencyMs
+	fmt.Fprintf(w, "latency from the publication, over %d deliveries to other nodes: p50 %d ms, p90 %d ms, p99 %d ms, max %d ms; ",
+		s.LatencyDelivered, l.P50, l.P90, l.P99, l.Max)
+	if s.FullDeliveryMs >= 0 {
+		fmt.Fprintf(w, "every node up had every message %d ms after the publication\n", s.FullDeliveryMs)
+	} else {
+		fmt.Fprintf(w, "%d of %d (message, node) pairs never delivered\n", s.LatencyPairs-s.LatencyDelivered, s.LatencyPairs)
+	}
+	if len(s.MessageFullDeliveryMs) < 2 {
+		return
+	}
+	var done []int64
+	for _, ms := range s.MessageFullDeliveryMs {
+		if ms >= 0 {
+			done = append(done, ms)
+		}
+	}
+	slices.Sort(done)
+	fmt.Fprintf(w, "per message, time to every node up: ")
+	if len(done) > 0 {
+		fmt.Fprintf(w, "fastest %d ms, median %d ms, slowest %d ms", done[0], done[(len(done)-1)/2], done[len(done)-1])
+	}
+	if missing := len(s.MessageFullDeliveryMs) - len(done); missing > 0 {
+		if len(done) > 0 {
+			fmt.Fprint(w, "; ")
+		}
+		fmt.Fprintf(w, "%d of %d messages never reached every node up", missing, len(s.MessageFullDeliveryMs))
+	}
+	fmt.Fprintln(w)
 }
 
 // progressBar draws the simulation's progress on one line of stderr, at
