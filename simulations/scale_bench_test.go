@@ -14,7 +14,7 @@ import (
 //	go test -run XXX -bench 'Scale/nodes=100000$' -benchtime 1x ./simulations
 //
 // With HEARSAY_SIM_OUT set to a directory, each size also writes its
-// summary.json, rounds.csv and delivery.png into a subdirectory of it.
+// files (Report.WriteFiles) into a subdirectory of it.
 func BenchmarkScale(b *testing.B) {
 	for _, n := range []int{1_000, 10_000, 100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {

@@ -45,8 +45,9 @@ func simulateCommand() *cli.Command {
 		Description: "Runs one gossip core per node on an in-memory network with a virtual clock, in this\n" +
 			"process, deterministically for a given --seed: publishes --messages messages from random\n" +
 			"nodes and runs round by round until every node up holds them (or --duration, or until\n" +
-			"nothing more can arrive). Writes to --out: summary.json, rounds.csv (one line per round)\n" +
-			"and delivery.png (fraction delivered per round against theory).\n" +
+			"nothing more can arrive). Writes to --out: summary.json, rounds.csv (one line per round),\n" +
+			"delivery.png (fraction delivered per round against theory), latency.csv and latency.png\n" +
+			"(the CDF of the milliseconds from the publication to each node's delivery).\n" +
 			"Specs (times count from the publication; docs/simulations.md has the details):\n" +
 			"  --latency   1ms | uniform:1ms-20ms | normal:20ms,5ms | lognormal:20ms,0.5\n" +
 			"  --partition at=0s,heal=2s,split=0.5   (nodes below split*N, the publishers' side, cut off from the rest)\n" +
@@ -72,7 +73,7 @@ func simulateCommand() *cli.Command {
 			simulateFlag("seed", "1", "`SEED` of every random choice: the same seed gives the same run"),
 			simulateFlag("duration", "0s", "run exactly this long after the publication (`DURATION`); 0 stops when done"),
 			simulateFlag("max-rounds", strconv.Itoa(simulations.DefaultMaxRounds), "stop after `R` rounds at the latest"),
-			simulateFlag("out", "simulation", "`DIR` to write summary.json, rounds.csv and delivery.png into"),
+			simulateFlag("out", "simulation", "`DIR` to write summary.json, rounds.csv, delivery.png, latency.csv and latency.png into"),
 		},
 		Action: runSimulate,
 	}

@@ -5,9 +5,11 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -126,12 +128,61 @@ func TestSimulateWritesSummaryCSVAndChart(t *testing.T) {
 		"datagrams_sent", "duplicates", "theory_subrounds", "theory_classic", "theory_async"}, rows[0])
 	assert.Len(t, rows, summary.RoundsRun+2, "a header, round 0, and one line per round")
 
-	chart, err := os.Open(filepath.Join(dir, simulations.ChartFile))
+	requirePNG(t, filepath.Join(dir, simulations.ChartFile))
+	requirePNG(t, filepath.Join(dir, simulations.LatencyChartFile))
+}
+
+// requirePNG checks that path holds a chart: a PNG at least 400 pixels wide.
+func requirePNG(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
 	require.NoError(t, err)
-	defer chart.Close()
-	img, err := png.Decode(chart)
+	defer f.Close()
+	img, err := png.Decode(f)
+	require.NoError(t, err, path)
+	assert.Greater(t, img.Bounds().Dx(), 400, path)
+}
+
+// TestSimulateLatency: with --latency normal:20ms,5ms, simulate prints the
+// delivery latency in milliseconds beside the rounds, consistent with
+// them, and writes it into summary.json, latency.csv and latency.png.
+func TestSimulateLatency(t *testing.T) {
+	dir := t.TempDir()
+	stdout, _, err := runSimulateCLI(t, "--nodes", "200", "--latency", "normal:20ms,5ms", "--messages", "2", "--seed", "5", "--out", dir)
 	require.NoError(t, err)
-	assert.Greater(t, img.Bounds().Dx(), 400)
+	var summary simulations.Summary
+	raw, err := os.ReadFile(filepath.Join(dir, simulations.SummaryFile))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &summary))
+	assert.Equal(t, "normal:20ms,5ms", summary.Latency)
+	require.Equal(t, "delivered", summary.Ended)
+	assert.Equal(t, 2*199, summary.LatencyPairs)
+	assert.Equal(t, summary.LatencyPairs, summary.LatencyDelivered)
+	l := summary.LatencyMs
+	assert.Positive(t, l.P50)
+	assert.True(t, l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max, "%+v", l)
+	assert.Equal(t, l.Max, summary.FullDeliveryMs)
+	interval := int64(200) // the default --interval, in milliseconds
+	assert.Greater(t, summary.FullDeliveryMs, int64(summary.RoundsToFull-1)*interval)
+	assert.LessOrEqual(t, summary.FullDeliveryMs, int64(summary.RoundsToFull)*interval)
+	require.Len(t, summary.MessageFullDeliveryMs, 2)
+	fastest, slowest := min(summary.MessageFullDeliveryMs[0], summary.MessageFullDeliveryMs[1]), max(summary.MessageFullDeliveryMs[0], summary.MessageFullDeliveryMs[1])
+	assert.Equal(t, summary.FullDeliveryMs, slowest)
+
+	assert.Contains(t, stdout, fmt.Sprintf("latency from the publication, over 398 deliveries to other nodes: p50 %d ms, p90 %d ms, p99 %d ms, max %d ms; every node up had every message %d ms after the publication\n",
+		l.P50, l.P90, l.P99, l.Max, summary.FullDeliveryMs))
+	assert.Contains(t, stdout, fmt.Sprintf("per message, time to every node up: fastest %d ms, median %d ms, slowest %d ms\n", fastest, fastest, slowest))
+	assert.Contains(t, stdout, filepath.Join(dir, simulations.LatencyFile))
+
+	f, err := os.Open(filepath.Join(dir, simulations.LatencyFile))
+	require.NoError(t, err)
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, simulations.LatencyCSVHeader, rows[0])
+	require.Greater(t, len(rows), 2)
+	assert.Equal(t, []string{strconv.FormatInt(summary.FullDeliveryMs, 10), rows[len(rows)-1][1], "1.000000"}, rows[len(rows)-1], "the CDF ends at 1 at the last delivery")
+	requirePNG(t, filepath.Join(dir, simulations.LatencyChartFile))
 }
 
 func TestSimulateReadsItsOwnEnvironment(t *testing.T) {
