@@ -13,7 +13,9 @@
 //
 // Run drives a whole experiment from a Config: warm-up, publication, one
 // row of statistics per gossip round, until every node that is up holds
-// every message or nothing more can change. The scenario functions
+// every message or nothing more can change; its Report also gives the
+// delivery latency in virtual milliseconds, timed at each delivery
+// (DeliveryLatency). The scenario functions
 // (Broadcast, PartitionAndHeal, CrashAndRestart, LateJoin, SkewedClocks) are
 // Runs set up to show one property of the protocol each; "hearsay
 // simulate" is the command-line front end, and docs/simulations.md
