@@ -43,6 +43,7 @@ const (
 	Fetch    PacketType = 0x03 // "send me these messages", by ID (anti-entropy repairs)
 	PullAck  PacketType = 0x04 // "I heard your pull and have nothing for you" (package node); header only
 	More     PacketType = 0x05 // "an answer was cut short by its budget; pull again"; header only
+	Hint     PacketType = 0x06 // "I now have these messages": to a parked long-poll pull, ranges only
 
 	// Anti-entropy (package merkle), 0x10 to 0x1f.
 	AEQuery  PacketType = 0x10 // initiator -> responder: tree positions to compare
@@ -99,7 +100,7 @@ func (t PacketType) Owner() Owner {
 }
 
 var typeNames = map[PacketType]string{
-	Pull: "pull", Messages: "messages", Fetch: "fetch", PullAck: "pull-ack", More: "more",
+	Pull: "pull", Messages: "messages", Fetch: "fetch", PullAck: "pull-ack", More: "more", Hint: "hint",
 	AEQuery: "ae-query", AEAnswer: "ae-answer",
 	DHTPing: "dht-ping", DHTPong: "dht-pong", DHTFindNode: "dht-find-node", DHTNodes: "dht-nodes",
 }

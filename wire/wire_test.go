@@ -46,7 +46,7 @@ func TestParseHeader(t *testing.T) {
 
 func TestPacketTypeOwners(t *testing.T) {
 	for typ, want := range map[PacketType]Owner{
-		Pull: OwnerGossip, Messages: OwnerGossip, Fetch: OwnerGossip, More: OwnerGossip,
+		Pull: OwnerGossip, Messages: OwnerGossip, Fetch: OwnerGossip, More: OwnerGossip, Hint: OwnerGossip,
 		PullAck: OwnerPeers, AEQuery: OwnerAntiEntropy, AEAnswer: OwnerAntiEntropy,
 		DHTPing: OwnerDHT, DHTPong: OwnerDHT, DHTFindNode: OwnerDHT, DHTNodes: OwnerDHT,
 		0x00: OwnerNone, 0x30: OwnerNone, 0x7f: OwnerNone,
