@@ -4,12 +4,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/hearsay-io/hearsay/wire"
 )
 
-// The pull request: a digest of what the puller holds (docs/protocol.md,
-// "PULL").
+// The pull request: a digest of what the puller holds, and the long-poll
+// option that asks the peer to keep it open (docs/protocol.md, "PULL").
 
 // SeqRange is a half-open range [First, End) of sequence numbers.
 type SeqRange struct {
@@ -57,6 +58,37 @@ type PullRequest struct {
 	PartitionBits uint8 // 0..8
 	Partition     uint8 // < 1<<PartitionBits
 	Origins       []OriginRanges
+	// LongPoll, when its Park is not zero, asks the peer to keep the pull
+	// open after answering it (long-poll.go).
+	LongPoll LongPoll
+}
+
+// LongPoll is the long-poll option of a pull: after answering it at once,
+// the peer keeps ("parks") the pull for Park. For the first Eager of that,
+// counted from the pull's arrival, it sends each message it newly accepts
+// that the digest lacks, as it accepts it; after Eager, it sends a HINT
+// naming the first such message instead, and forgets the pull.
+//
+// On the wire it is one more origin entry, last, under LongPollTag: a node
+// that predates it reads an origin it holds nothing of and answers the pull
+// as a plain one, so old and new nodes interoperate without knowing of
+// each other. Both durations travel in whole milliseconds.
+type LongPoll struct {
+	Park  time.Duration // from 1ms to MaxLongPoll; zero: a plain pull
+	Eager time.Duration // at most Park
+}
+
+// LongPollTag is the origin tag under which a pull carries its long-poll
+// option: "hs.lpoll" in ASCII. An origin whose ID hashes to it (odds of
+// 2^-64 per origin) is left out of digests (sendPull).
+const LongPollTag OriginTag = 0x68732e6c706f6c6c
+
+// MaxLongPoll bounds LongPoll.Park on the wire.
+const MaxLongPoll = math.MaxUint32 * time.Millisecond
+
+// longPollSize is the encoded size of the option entry of lp.
+func longPollSize(lp LongPoll) int {
+	return 8 + 1 + uvarintLen(uint64(lp.Park/time.Millisecond)) + uvarintLen(uint64(lp.Eager/time.Millisecond)+1)
 }
 
 // MaxPartitionBits bounds PullRequest.PartitionBits.
@@ -75,9 +107,21 @@ func partitionOf(origin OriginTag, bits uint8) uint8 {
 func AppendPullRequest(dst []byte, r *PullRequest) []byte {
 	dst = wire.AppendHeader(dst, wire.Pull)
 	dst = append(dst, r.PartitionBits, r.Partition)
-	dst = binary.AppendUvarint(dst, uint64(len(r.Origins)))
+	n := uint64(len(r.Origins))
+	if r.LongPoll.Park > 0 {
+		n++
+	}
+	dst = binary.AppendUvarint(dst, n)
 	for i := range r.Origins {
 		dst = appendOriginRanges(dst, &r.Origins[i])
+	}
+	if lp := r.LongPoll; lp.Park > 0 {
+		// One range: first = park_ms, length = eager_ms + 1 (a length is
+		// at least 1, for the decoders that read it as an origin).
+		dst = binary.BigEndian.AppendUint64(dst, uint64(LongPollTag))
+		dst = append(dst, 1)
+		dst = binary.AppendUvarint(dst, uint64(lp.Park/time.Millisecond))
+		dst = binary.AppendUvarint(dst, uint64(lp.Eager/time.Millisecond)+1)
 	}
 	return dst
 }
@@ -155,8 +199,26 @@ func (d *pullDecoder) decode(b []byte) (*PullRequest, error) {
 		return nil, fmt.Errorf("%w: %d origins in %d bytes", wire.ErrTruncated, count, len(b))
 	}
 	r.Origins = r.Origins[:0]
+	r.LongPoll = LongPoll{}
 	d.ranges = d.ranges[:0]
 	d.spans = d.spans[:0]
+	if b, err = d.decodeOrigins(b, count, &r.LongPoll); err != nil {
+		return nil, err
+	}
+	if len(b) != 0 {
+		return nil, wire.ErrTrailingBytes
+	}
+	d.slice()
+	return r, nil
+}
+
+// decodeOrigins decodes count origin entries into d.req.Origins (their
+// ranges sliced by d.slice) and returns the rest of b. With lp non-nil, an
+// entry under LongPollTag is the long-poll option, decoded into lp: it must
+// come last. With lp nil (a hint), it is malformed.
+func (d *pullDecoder) decodeOrigins(b []byte, count uint64, lp *LongPoll) ([]byte, error) {
+	r := &d.req
+	var err error
 	for i := uint64(0); i < count; i++ {
 		var o OriginRanges
 		if len(b) < 8 {
@@ -198,15 +260,29 @@ func (d *pullDecoder) decode(b []byte) (*PullRequest, error) {
 			prevEnd = first + length
 			d.ranges = append(d.ranges, SeqRange{First: first, End: prevEnd})
 		}
+		if o.Origin == LongPollTag {
+			if lp == nil || i != count-1 || n != 1 {
+				return nil, fmt.Errorf("%w: long-poll option not alone and last", wire.ErrMalformed)
+			}
+			opt := d.ranges[from]
+			d.ranges = d.ranges[:from]
+			park, eager := opt.First, opt.End-opt.First-1
+			if park == 0 || park > math.MaxUint32 || eager > park {
+				return nil, fmt.Errorf("%w: long-poll %d ms, eager %d ms", wire.ErrMalformed, park, eager)
+			}
+			*lp = LongPoll{Park: time.Duration(park) * time.Millisecond, Eager: time.Duration(eager) * time.Millisecond}
+			continue
+		}
 		d.spans = append(d.spans, [2]int{from, len(d.ranges)})
 		r.Origins = append(r.Origins, o)
 	}
-	if len(b) != 0 {
-		return nil, wire.ErrTrailingBytes
-	}
-	// Slice the shared ranges array only now: appends may have moved it.
+	return b, nil
+}
+
+// slice points the decoded origins at their ranges. Only once every range
+// is in: appends may have moved the shared array.
+func (d *pullDecoder) slice() {
 	for i, sp := range d.spans {
-		r.Origins[i].Ranges = d.ranges[sp[0]:sp[1]:sp[1]]
+		d.req.Origins[i].Ranges = d.ranges[sp[0]:sp[1]:sp[1]]
 	}
-	return r, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -142,6 +143,9 @@ func FuzzDecodePullRequest(f *testing.F) {
 		{Origin: TagOf(testOrigin(9)), Ranges: []SeqRange{{1 << 60, 1<<60 + 1}}},
 	}}))
 	f.Add([]byte{'H', 'S', 1, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add(AppendPullRequest(nil, &PullRequest{Origins: []OriginRanges{{Origin: 3, Ranges: []SeqRange{{2, 4}}}},
+		LongPoll: LongPoll{Park: 400 * time.Millisecond, Eager: 66 * time.Millisecond}}))
+	f.Add(AppendPullRequest(nil, &PullRequest{LongPoll: LongPoll{Park: MaxLongPoll, Eager: MaxLongPoll}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodePullRequest(b)
 		if err != nil {
