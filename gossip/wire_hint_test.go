@@ -16,6 +16,8 @@ func TestLongPollOptionRoundTrip(t *testing.T) {
 		{Park: 400 * time.Millisecond},
 		{Park: time.Second, Eager: time.Second},
 		{Park: MaxLongPoll, Eager: 3 * time.Millisecond},
+		{Park: 400 * time.Millisecond, SkipFresh: true},
+		{Park: MaxLongPoll, Eager: MaxLongPoll, SkipFresh: true},
 	} {
 		req := &PullRequest{Origins: []OriginRanges{{Origin: TagOf(testOrigin(1)), Ranges: []SeqRange{{5, 10}}}}, LongPoll: lp}
 		b := AppendPullRequest(nil, req)
@@ -28,12 +30,12 @@ func TestLongPollOptionRoundTrip(t *testing.T) {
 
 // The examples in docs/protocol.md, byte for byte.
 func TestLongPollOptionByteLayout(t *testing.T) {
-	lazy := AppendPullRequest(nil, &PullRequest{LongPoll: LongPoll{Park: 400 * time.Millisecond}})
+	lazy := AppendPullRequest(nil, &PullRequest{LongPoll: LongPoll{Park: 400 * time.Millisecond, SkipFresh: true}})
 	require.Equal(t, []byte{0x48, 0x53, 0x01, 0x01, 0x00, 0x00, 0x01,
 		0x68, 0x73, 0x2e, 0x6c, 0x70, 0x6f, 0x6c, 0x6c, // "hs.lpoll"
-		0x01, 0x90, 0x03, 0x01}, lazy) // one range: park 400 ms, eager 0 (+1)
+		0x01, 0x90, 0x03, 0x02}, lazy) // one range: park 400 ms; 2 × eager 0 + skip fresh 1, + 1
 	sub := AppendPullRequest(nil, &PullRequest{LongPoll: LongPoll{Park: time.Second, Eager: time.Second}})
-	require.Equal(t, []byte{0xe8, 0x07, 0xe9, 0x07}, sub[len(sub)-4:])
+	require.Equal(t, []byte{0xe8, 0x07, 0xd1, 0x0f}, sub[len(sub)-4:]) // 1000; 2 × 1000 + 0 + 1 = 2001
 	hint := AppendHint(nil, []OriginRanges{{Origin: 0x0102030405060708, Ranges: []SeqRange{{300, 301}}}})
 	require.Equal(t, []byte{0x48, 0x53, 0x01, 0x06, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0x01, 0xac, 0x02, 0x01}, hint)
 }
@@ -42,10 +44,9 @@ func TestLongPollOptionByteLayout(t *testing.T) {
 // entry, of an origin it holds nothing of: the same bytes under any other
 // tag decode as that.
 func TestLongPollOptionIsAnOriginEntryToOldNodes(t *testing.T) {
-	b := AppendPullRequest(nil, &PullRequest{
-		Origins:  []OriginRanges{{Origin: 7, Ranges: []SeqRange{{1, 3}}}},
-		LongPoll: LongPoll{Park: 400 * time.Millisecond, Eager: 66 * time.Millisecond}})
-	at := len(b) - longPollSize(LongPoll{Park: 400 * time.Millisecond, Eager: 66 * time.Millisecond})
+	lp := LongPoll{Park: 400 * time.Millisecond, Eager: 66 * time.Millisecond, SkipFresh: true}
+	b := AppendPullRequest(nil, &PullRequest{Origins: []OriginRanges{{Origin: 7, Ranges: []SeqRange{{1, 3}}}}, LongPoll: lp})
+	at := len(b) - longPollSize(lp)
 	require.Equal(t, uint64(LongPollTag), binary.BigEndian.Uint64(b[at:]))
 	binary.BigEndian.PutUint64(b[at:], 0x1122334455667788)
 	got, err := DecodePullRequest(b)
@@ -53,7 +54,7 @@ func TestLongPollOptionIsAnOriginEntryToOldNodes(t *testing.T) {
 	require.Zero(t, got.LongPoll)
 	require.Equal(t, []OriginRanges{
 		{Origin: 7, Ranges: []SeqRange{{1, 3}}},
-		{Origin: 0x1122334455667788, Ranges: []SeqRange{{400, 400 + 66 + 1}}},
+		{Origin: 0x1122334455667788, Ranges: []SeqRange{{400, 400 + 2*66 + 1 + 1}}},
 	}, got.Origins)
 }
 
@@ -81,7 +82,7 @@ func TestDecodeLongPollOptionRejects(t *testing.T) {
 		"twice":        pull(option(200, 1), option(200, 1)),
 		"two ranges":   pull(option(200, 1, 1, 1)),
 		"no park":      pull(option(0, 1)),
-		"eager > park": pull(option(200, 202)),
+		"eager > park": pull(option(200, 2*201+1)),
 		"park > 2^32":  pull(option(1<<32, 1)),
 	} {
 		_, err := DecodePullRequest(b)

@@ -67,16 +67,23 @@ type PullRequest struct {
 // the peer keeps ("parks") the pull for Park. For the first Eager of that,
 // counted from the pull's arrival, it sends each message it newly accepts
 // that the digest lacks, as it accepts it; after Eager, it sends a HINT
-// naming the first such message instead, and forgets the pull.
+// naming the first such message instead, and forgets the pull. With
+// SkipFresh, the answer at once leaves out the messages that arrived at the
+// peer lately (docs/latency.md): the puller expects them from elsewhere.
+// A pull may also skip fresh messages without being parked.
 //
 // On the wire it is one more origin entry, last, under LongPollTag: a node
 // that predates it reads an origin it holds nothing of and answers the pull
 // as a plain one, so old and new nodes interoperate without knowing of
 // each other. Both durations travel in whole milliseconds.
 type LongPoll struct {
-	Park  time.Duration // from 1ms to MaxLongPoll; zero: a plain pull
-	Eager time.Duration // at most Park
+	Park      time.Duration // up to MaxLongPoll, whole milliseconds; zero: not parked
+	Eager     time.Duration // at most Park
+	SkipFresh bool
 }
+
+// set reports whether lp is an option at all: a plain pull has none.
+func (lp LongPoll) set() bool { return lp.Park > 0 || lp.SkipFresh }
 
 // LongPollTag is the origin tag under which a pull carries its long-poll
 // option: "hs.lpoll" in ASCII. An origin whose ID hashes to it (odds of
@@ -88,7 +95,17 @@ const MaxLongPoll = math.MaxUint32 * time.Millisecond
 
 // longPollSize is the encoded size of the option entry of lp.
 func longPollSize(lp LongPoll) int {
-	return 8 + 1 + uvarintLen(uint64(lp.Park/time.Millisecond)) + uvarintLen(uint64(lp.Eager/time.Millisecond)+1)
+	return 8 + 1 + uvarintLen(uint64(lp.Park/time.Millisecond)) + uvarintLen(lp.flags()+1)
+}
+
+// flags is the option's second value: eager milliseconds, doubled, plus
+// one if SkipFresh.
+func (lp LongPoll) flags() uint64 {
+	f := 2 * uint64(lp.Eager/time.Millisecond)
+	if lp.SkipFresh {
+		f++
+	}
+	return f
 }
 
 // MaxPartitionBits bounds PullRequest.PartitionBits.
@@ -108,20 +125,21 @@ func AppendPullRequest(dst []byte, r *PullRequest) []byte {
 	dst = wire.AppendHeader(dst, wire.Pull)
 	dst = append(dst, r.PartitionBits, r.Partition)
 	n := uint64(len(r.Origins))
-	if r.LongPoll.Park > 0 {
+	if r.LongPoll.set() {
 		n++
 	}
 	dst = binary.AppendUvarint(dst, n)
 	for i := range r.Origins {
 		dst = appendOriginRanges(dst, &r.Origins[i])
 	}
-	if lp := r.LongPoll; lp.Park > 0 {
-		// One range: first = park_ms, length = eager_ms + 1 (a length is
-		// at least 1, for the decoders that read it as an origin).
+	if lp := r.LongPoll; lp.set() {
+		// One range: first = park_ms, length = 2 × eager_ms + skip_fresh
+		// + 1 (a length is at least 1, for the decoders that read it as an
+		// origin).
 		dst = binary.BigEndian.AppendUint64(dst, uint64(LongPollTag))
 		dst = append(dst, 1)
 		dst = binary.AppendUvarint(dst, uint64(lp.Park/time.Millisecond))
-		dst = binary.AppendUvarint(dst, uint64(lp.Eager/time.Millisecond)+1)
+		dst = binary.AppendUvarint(dst, lp.flags()+1)
 	}
 	return dst
 }
@@ -266,11 +284,12 @@ func (d *pullDecoder) decodeOrigins(b []byte, count uint64, lp *LongPoll) ([]byt
 			}
 			opt := d.ranges[from]
 			d.ranges = d.ranges[:from]
-			park, eager := opt.First, opt.End-opt.First-1
-			if park == 0 || park > math.MaxUint32 || eager > park {
+			park, flags := opt.First, opt.End-opt.First-1
+			eager := flags / 2
+			if park == 0 && flags != 1 || park > math.MaxUint32 || eager > park {
 				return nil, fmt.Errorf("%w: long-poll %d ms, eager %d ms", wire.ErrMalformed, park, eager)
 			}
-			*lp = LongPoll{Park: time.Duration(park) * time.Millisecond, Eager: time.Duration(eager) * time.Millisecond}
+			*lp = LongPoll{Park: time.Duration(park) * time.Millisecond, Eager: time.Duration(eager) * time.Millisecond, SkipFresh: flags&1 == 1}
 			continue
 		}
 		d.spans = append(d.spans, [2]int{from, len(d.ranges)})
