@@ -87,9 +87,10 @@ type node struct {
 	maxPacket int // core's MaxPacketSize
 	ep        *transport.Endpoint
 	delivered []gossip.Message
-	gen       int       // bumped by Stop and Restart: older scheduled ticks are void
-	tickAt    time.Time // the earliest tick scheduled for this generation; zero if none
-	spins     int       // ticks in a row at the same instant
+	times     []time.Time // when each of delivered was
+	gen       int         // bumped by Stop and Restart: older scheduled ticks are void
+	tickAt    time.Time   // the earliest tick scheduled for this generation; zero if none
+	spins     int         // ticks in a row at the same instant
 	spinAt    time.Time
 }
 
@@ -200,6 +201,10 @@ func (c *Cluster) Index(addr netip.AddrPort) int {
 // restarts. The slice is the cluster's: do not modify it.
 func (c *Cluster) Delivered(i int) []gossip.Message { return c.nodes[i].delivered }
 
+// DeliveryTimes returns when core i delivered each message of
+// Delivered(i). The slice is the cluster's: do not modify it.
+func (c *Cluster) DeliveryTimes(i int) []time.Time { return c.nodes[i].times }
+
 // AllDelivered returns a condition for RunUntil: every core has delivered
 // at least n messages.
 func (c *Cluster) AllDelivered(n int) func() bool {
@@ -248,6 +253,9 @@ func (c *Cluster) Flush(i int) {
 	now := c.net.Now()
 	rd := n.core.Ready()
 	n.delivered = append(n.delivered, rd.Messages...)
+	for range rd.Messages {
+		n.times = append(n.times, now)
+	}
 	for _, d := range rd.Datagrams {
 		to := c.Index(d.To)
 		if to >= 0 && len(d.Data) > c.nodes[to].maxPacket {

@@ -106,3 +106,23 @@ func TestFailures(t *testing.T) {
 	require.Contains(t, failure(func() { c.Push(1, "bad topic", nil) }), "invalid topic")
 	require.Contains(t, failure(func() { gossiptest.New(failer{}, gossiptest.Config{}) }), "0 nodes")
 }
+
+// DeliveryTimes says when each delivery happened: the publisher's at the
+// push, the others' when the datagram that brought it arrived.
+func TestDeliveryTimes(t *testing.T) {
+	c := gossiptest.New(t, gossiptest.Config{Nodes: 2})
+	c.Run(time.Second)
+	pushed := c.Now()
+	c.Push(0, "a", []byte("x"))
+	var arrived time.Time
+	c.Intercept = func(p gossiptest.Packet) bool {
+		if p.To == 1 && p.Type() == wire.Messages {
+			arrived = p.At.Add(time.Millisecond)
+		}
+		return false
+	}
+	require.True(t, c.RunUntil(time.Second, c.AllDelivered(1)))
+	require.Equal(t, []time.Time{pushed}, c.DeliveryTimes(0))
+	require.Equal(t, []time.Time{arrived}, c.DeliveryTimes(1))
+	require.Len(t, c.DeliveryTimes(1), len(c.Delivered(1)))
+}
