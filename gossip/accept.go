@@ -29,6 +29,7 @@ func (c *Core) handleMessages(now time.Time, body []byte) {
 		return
 	}
 	c.stats.MessagesIn += uint64(n)
+	c.dupSeen = false
 	for b := body; len(b) > 0; {
 		wm, rest, _ := decodeMessage(b)
 		b = rest
@@ -84,14 +85,22 @@ func (c *Core) accept(now time.Time, wm wireMessage) {
 	case !added:
 		c.stats.Duplicates++
 		c.held.add(wm.origin, wm.seq, c.round)
+		c.duplicate(now, id)
 		return
 	}
 	e := c.newEntry(wm, id, append([]byte(nil), wm.raw...))
 	c.logAccepted(e)
-	c.cache.add(e)
+	c.addToCache(e)
 	c.held.add(wm.origin, wm.seq, c.round)
 	c.out.Messages = append(c.out.Messages, e.msg)
 	c.stats.Delivered++
+}
+
+// addToCache caches a message just accepted, and offers it to the pulls
+// parked here.
+func (c *Core) addToCache(e *cacheEntry) {
+	c.cache.add(e)
+	c.offerParked(e)
 }
 
 func (c *Core) expiry(createdMillis int64) time.Time {
@@ -107,6 +116,8 @@ func (c *Core) newEntry(wm wireMessage, id MessageID, enc []byte) *cacheEntry {
 	return &cacheEntry{
 		enc:   enc,
 		round: c.round,
+		at:    c.nowNanos(),
+		bySub: c.fromSub,
 		msg: Message{
 			ID:      id,
 			Origin:  wm.origin,

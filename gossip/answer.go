@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/hearsay-io/hearsay/wire"
 )
@@ -11,13 +12,33 @@ import (
 
 // handlePull answers a pull with the cached messages its digest says the
 // requester lacks, packed into as few datagrams as fit, under a byte budget.
-func (c *Core) handlePull(from netip.AddrPort, body []byte) {
+func (c *Core) handlePull(now time.Time, from netip.AddrPort, body []byte) {
 	req, err := c.pulls.decode(body)
 	if err != nil {
 		c.drop(DropMalformed, 1)
 		return
 	}
 	c.stats.PullsIn++
+	skipFresh := false
+	if c.longPoll() {
+		skipFresh = req.LongPoll.SkipFresh
+		// The newest pull of a peer replaces its parked one, if any:
+		// parked after its answer is built (a full table still answers),
+		// or, if it asks not to be, just forgotten.
+		old := c.parked.find(from)
+		if lp := req.LongPoll; lp.Park > 0 && req.PartitionBits == 0 {
+			parked := req
+			defer func() {
+				c.park(now, from, parked)
+				if parked.LongPoll.Eager > 0 {
+					c.reciprocate(now, from)
+				}
+			}()
+		} else if old != nil {
+			defer c.unpark(now, old)
+		}
+		req = c.withSent(now, req, old)
+	}
 	// A small digest is scanned; a large one indexed, in a map that a core
 	// only pays for once it meets one.
 	small := len(req.Origins) <= smallDigest
@@ -31,6 +52,11 @@ func (c *Core) handlePull(from netip.AddrPort, body []byte) {
 		}
 	}
 	a := c.answerTo(from, max(c.cfg.MaxPacketSize, c.cfg.MaxAnswerBytes>>req.PartitionBits))
+	if skipFresh {
+		// The puller expects what arrived here lately from its
+		// subscriptions.
+		a.fresh, a.freshAfter = true, now.Add(-c.freshness()).UnixNano()
+	}
 	pr := a.pr
 	n := len(c.cache.origins)
 	if n == 0 || a.budget <= 0 {
@@ -94,9 +120,18 @@ type answer struct {
 	spent  int
 	start  int  // arena offset of the open datagram, or -1
 	cut    bool // a message was left out for want of budget
+	// With fresh, messages that entered the cache after freshAfter are
+	// left out.
+	fresh      bool
+	freshAfter int64
 }
 
-func (a *answer) add(e *cacheEntry) bool { return a.addEncoded(e.enc) }
+func (a *answer) add(e *cacheEntry) bool {
+	if a.fresh && e.at > a.freshAfter {
+		return true
+	}
+	return a.addEncoded(e.enc)
+}
 
 // addEncoded adds one encoded message; false when the budget is spent.
 func (a *answer) addEncoded(enc []byte) bool {

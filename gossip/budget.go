@@ -19,6 +19,7 @@ type peerRound struct {
 	peer     netip.AddrPort
 	answered int  // bytes of messages sent
 	repulls  int  // pulls sent again on its MOREs
+	grafts   int  // subscriptions moved to it on its hints
 	cut      bool // an answer to a partition of its current pull was cut short
 }
 
@@ -104,5 +105,5 @@ func (c *Core) handleMore(now time.Time, from netip.AddrPort, body []byte) {
 	pr.repulls++
 	c.stats.Repulls++
 	c.repullPeer, c.repullUntil = from, now.Add(c.cfg.Interval)
-	c.sendPull(from)
+	c.sendPull(from, c.optionFor(from))
 }

@@ -11,6 +11,8 @@ type cacheEntry struct {
 	msg   Message
 	enc   []byte // the message's wire encoding, ready to copy into answers; msg's Topic and Payload alias it
 	round uint64 // the round in which it entered the cache
+	at    int64  // when it entered, in nanoseconds of the core's clock (Core.nowNanos)
+	bySub bool   // it came from a subscription (subscribe.go)
 	dead  bool   // evicted; still in its origin's index until the next compaction
 }
 
@@ -84,6 +86,9 @@ func (c *propagationCache) hasRoomFor(n, size int) bool {
 func (c *propagationCache) canHold(n, size int) bool { return n <= c.maxMessages && size <= c.maxBytes }
 
 func (c *propagationCache) contains(id MessageID) bool { return c.lru.Contains(id) }
+
+// peek returns the entry of id, if cached, without touching the LRU order.
+func (c *propagationCache) peek(id MessageID) (*cacheEntry, bool) { return c.lru.Peek(id) }
 
 func (c *propagationCache) add(e *cacheEntry) {
 	if c.byOrigin == nil {

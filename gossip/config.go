@@ -103,6 +103,28 @@ type Config struct {
 	// given up to anti-entropy. Default 16.
 	MaxRangesPerOrigin int
 
+	// MaxPark is the longest this node keeps a peer's long-poll pull open
+	// (parked), whatever the pull asks, and what its own subscription asks
+	// (docs/latency.md): a node keeps one eager long-poll pull, parked at
+	// one peer, which sends it new messages as it accepts them, and renews
+	// it when less than an Interval is left; its round pulls are lazy,
+	// parked for two Intervals, and bring a HINT of what is new. Set it
+	// alike on every node. Default 1s. Negative: no long-poll; the node's
+	// pulls carry no option and it parks none, as a node that predates
+	// long-poll.
+	MaxPark time.Duration
+	// MaxParked bounds the pulls parked here, over all peers; each peer has
+	// at most one (its newest pull replaces the last). A long-poll pull
+	// past it is answered as a plain pull and counted (ParkRefused). A node
+	// holds about Fanout parked pulls on average. Default 64.
+	MaxParked int
+	// BatchWindow is the least time between two datagrams of new messages
+	// to one parked pull: the first message after a quiet spell goes at
+	// once, those that follow within BatchWindow go together at its end,
+	// so that at high rates a datagram still carries many messages.
+	// Default 5ms; negative: none (each input's messages go at its end).
+	BatchWindow time.Duration
+
 	// Log keeps the accepted messages for Retention, for anti-entropy (and
 	// for the node to resume event streams). Nil: no log and no
 	// anti-entropy. The core appends to and prunes it; it must hold no other
@@ -165,6 +187,15 @@ func (c *Config) setDefaults() {
 	if c.MaxRangesPerOrigin == 0 {
 		c.MaxRangesPerOrigin = 16
 	}
+	if c.MaxPark == 0 {
+		c.MaxPark = time.Second
+	}
+	if c.MaxParked == 0 {
+		c.MaxParked = 64
+	}
+	if c.BatchWindow == 0 {
+		c.BatchWindow = 5 * time.Millisecond
+	}
 	if c.Retention == 0 {
 		c.Retention = c.MaxAge
 	}
@@ -210,6 +241,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("gossip: CacheBytes %d is below MaxPacketSize %d", c.CacheBytes, c.MaxPacketSize)
 	case c.MaxRangesPerOrigin < 1:
 		return fmt.Errorf("gossip: MaxRangesPerOrigin %d is below 1", c.MaxRangesPerOrigin)
+	case c.MaxPark > 0 && c.MaxPark < time.Millisecond || c.MaxPark > MaxLongPoll:
+		return fmt.Errorf("gossip: MaxPark %v out of range 1ms..%v", c.MaxPark, MaxLongPoll)
+	case c.MaxParked < 1 || c.MaxParked > maxTrackedPeers:
+		return fmt.Errorf("gossip: MaxParked %d out of range 1..%d", c.MaxParked, maxTrackedPeers)
 	case c.Retention < 0 || c.Retention > c.MaxAge:
 		return fmt.Errorf("gossip: Retention %v out of range 0..MaxAge (%v)", c.Retention, c.MaxAge)
 	case c.MaxMessageSize < 1 || c.MaxMessageSize > MaxChunkedSize:

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"time"
@@ -41,6 +42,18 @@ type Core struct {
 
 	ae    *antiEntropy // nil without a log
 	reasm partials     // large messages being reassembled
+
+	parked       parking        // peers' long-poll pulls parked here (park.go)
+	mergedReq    PullRequest    // scratch: a pull's digest with what its parked pull was sent
+	polls        []poll         // this node's long-poll pulls parked at peers, subscriptions among them (subscribe.go)
+	pruned       []poll         // peers whose subscription was pruned lately
+	pendingGraft graft          // a hint waited on
+	graftPeer    netip.AddrPort // the last graft's peer, whose answer is awaited until graftUntil
+	graftUntil   time.Time
+	now          time.Time      // the time of the input being handled
+	from         netip.AddrPort // the sender of the datagram being handled; zero otherwise
+	fromSub      bool           // from is a subscription of this node
+	dupSeen      bool           // the datagram being handled brought a message already here
 
 	stats Stats
 }
@@ -88,6 +101,12 @@ func (c *Core) NextTick() time.Time {
 	if ae := c.nextAntiEntropy(); !ae.IsZero() && ae.Before(next) {
 		next = ae
 	}
+	if p := c.nextParked(); !p.IsZero() && p.Before(next) {
+		next = p
+	}
+	if g := c.pendingGraft; g.peer.IsValid() && g.at.Before(next) {
+		next = g.at
+	}
 	return next
 }
 
@@ -96,6 +115,8 @@ func (c *Core) NextTick() time.Time {
 // every Interval/Fanout, and ages the cache and the seen filter.
 func (c *Core) Tick(now time.Time) {
 	c.begin()
+	c.now, c.from, c.fromSub = now, netip.AddrPort{}, false
+	defer c.flushParked(now)
 	if !c.started {
 		c.started = true
 		// A random phase keeps nodes started together from pulling in lockstep.
@@ -105,6 +126,7 @@ func (c *Core) Tick(now time.Time) {
 		return
 	}
 	c.tickAntiEntropy(now)
+	c.tickGraft(now)
 	// After a long pause (a suspended process), skip the missed pulls
 	// rather than send them in a burst.
 	if now.Sub(c.nextPull) > c.cfg.Interval {
@@ -115,12 +137,12 @@ func (c *Core) Tick(now time.Time) {
 			c.startRound(now)
 		}
 		if c.slot < len(c.roundPeers) {
-			if peer := c.roundPeers[c.slot]; c.pullingAgain(now, peer) {
+			if peer, lp := c.roundPull(now, c.roundPeers[c.slot]); c.pullingAgain(now, peer) {
 				// It is being pulled again on MOREs already: a round pull
 				// would cross that answer, with a digest that lacks it.
 				c.stats.RoundPullsSkipped++
 			} else {
-				c.sendPull(peer)
+				c.sendPull(peer, lp)
 			}
 		}
 		c.slot = (c.slot + 1) % c.cfg.Fanout
@@ -144,6 +166,8 @@ func (c *Core) startRound(now time.Time) {
 	}
 	c.pruneLog(now)
 	c.sendRepairs(now)
+	c.expireParked(now)
+	c.expirePolls(now)
 	if c.reasm.len() > 0 {
 		c.expirePartials(now)
 	}
@@ -175,17 +199,23 @@ func (c *Core) Handle(now time.Time, from netip.AddrPort, datagram []byte) {
 // anti-entropy range. It is Handle without a second parse of the header.
 func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, t wire.PacketType, body []byte) {
 	c.begin()
+	c.now, c.from = now, from
+	c.fromSub = c.isSubscription(from)
+	defer c.flushParked(now)
 	c.stats.DatagramsIn++
 	c.stats.BytesIn += uint64(wire.HeaderSize + len(body))
 	switch t {
 	case wire.Pull:
-		c.handlePull(from, body)
+		c.handlePull(now, from, body)
 	case wire.Messages:
+		c.answered(now, from)
 		c.handleMessages(now, body)
 	case wire.Fetch:
 		c.handleFetch(from, body)
 	case wire.More:
 		c.handleMore(now, from, body)
+	case wire.Hint:
+		c.handleHint(now, from, body)
 	default:
 		if t.Owner() == wire.OwnerAntiEntropy {
 			c.handleAntiEntropy(now, from, t, body)
@@ -196,3 +226,12 @@ func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, t wire.PacketTyp
 }
 
 func (c *Core) drop(r DropReason, n uint64) { c.stats.Dropped[r] += n }
+
+// nowNanos is the time of the input being handled, in Unix nanoseconds;
+// before the first input (a log read by New), the least int64.
+func (c *Core) nowNanos() int64 {
+	if c.now.IsZero() {
+		return math.MinInt64
+	}
+	return c.now.UnixNano()
+}

@@ -63,29 +63,10 @@ func (h *holdings) add(origin NodeID, seq uint64, round uint64) {
 		return
 	}
 	o.lastRound = round
-	rs := o.ranges
-	i := sort.Search(len(rs), func(i int) bool { return rs[i].First > seq })
-	if i > 0 && seq < rs[i-1].End {
-		return
-	}
-	joinsPrev := i > 0 && rs[i-1].End == seq
-	joinsNext := i < len(rs) && rs[i].First == seq+1
-	switch {
-	case joinsPrev && joinsNext:
-		rs[i-1].End = rs[i].End
-		rs = append(rs[:i], rs[i+1:]...)
-	case joinsPrev:
-		rs[i-1].End = seq + 1
-	case joinsNext:
-		rs[i].First = seq
-	default:
-		rs = append(rs, SeqRange{})
-		copy(rs[i+1:], rs[i:])
-		rs[i] = SeqRange{seq, seq + 1}
-		if len(rs) > h.maxRanges {
-			rs[0].End = rs[1].End
-			rs = append(rs[:1], rs[2:]...)
-		}
+	rs := insertSeq(o.ranges, seq)
+	if len(rs) > h.maxRanges {
+		rs[0].End = rs[1].End
+		rs = append(rs[:1], rs[2:]...)
 	}
 	o.ranges = rs
 }

@@ -72,7 +72,7 @@ func (c *Core) pushChunked(seq uint64, created int64, topic string, payload []by
 	}
 	c.nextSeq = seq + uint64(count)
 	for _, e := range entries {
-		c.cache.add(e)
+		c.addToCache(e)
 		c.logAccepted(e)
 		c.held.add(c.cfg.ID, e.msg.Seq, c.round)
 	}
@@ -168,13 +168,14 @@ func (c *Core) acceptChunk(now time.Time, wm *wireMessage) {
 		// serve the reassembly.
 		c.stats.Duplicates++
 		c.held.add(wm.origin, wm.seq, c.round)
+		c.duplicate(now, id)
 		if feed {
 			c.feedChunk(now, p, wm, append([]byte(nil), wm.payload...), string(wm.topic))
 		}
 	default:
 		e := c.newEntry(*wm, id, append([]byte(nil), wm.raw...))
 		c.logAccepted(e)
-		c.cache.add(e)
+		c.addToCache(e)
 		c.held.add(wm.origin, wm.seq, c.round)
 		c.stats.Chunks++
 		if feed {

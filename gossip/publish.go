@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/hearsay-io/hearsay/wire"
@@ -26,6 +27,8 @@ var (
 // ErrBackpressure if the cache cannot take them all now.
 func (c *Core) Push(now time.Time, topic string, payload []byte) (Message, error) {
 	c.begin()
+	c.now, c.from, c.fromSub = now, netip.AddrPort{}, false
+	defer c.flushParked(now)
 	if err := ValidateTopic(topic); err != nil {
 		return Message{}, err
 	}
@@ -63,7 +66,7 @@ func (c *Core) Push(now time.Time, topic string, payload []byte) (Message, error
 		return Message{}, fmt.Errorf("gossip: message %v already seen", e.msg.ID)
 	}
 	c.nextSeq = seq + 1
-	c.cache.add(e)
+	c.addToCache(e)
 	c.logAccepted(e)
 	c.held.add(c.cfg.ID, seq, c.round)
 	c.out.Messages = append(c.out.Messages, e.msg)

@@ -3,6 +3,7 @@ package gossip
 import (
 	"math"
 	"net/netip"
+	"slices"
 
 	"github.com/hearsay-io/hearsay/wire"
 )
@@ -12,22 +13,50 @@ import (
 
 // sendPull sends one pull request to peer: the digest of what this node
 // holds, split into partitions of the origin space when it does not fit in
-// one datagram.
-func (c *Core) sendPull(peer netip.AddrPort) {
+// one datagram. A digest that fits in one carries the long-poll option lp,
+// if lp.Park is set; a split one goes without (see docs/latency.md).
+func (c *Core) sendPull(peer netip.AddrPort, lp LongPoll) { c.sendPullClaiming(peer, lp, nil) }
+
+// sendPullClaiming is sendPull with the ranges of claims listed as held
+// too: messages on their way from another peer.
+func (c *Core) sendPullClaiming(peer netip.AddrPort, lp LongPoll, claims []OriginRanges) {
 	c.ranges = c.ranges[:0]
 	for i := range c.held.origins {
 		o := &c.held.origins[i]
+		if o.tag == LongPollTag {
+			continue // would read as the option: its messages come again, as duplicates
+		}
 		c.ranges = append(c.ranges, OriginRanges{Origin: o.tag, Ranges: digestRanges(o.ranges, c.cfg.MaxRangesPerOrigin, c.stats.PullsSent)})
 	}
+	for _, cl := range claims {
+		i := slices.IndexFunc(c.ranges, func(o OriginRanges) bool { return o.Origin == cl.Origin })
+		if i < 0 {
+			c.ranges = append(c.ranges, cl)
+		} else {
+			c.ranges[i].Ranges = unionRanges(c.ranges[i].Ranges, cl.Ranges)
+		}
+	}
 	limit := c.cfg.MaxPacketSize - wire.HeaderSize - 2 - 10 // header, partition bytes, origin count
+	optLimit := limit
+	if lp.Park > 0 {
+		optLimit -= longPollSize(lp)
+	}
 	bits := uint8(0)
 	for ; bits < MaxPartitionBits; bits++ {
 		if c.largestPartition(bits) <= limit {
 			break
 		}
 	}
+	if bits > 0 || c.largestPartition(0) > optLimit {
+		lp = LongPoll{}
+	} else {
+		limit = optLimit
+	}
+	if c.longPoll() {
+		c.polled(peer, lp)
+	}
 	for p := 0; p < 1<<bits; p++ {
-		req := PullRequest{PartitionBits: bits, Partition: uint8(p)}
+		req := PullRequest{PartitionBits: bits, Partition: uint8(p), LongPoll: lp}
 		size := 0
 		for _, o := range c.ranges {
 			if partitionOf(o.Origin, bits) != uint8(p) {

@@ -75,6 +75,17 @@ type Stats struct {
 	RoundPullsSkipped  uint64 // round pulls not sent to a peer being pulled again on MOREs
 	MoresIgnored       uint64 // MOREs from peers not pulled lately, past the pulls again allowed per peer and round, or while another peer is pulled again
 	AERepairsDropped   uint64 // differences not repaired because repairs with more than 32 peers were queued (a later session finds them again)
+	Parked             uint64 // long-poll pulls parked here (a peer's newer pull replacing its last counts again)
+	ParkRefused        uint64 // long-poll pulls answered but not parked: MaxParked were
+	ParkExpired        uint64 // parked pulls that expired without a hint
+	ParkedSends        uint64 // datagrams of new messages sent to parked pulls (also in AnswerDatagramsOut)
+	ParkCut            uint64 // parked pulls hinted and forgotten because the peer's budget of the round was spent
+	HintsOut           uint64 // hints sent to lazy parked pulls
+	HintsIn            uint64 // hints received
+	HintsIgnored       uint64 // hints that named nothing lacking, or what the subscription brought meanwhile, came from a peer not long-polled, or during another graft
+	Grafts             uint64 // subscriptions made at a peer whose hint named a message this node lacked, and its subscriptions did not bring
+	Reciprocated       uint64 // subscriptions made back at a peer that subscribed here
+	Prunes             uint64 // subscriptions dropped: they brought a message again, or their peer dropped its own here
 	Dropped            [numDropReasons]uint64
 
 	CacheMessages   int // messages in the propagation cache
@@ -82,6 +93,8 @@ type Stats struct {
 	Origins         int // origins in the pull digest
 	PartialMessages int // large messages being reassembled
 	AERepairsQueued int // differences found by anti-entropy, still to be fetched or pushed
+	ParkedPulls     int // peers' long-poll pulls parked here now
+	Subscriptions   int // this node's subscriptions: its pulls parked eagerly at peers
 	PartialBytes    int // their cost against MaxPartialBytes
 }
 
@@ -98,6 +111,8 @@ func (c *Core) Stats() Stats {
 		}
 	}
 	s.PartialBytes = c.reasm.bytes
+	s.ParkedPulls = len(c.parked.pulls)
+	s.Subscriptions = c.subscriptions()
 	return s
 }
 
