@@ -93,9 +93,9 @@ type Stats struct {
 	Origins         int // origins in the pull digest
 	PartialMessages int // large messages being reassembled
 	AERepairsQueued int // differences found by anti-entropy, still to be fetched or pushed
+	PartialBytes    int // their cost against MaxPartialBytes
 	ParkedPulls     int // peers' long-poll pulls parked here now
 	Subscriptions   int // this node's subscriptions: its pulls parked eagerly at peers
-	PartialBytes    int // their cost against MaxPartialBytes
 }
 
 // Stats returns the core's counters and gauges.
@@ -149,6 +149,17 @@ func (s *Stats) Add(o Stats) {
 	s.RoundPullsSkipped += o.RoundPullsSkipped
 	s.MoresIgnored += o.MoresIgnored
 	s.AERepairsDropped += o.AERepairsDropped
+	s.Parked += o.Parked
+	s.ParkRefused += o.ParkRefused
+	s.ParkExpired += o.ParkExpired
+	s.ParkedSends += o.ParkedSends
+	s.ParkCut += o.ParkCut
+	s.HintsOut += o.HintsOut
+	s.HintsIn += o.HintsIn
+	s.HintsIgnored += o.HintsIgnored
+	s.Grafts += o.Grafts
+	s.Reciprocated += o.Reciprocated
+	s.Prunes += o.Prunes
 	for r := range s.Dropped {
 		s.Dropped[r] += o.Dropped[r]
 	}
@@ -159,6 +170,8 @@ func (s *Stats) Add(o Stats) {
 	s.PartialMessages += o.PartialMessages
 	s.AERepairsQueued += o.AERepairsQueued
 	s.PartialBytes += o.PartialBytes
+	s.ParkedPulls += o.ParkedPulls
+	s.Subscriptions += o.Subscriptions
 }
 
 // Sub subtracts every counter of o from s and leaves s's gauges: with o an
@@ -195,6 +208,17 @@ func (s *Stats) Sub(o Stats) {
 	s.RoundPullsSkipped -= o.RoundPullsSkipped
 	s.MoresIgnored -= o.MoresIgnored
 	s.AERepairsDropped -= o.AERepairsDropped
+	s.Parked -= o.Parked
+	s.ParkRefused -= o.ParkRefused
+	s.ParkExpired -= o.ParkExpired
+	s.ParkedSends -= o.ParkedSends
+	s.ParkCut -= o.ParkCut
+	s.HintsOut -= o.HintsOut
+	s.HintsIn -= o.HintsIn
+	s.HintsIgnored -= o.HintsIgnored
+	s.Grafts -= o.Grafts
+	s.Reciprocated -= o.Reciprocated
+	s.Prunes -= o.Prunes
 	for r := range s.Dropped {
 		s.Dropped[r] -= o.Dropped[r]
 	}
