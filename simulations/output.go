@@ -212,6 +212,17 @@ type SummaryTotals struct {
 	Repulls           uint64 `json:"repulls"`
 	RoundPullsSkipped uint64 `json:"round_pulls_skipped"`
 	MoresIgnored      uint64 `json:"mores_ignored"`
+	Parked            uint64 `json:"parked"`
+	ParkRefused       uint64 `json:"park_refused"`
+	ParkExpired       uint64 `json:"park_expired"`
+	ParkedSends       uint64 `json:"parked_sends"`
+	ParkCut           uint64 `json:"park_cut"`
+	HintsOut          uint64 `json:"hints_sent"`
+	HintsIn           uint64 `json:"hints_received"`
+	HintsIgnored      uint64 `json:"hints_ignored"`
+	Grafts            uint64 `json:"grafts"`
+	Reciprocated      uint64 `json:"reciprocated"`
+	Prunes            uint64 `json:"prunes"`
 }
 
 func summaryTotals(t *gossip.Stats) SummaryTotals {
@@ -246,6 +257,17 @@ func summaryTotals(t *gossip.Stats) SummaryTotals {
 		Repulls:           t.Repulls,
 		RoundPullsSkipped: t.RoundPullsSkipped,
 		MoresIgnored:      t.MoresIgnored,
+		Parked:            t.Parked,
+		ParkRefused:       t.ParkRefused,
+		ParkExpired:       t.ParkExpired,
+		ParkedSends:       t.ParkedSends,
+		ParkCut:           t.ParkCut,
+		HintsOut:          t.HintsOut,
+		HintsIn:           t.HintsIn,
+		HintsIgnored:      t.HintsIgnored,
+		Grafts:            t.Grafts,
+		Reciprocated:      t.Reciprocated,
+		Prunes:            t.Prunes,
 	}
 }
 
