@@ -55,6 +55,16 @@
 // A message is accepted once per node, as the seen filter (package filter)
 // decides; it is then offered to pullers for CacheRounds rounds.
 //
+// # Long-poll
+//
+// A pull may also stay open at the peer (park.go): answered at once, then
+// parked, so that the peer sends it each new message as it accepts it, or
+// a HINT of it. Each node keeps a few such eager pulls, its subscriptions
+// (subscribe.go), which together make a tree: a message crosses each hop
+// in a link delay instead of waiting for the next round, and still moves
+// only to a peer that asked for it. The round pulls go on as the safety
+// net. docs/latency.md describes it and its measurements.
+//
 // # Large messages
 //
 // A payload too large for one datagram, up to MaxMessageSize (1 MiB by

@@ -19,15 +19,16 @@ import (
 
 // parkedPull is a peer's pull kept open here.
 type parkedPull struct {
-	peer       netip.AddrPort
-	eagerUntil time.Time // new messages are sent until then, hinted after
-	expires    time.Time
-	origins    []OriginRanges // the digest, sorted by tag; ranges in rangeBuf
-	rangeBuf   []SeqRange
-	lastSend   time.Time     // of the last datagram of messages sent to it; zero if none
-	pending    []*cacheEntry // accepted while eager, to send at due()
-	hint       []*cacheEntry // accepted while lazy, to name in a hint at the end of the step
-	done       bool          // hinted or expired: takes no more messages; removed once pending is sent
+	peer         netip.AddrPort
+	eagerUntil   time.Time // new messages are sent until then, hinted after
+	expires      time.Time
+	origins      []OriginRanges // the digest, sorted by tag; ranges in rangeBuf
+	rangeBuf     []SeqRange
+	lastSend     time.Time     // of the last datagram of messages sent to it; zero if none
+	pending      []*cacheEntry // accepted while eager, to send at due()
+	hint         []*cacheEntry // accepted while lazy, to name in a hint at the end of the step
+	done         bool          // hinted or expired: takes no more messages; removed once pending is sent
+	subscription bool          // eager all along: the peer's subscription here
 	// What was sent to it lately, in two generations of sentAge each: a
 	// newer pull from the peer, built before those arrived, must not bring
 	// them again. Carried over when it replaces this one.
@@ -65,7 +66,7 @@ func (c *Core) park(now time.Time, peer netip.AddrPort, req *PullRequest) *parke
 		}
 		pk.pulls = append(pk.pulls, p)
 	}
-	if p.peer == peer && now.Before(p.eagerUntil) && req.LongPoll.Eager == 0 {
+	if p.peer == peer && p.subscription && now.Before(p.expires) && !req.LongPoll.subscribes() {
 		c.prunedBy(now, peer)
 	}
 	park := min(req.LongPoll.Park, c.cfg.MaxPark)
@@ -74,16 +75,17 @@ func (c *Core) park(now time.Time, peer netip.AddrPort, req *PullRequest) *parke
 		p.sentSince = now
 	}
 	*p = parkedPull{
-		peer:       peer,
-		eagerUntil: now.Add(min(req.LongPoll.Eager, park)),
-		expires:    now.Add(park),
-		origins:    p.origins[:0],
-		rangeBuf:   p.rangeBuf[:0],
-		pending:    p.pending[:0],
-		hint:       p.hint[:0],
-		sent:       p.sent,
-		sentPrev:   p.sentPrev,
-		sentSince:  p.sentSince,
+		peer:         peer,
+		eagerUntil:   now.Add(min(req.LongPoll.Eager, park)),
+		expires:      now.Add(park),
+		subscription: req.LongPoll.subscribes(),
+		origins:      p.origins[:0],
+		rangeBuf:     p.rangeBuf[:0],
+		pending:      p.pending[:0],
+		hint:         p.hint[:0],
+		sent:         p.sent,
+		sentPrev:     p.sentPrev,
+		sentSince:    p.sentSince,
 	}
 	for _, o := range req.Origins {
 		p.rangeBuf = append(p.rangeBuf, o.Ranges...)
@@ -131,7 +133,7 @@ func (c *Core) unpark(now time.Time, p *parkedPull) {
 	if len(p.pending) > 0 {
 		c.sendPending(now, p)
 	}
-	if now.Before(p.eagerUntil) {
+	if p.subscription && now.Before(p.expires) {
 		c.prunedBy(now, p.peer)
 	}
 	p.done = true

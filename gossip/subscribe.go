@@ -143,7 +143,7 @@ func (c *Core) polled(peer netip.AddrPort, lp LongPoll) {
 		c.polls = append(c.polls, poll{peer: peer, heard: c.now})
 		p = &c.polls[len(c.polls)-1]
 	}
-	p.until, p.sentAt, p.eager = c.now.Add(lp.Park), c.now, lp.Eager > 0
+	p.until, p.sentAt, p.eager = c.now.Add(lp.Park), c.now, lp.subscribes()
 }
 
 func (c *Core) findPoll(peer netip.AddrPort) *poll {

@@ -82,6 +82,10 @@ type LongPoll struct {
 	SkipFresh bool
 }
 
+// subscribes reports whether lp asks to be eager all along: a
+// subscription (docs/latency.md).
+func (lp LongPoll) subscribes() bool { return lp.Park > 0 && lp.Eager >= lp.Park }
+
 // set reports whether lp is an option at all: a plain pull has none.
 func (lp LongPoll) set() bool { return lp.Park > 0 || lp.SkipFresh }
 
