@@ -109,9 +109,10 @@ type Config struct {
 	// one peer, which sends it new messages as it accepts them, and renews
 	// it when less than an Interval is left; its round pulls are lazy,
 	// parked for two Intervals, and bring a HINT of what is new. Set it
-	// alike on every node. Default 1s. Negative: no long-poll; the node's
-	// pulls carry no option and it parks none, as a node that predates
-	// long-poll.
+	// alike on every node; 1s is the value measured in docs/latency.md.
+	// Default: off (zero or negative): the node's pulls carry no option and
+	// it parks none, as a node that predates long-poll. Off by default
+	// until the agent and the benchmark have been measured with it.
 	MaxPark time.Duration
 	// MaxParked bounds the pulls parked here, over all peers; each peer has
 	// at most one (its newest pull replaces the last). A long-poll pull
@@ -188,7 +189,7 @@ func (c *Config) setDefaults() {
 		c.MaxRangesPerOrigin = 16
 	}
 	if c.MaxPark == 0 {
-		c.MaxPark = time.Second
+		c.MaxPark = -1 // off; see MaxPark
 	}
 	if c.MaxParked == 0 {
 		c.MaxParked = 64

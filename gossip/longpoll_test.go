@@ -19,8 +19,22 @@ import (
 // a link delay and a round (200 ms) are far apart.
 const linkDelay = 20 * time.Millisecond
 
+// longPoll is the MaxPark the tests turn long-poll on with (it is off by
+// default), the value docs/latency.md measures.
+const longPoll = time.Second
+
+// withLongPoll turns long-poll on, then applies tweak.
+func withLongPoll(tweak func(i int, c *gossip.Config)) func(i int, c *gossip.Config) {
+	return func(i int, c *gossip.Config) {
+		c.MaxPark = longPoll
+		if tweak != nil {
+			tweak(i, c)
+		}
+	}
+}
+
 func delayed(t *testing.T, n int, tweak func(i int, c *gossip.Config)) *gossiptest.Cluster {
-	return gossiptest.New(t, gossiptest.Config{Nodes: n, Network: transport.NetworkConfig{Seed: 5, Latency: linkDelay}, Core: tweak})
+	return gossiptest.New(t, gossiptest.Config{Nodes: n, Network: transport.NetworkConfig{Seed: 5, Latency: linkDelay}, Core: withLongPoll(tweak)})
 }
 
 // publish pushes count messages on the cores of origins in turn, one every
@@ -229,7 +243,7 @@ func TestLongPollDuplicatesStayBounded(t *testing.T) {
 // every core ends with every message, once, and the same Merkle root.
 func TestLongPollThroughLossAndPartition(t *testing.T) {
 	c := gossiptest.New(t, gossiptest.Config{Nodes: 20, Network: transport.NetworkConfig{Seed: 9, Loss: 0.3, Latency: linkDelay},
-		Core: func(i int, c *gossip.Config) { c.Log = msglog.NewMemory(0); c.AEInterval = 2 * time.Second }})
+		Core: withLongPoll(func(i int, c *gossip.Config) { c.Log = msglog.NewMemory(0); c.AEInterval = 2 * time.Second })})
 	c.Run(time.Second)
 	publish(c, 20, 10, 100*time.Millisecond)
 	c.Partition(func(i int) int { return i / 10 })
@@ -297,7 +311,7 @@ func TestOldAndNewCoresInteroperate(t *testing.T) {
 // came in BatchWindow (5 ms: 10 messages).
 func TestLongPollBatchesAtHighRates(t *testing.T) {
 	for _, rate := range []int{5, 2000} {
-		c := lossy(t, 10, 0, nil)
+		c := lossy(t, 10, 0, withLongPoll(nil))
 		c.Run(time.Second)
 		publish(c, 1, 20, 50*time.Millisecond) // the subscriptions form
 		c.Run(time.Second)

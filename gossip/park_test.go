@@ -13,7 +13,7 @@ import (
 // that only the pulls fed to it make it send anything.
 func holder(t *testing.T, tweak func(*Config)) *Core {
 	t.Helper()
-	cfg := Config{ID: testOrigin(200), Peers: fixedPeers{}}
+	cfg := Config{ID: testOrigin(200), Peers: fixedPeers{}, MaxPark: time.Second} // long-poll is off by default
 	if tweak != nil {
 		tweak(&cfg)
 	}
