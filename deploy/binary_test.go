@@ -1,0 +1,172 @@
+package deploy
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// root is the repository, seen from deploy/.
+const root = ".."
+
+var (
+	buildOnce sync.Once
+	buildDir  string // holds dist/hearsay; removed by TestMain
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// hearsayBinary returns the path of the static binary the image ships,
+// built once per run as the documented command builds it (CGO_ENABLED=0),
+// at dist/hearsay under a temporary directory.
+func hearsayBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "hearsay-deploy-"); buildErr != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(buildDir, "dist", "hearsay"), "./cmd/hearsay")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("CGO_ENABLED=0 go build: %w\n%s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return filepath.Join(buildDir, "dist", "hearsay")
+}
+
+var helpFlagRE = regexp.MustCompile(`(?m)^\s+--([a-z][a-z0-9-]*)`)
+
+// agentFlags returns the long flags `hearsay agent --help` lists.
+func agentFlags(t *testing.T) map[string]bool {
+	t.Helper()
+	out, err := exec.Command(hearsayBinary(t), "agent", "--help").Output()
+	require.NoError(t, err)
+	flags := map[string]bool{}
+	for _, m := range helpFlagRE.FindAllStringSubmatch(string(out), -1) {
+		flags[m[1]] = true
+	}
+	require.Contains(t, flags, "bind", "agent --help as this test reads it")
+	return flags
+}
+
+// parseFlags splits an agent command line ("--bind=0.0.0.0:7600" or
+// "--bind", "0.0.0.0:7600") into flag values, failing on a flag the agent
+// does not have. A flag given without a value maps to "".
+func parseFlags(t *testing.T, where string, args []string) map[string]string {
+	t.Helper()
+	known := agentFlags(t)
+	flags := map[string]string{}
+	for i := 0; i < len(args); i++ {
+		name, ok := strings.CutPrefix(args[i], "--")
+		require.True(t, ok, "%s: %q is not a flag", where, args[i])
+		name, value, hasValue := strings.Cut(name, "=")
+		require.True(t, known[name], "%s: --%s is not a flag of hearsay agent", where, name)
+		if !hasValue && i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") {
+			value = args[i+1]
+			i++
+		}
+		flags[name] = value
+	}
+	return flags
+}
+
+// portOf returns the port of a flag's host:port value.
+func portOf(t *testing.T, where, hostport string) string {
+	t.Helper()
+	_, port, err := net.SplitHostPort(hostport)
+	require.NoError(t, err, "%s: %q", where, hostport)
+	return port
+}
+
+// freePort returns a port of 127.0.0.1 free at the time of the call.
+func freePort(t *testing.T, network string) string {
+	t.Helper()
+	var addr net.Addr
+	if network == "udp" {
+		conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr = conn.LocalAddr()
+		require.NoError(t, conn.Close())
+	} else {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr = l.Addr()
+		require.NoError(t, l.Close())
+	}
+	return addr.String()
+}
+
+// startAgent runs `hearsay agent` on 127.0.0.1 with no peers and no
+// state, stopped at the end of the test, and returns its API's base URL.
+func startAgent(t *testing.T) string {
+	t.Helper()
+	api := freePort(t, "tcp")
+	cmd := exec.Command(hearsayBinary(t), "agent", "--bind", freePort(t, "udp"), "--api", api,
+		"--data-dir", "", "--filter", "memory", "--log-format", "json")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	})
+	started := make(chan string, 1) // "" once running, else what it logged
+	go func() {
+		var logged strings.Builder
+		lines := bufio.NewScanner(stderr)
+		for lines.Scan() {
+			var entry struct{ Msg string }
+			if json.Unmarshal(lines.Bytes(), &entry) == nil && entry.Msg == "hearsay agent running" {
+				started <- ""
+				_, _ = io.Copy(io.Discard, stderr)
+				return
+			}
+			logged.WriteString(lines.Text() + "\n")
+		}
+		started <- logged.String()
+	}()
+	select {
+	case logged := <-started:
+		require.Empty(t, logged, "the agent stopped before it ran")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the agent did not start within 30 s")
+	}
+	return "http://" + api
+}
+
+// httpGet returns the status and body of a GET.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
