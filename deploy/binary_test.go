@@ -122,12 +122,13 @@ func freePort(t *testing.T, network string) string {
 }
 
 // startAgent runs `hearsay agent` on 127.0.0.1 with no peers and no
-// state, stopped at the end of the test, and returns its API's base URL.
-func startAgent(t *testing.T) string {
+// state, and more flags if given, stopped at the end of the test, and
+// returns its API's base URL.
+func startAgent(t *testing.T, flags ...string) string {
 	t.Helper()
 	api := freePort(t, "tcp")
-	cmd := exec.Command(hearsayBinary(t), "agent", "--bind", freePort(t, "udp"), "--api", api,
-		"--data-dir", "", "--filter", "memory", "--log-format", "json")
+	cmd := exec.Command(hearsayBinary(t), append([]string{"agent", "--bind", freePort(t, "udp"), "--api", api,
+		"--data-dir", "", "--filter", "memory", "--log-format", "json"}, flags...)...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
