@@ -171,3 +171,12 @@ func httpGet(t *testing.T, url string) (int, string) {
 	require.NoError(t, err)
 	return resp.StatusCode, string(body)
 }
+
+// runHearsay runs the binary and returns what it printed, both streams.
+func runHearsay(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, hearsayBinary(t), args...).CombinedOutput()
+	return string(out), err
+}
