@@ -133,10 +133,11 @@ func (c *composeCluster) container(service string) string {
 
 // status is the part of GET /v1/status the test reads.
 type status struct {
-	Name        string `json:"name"`
-	Peers       int    `json:"peers"`
-	MerkleRoot  string `json:"merkle_root"`
-	LogMessages int    `json:"log_messages"`
+	Name          string `json:"name"`
+	Peers         int    `json:"peers"`
+	CacheMessages int    `json:"cache_messages"`
+	MerkleRoot    string `json:"merkle_root"`
+	LogMessages   int    `json:"log_messages"`
 }
 
 // status asks a service's agent through its published API port, looked up
@@ -172,7 +173,8 @@ var services = []string{"node1", "node2", "node3"}
 
 // waitAgree waits until the services answer with two peers each and the
 // same Merkle root over at least logged messages, and returns how long
-// that took.
+// that took. Where the propagation cache no longer holds what a node
+// lacks, that is Merkle anti-entropy's work.
 func (c *composeCluster) waitAgree(what string, logged int, among ...string) time.Duration {
 	c.t.Helper()
 	start := time.Now()
@@ -241,12 +243,14 @@ func TestComposeCluster(t *testing.T) {
 		}
 	})
 
+	up := time.Now()
 	c.run(3*time.Minute, "up", "-d")
 	c.ids = map[string]string{}
 	for _, svc := range services {
 		c.ids[svc] = c.container(svc)
 	}
-	c.waitAgree("from up to a converged cluster", 0, services...)
+	c.waitAgree("converged", 0, services...)
+	t.Logf("from compose up to a converged cluster (every node with 2 peers): %v", time.Since(up).Round(10*time.Millisecond))
 	status := c.run(time.Minute, "exec", "-T", "node1", "/hearsay", "status")
 	require.Contains(t, status, `"encrypted": true`, "hearsay status in the container")
 	c.push("node1", "hello from node1")
@@ -259,6 +263,7 @@ func TestComposeCluster(t *testing.T) {
 	for i := range 5 {
 		c.push("node1", fmt.Sprintf("while node3 was killed %d", i))
 	}
+	c.waitGossipDone("node1")
 	run(t, time.Minute, nil, "docker", "start", node3)
 	c.waitAgree("catch-up after docker kill and start", 6, services...)
 
@@ -280,6 +285,7 @@ func TestComposeCluster(t *testing.T) {
 	c.waitAgreeOnRoot("node1 and node3 during the partition", 11, "node1", "node3")
 	behind := c.run(time.Minute, "exec", "-T", "node2", "/hearsay", "status")
 	require.Contains(t, behind, `"log_messages": 6,`, "node2 got nothing while cut off")
+	c.waitGossipDone("node1")
 	run(t, time.Minute, nil, "docker", "network", "connect", network, node2)
 	c.waitAgree("catch-up after the partition", 11, services...)
 
@@ -290,6 +296,16 @@ func TestComposeCluster(t *testing.T) {
 		c.push(services[(i+1)%len(services)], "during the restart of "+svc)
 		c.waitAgree("rolling restart: "+svc+" back", 12+i, services...)
 	}
+}
+
+// waitGossipDone waits until a service's propagation cache is empty: what
+// a node lacks from then on only anti-entropy brings it.
+func (c *composeCluster) waitGossipDone(service string) {
+	c.t.Helper()
+	require.Eventually(c.t, func() bool {
+		s, err := c.status(service)
+		return err == nil && s.CacheMessages == 0
+	}, 2*time.Minute, 200*time.Millisecond, "%s's propagation cache empties", service)
 }
 
 // waitAgreeOnRoot waits until some services hold the same Merkle root over
