@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -171,6 +172,25 @@ func (c *composeCluster) status(service string) (status, error) {
 
 var services = []string{"node1", "node2", "node3"}
 
+// lastSeen is what a condition last saw, for the message of a wait that
+// timed out; Eventually checks from another goroutine.
+type lastSeen struct {
+	mu sync.Mutex
+	s  string
+}
+
+func (l *lastSeen) set(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.s = s
+}
+
+func (l *lastSeen) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s
+}
+
 // waitAgree waits until the services answer with two peers each and the
 // same Merkle root over at least logged messages, and returns how long
 // that took. Where the propagation cache no longer holds what a node
@@ -178,25 +198,26 @@ var services = []string{"node1", "node2", "node3"}
 func (c *composeCluster) waitAgree(what string, logged int, among ...string) time.Duration {
 	c.t.Helper()
 	start := time.Now()
-	var last []string
+	last := &lastSeen{}
 	require.Eventually(c.t, func() bool {
-		last = last[:0]
+		var seen []string
+		defer func() { last.set(strings.Join(seen, "; ")) }()
 		root := ""
 		agree := true
 		for _, svc := range among {
 			s, err := c.status(svc)
 			if err != nil {
-				last = append(last, err.Error())
+				seen = append(seen, err.Error())
 				return false
 			}
-			last = append(last, fmt.Sprintf("%s: %d peers, %d messages, root %.8s", svc, s.Peers, s.LogMessages, s.MerkleRoot))
+			seen = append(seen, fmt.Sprintf("%s: %d peers, %d messages, root %.8s", svc, s.Peers, s.LogMessages, s.MerkleRoot))
 			if root == "" {
 				root = s.MerkleRoot
 			}
 			agree = agree && s.Peers == len(services)-1 && s.LogMessages >= logged && s.MerkleRoot == root
 		}
 		return agree
-	}, 2*time.Minute, 200*time.Millisecond, "%s: %v", what, &last)
+	}, 2*time.Minute, 200*time.Millisecond, "%s: %s", what, last)
 	took := time.Since(start)
 	c.t.Logf("%s: %v", what, took.Round(10*time.Millisecond))
 	return took
@@ -251,6 +272,10 @@ func TestComposeCluster(t *testing.T) {
 	}
 	c.waitAgree("converged", 0, services...)
 	t.Logf("from compose up to a converged cluster (every node with 2 peers): %v", time.Since(up).Round(10*time.Millisecond))
+	for _, svc := range services {
+		c.waitReady(svc)
+	}
+	t.Logf("from compose up to every node ready (/readyz: peers and a first anti-entropy pass): %v", time.Since(up).Round(10*time.Millisecond))
 	status := c.run(time.Minute, "exec", "-T", "node1", "/hearsay", "status")
 	require.Contains(t, status, `"encrypted": true`, "hearsay status in the container")
 	c.push("node1", "hello from node1")
@@ -289,6 +314,14 @@ func TestComposeCluster(t *testing.T) {
 	run(t, time.Minute, nil, "docker", "network", "connect", network, node2)
 	c.waitAgree("catch-up after the partition", 11, services...)
 
+	// The image's HEALTHCHECK (hearsay health) finds every node healthy.
+	for _, svc := range services {
+		require.Eventually(t, func() bool {
+			out, err := tryRun(time.Minute, nil, "docker", "inspect", "--format", "{{.State.Health.Status}}", c.ids[svc])
+			return err == nil && strings.TrimSpace(out) == "healthy"
+		}, time.Minute, 500*time.Millisecond, "docker reports %s healthy", svc)
+	}
+
 	// A rolling restart: one node at a time, each back and caught up
 	// before the next goes, a message published during each.
 	for i, svc := range services {
@@ -296,6 +329,18 @@ func TestComposeCluster(t *testing.T) {
 		c.push(services[(i+1)%len(services)], "during the restart of "+svc)
 		c.waitAgree("rolling restart: "+svc+" back", 12+i, services...)
 	}
+}
+
+// waitReady waits until a service's agent says it is ready, as the
+// Kubernetes readiness probe asks it.
+func (c *composeCluster) waitReady(service string) {
+	c.t.Helper()
+	last := &lastSeen{}
+	require.Eventually(c.t, func() bool {
+		out, err := tryRun(time.Minute, nil, "docker", "exec", c.ids[service], "/hearsay", "health", "--ready")
+		last.set(fmt.Sprint(strings.TrimSpace(out), " ", err))
+		return err == nil
+	}, 2*time.Minute, 200*time.Millisecond, "%s ready: %s", service, last)
 }
 
 // waitGossipDone waits until a service's propagation cache is empty: what
