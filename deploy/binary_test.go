@@ -1,9 +1,8 @@
 package deploy
 
 import (
-	"bufio"
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -123,39 +122,42 @@ func freePort(t *testing.T, network string) string {
 
 // startAgent runs `hearsay agent` on 127.0.0.1 with no peers and no
 // state, and more flags if given, stopped at the end of the test, and
-// returns its API's base URL.
+// returns its API's base URL once /healthz answers.
 func startAgent(t *testing.T, flags ...string) string {
 	t.Helper()
 	api := freePort(t, "tcp")
 	cmd := exec.Command(hearsayBinary(t), append([]string{"agent", "--bind", freePort(t, "udp"), "--api", api,
-		"--data-dir", "", "--filter", "memory", "--log-format", "json"}, flags...)...)
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
+		"--data-dir", "", "--filter", "memory"}, flags...)...)
+	var logged bytes.Buffer
+	cmd.Stderr = &logged
 	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
+		<-exited
 	})
-	started := make(chan string, 1) // "" once running, else what it logged
-	go func() {
-		var logged strings.Builder
-		lines := bufio.NewScanner(stderr)
-		for lines.Scan() {
-			var entry struct{ Msg string }
-			if json.Unmarshal(lines.Bytes(), &entry) == nil && entry.Msg == "hearsay agent running" {
-				started <- ""
-				_, _ = io.Copy(io.Discard, stderr)
-				return
-			}
-			logged.WriteString(lines.Text() + "\n")
+	client := &http.Client{Timeout: time.Second}
+	require.Eventually(t, func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
 		}
-		started <- logged.String()
-	}()
+		resp, err := client.Get("http://" + api + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 20*time.Millisecond, "the agent's /healthz answers")
 	select {
-	case logged := <-started:
-		require.Empty(t, logged, "the agent stopped before it ran")
-	case <-time.After(30 * time.Second):
-		t.Fatal("the agent did not start within 30 s")
+	case <-exited:
+		t.Fatalf("the agent stopped: %s", logged.String())
+	default:
 	}
 	return "http://" + api
 }
