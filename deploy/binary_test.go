@@ -182,3 +182,29 @@ func runHearsay(t *testing.T, args ...string) (string, error) {
 	out, err := exec.CommandContext(ctx, hearsayBinary(t), args...).CombinedOutput()
 	return string(out), err
 }
+
+// requireAgentAccepts runs `hearsay agent ARGS --print-config`: the agent
+// checks every value as it would at start, and prints the configuration
+// instead of running. A --passphrase-file (a path that exists only where
+// the file is deployed) is replaced by a file of the test's.
+func requireAgentAccepts(t *testing.T, where string, args []string) string {
+	t.Helper()
+	passphrase := filepath.Join(t.TempDir(), "passphrase")
+	require.NoError(t, os.WriteFile(passphrase, []byte("a passphrase for the test of "+where+"\n"), 0o600))
+	var run []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case strings.HasPrefix(a, "--passphrase-file="):
+			a = "--passphrase-file=" + passphrase
+		case a == "--passphrase-file" && i+1 < len(args):
+			run = append(run, a)
+			a = passphrase
+			i++
+		}
+		run = append(run, a)
+	}
+	out, err := runHearsay(t, append(append([]string{"agent"}, run...), "--print-config")...)
+	require.NoError(t, err, "%s: hearsay agent %s --print-config:\n%s", where, strings.Join(args, " "), out)
+	return out
+}

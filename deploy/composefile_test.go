@@ -53,6 +53,7 @@ func TestComposeFile(t *testing.T) {
 		require.NotEmpty(t, svc.Command, name)
 		require.Equal(t, "agent", svc.Command[0], name)
 		flags := parseFlags(t, "compose.yaml "+name, svc.Command[1:])
+		requireAgentAccepts(t, "compose.yaml "+name, svc.Command[1:])
 		gossipPort := portOf(t, "--bind", flags["bind"])
 		apiPort := portOf(t, "--api", flags["api"])
 		assert.Equal(t, "dns", flags["registry"], name)

@@ -73,6 +73,7 @@ func TestDockerfile(t *testing.T) {
 	cmd := jsonArgs(t, "CMD", d["CMD"][0])
 	require.Equal(t, "agent", cmd[0])
 	flags := parseFlags(t, "Dockerfile CMD", cmd[1:])
+	requireAgentAccepts(t, "Dockerfile CMD", cmd[1:])
 	assert.Equal(t, "0.0.0.0", strings.Split(flags["bind"], ":")[0], "gossip on every interface")
 	assert.Equal(t, "0.0.0.0", strings.Split(flags["api"], ":")[0], "the API reachable through published ports")
 	assert.ElementsMatch(t,

@@ -200,6 +200,7 @@ func TestKubernetesManifests(t *testing.T) {
 	require.NotEmpty(t, c.Args)
 	require.Equal(t, "agent", c.Args[0], "the image's entrypoint is /hearsay; args start with the command")
 	flags := parseFlags(t, "statefulset.yaml", c.Args[1:])
+	requireAgentAccepts(t, "statefulset.yaml", c.Args[1:])
 
 	type port struct {
 		number   int

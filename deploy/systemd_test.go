@@ -80,14 +80,10 @@ func TestSystemdUnit(t *testing.T) {
 	credential, _, _ := strings.Cut(unit["Service.LoadCredential"][0], ":")
 	assert.Equal(t, "/run/credentials/hearsay.service/"+credential, config["passphrase-file"])
 
-	// The agent accepts the file as it is, but for the two paths that only
-	// exist under systemd.
-	dir := t.TempDir()
-	passphrase := filepath.Join(dir, "passphrase")
-	require.NoError(t, os.WriteFile(passphrase, []byte("a passphrase for the config test\n"), 0o600))
-	out, err := runHearsay(t, "agent", "--config", filepath.Join("systemd", "hearsay.yaml"),
-		"--data-dir", filepath.Join(dir, "data"), "--passphrase-file", passphrase, "--print-config")
-	require.NoError(t, err, "hearsay agent --config systemd/hearsay.yaml --print-config:\n%s", out)
+	// The agent accepts the file as it is, but for the passphrase: a
+	// credential only systemd provides, replaced by a flag, which wins.
+	out := requireAgentAccepts(t, "hearsay.yaml", []string{"--config", filepath.Join("systemd", "hearsay.yaml"),
+		"--passphrase-file", "/run/credentials/hearsay.service/passphrase"})
 	assert.Contains(t, out, "hearsay.example.internal:7600", "--print-config shows the file's join")
 }
 
