@@ -250,7 +250,7 @@ func TestComposeCluster(t *testing.T) {
 
 	project := "hearsaytest" + randomHex(t, 4)
 	c := &composeCluster{t: t, token: randomHex(t, 16),
-		compose: append(compose, "-p", project, "-f", filepath.Join("compose.yaml"))}
+		compose: append(compose, "-p", project, "-f", "compose.yaml")}
 	c.env = []string{"HEARSAY_IMAGE=" + image, "HEARSAY_PASSPHRASE_FILE=" + passphrase, "HEARSAY_API_TOKEN=" + c.token,
 		// Free host ports: the defaults (7601, 7611, 7621) may be taken.
 		"HEARSAY_NODE1_API=127.0.0.1:", "HEARSAY_NODE2_API=127.0.0.1:", "HEARSAY_NODE3_API=127.0.0.1:"}
@@ -323,7 +323,8 @@ func TestComposeCluster(t *testing.T) {
 	}
 
 	// A rolling restart: one node at a time, each back and caught up
-	// before the next goes, a message published during each.
+	// before the next goes, a message published on another node as soon
+	// as each is back.
 	for i, svc := range services {
 		c.run(time.Minute, "restart", "--timeout", "10", svc)
 		c.push(services[(i+1)%len(services)], "during the restart of "+svc)
