@@ -22,11 +22,13 @@ func dashboardQueries(t *testing.T) []string {
 	var dash struct {
 		Title  string
 		Panels []struct {
+			ID      int
 			Title   string
 			Targets []struct{ Expr string }
 		}
 		Templating struct {
 			List []struct {
+				Name  string
 				Type  string
 				Query any
 			}
@@ -35,18 +37,30 @@ func dashboardQueries(t *testing.T) []string {
 	require.NoError(t, json.Unmarshal(b, &dash), "grafana/hearsay.json")
 	require.NotEmpty(t, dash.Title)
 	var exprs []string
+	ids := map[int]bool{}
 	for _, p := range dash.Panels {
+		require.False(t, ids[p.ID], "panel %q: a second panel with id %d", p.Title, p.ID)
+		ids[p.ID] = true
 		require.NotEmpty(t, p.Targets, "panel %q queries nothing", p.Title)
 		for _, target := range p.Targets {
 			require.NotEmpty(t, target.Expr, "panel %q", p.Title)
 			exprs = append(exprs, target.Expr)
 		}
 	}
+	variables := map[string]bool{}
 	for _, v := range dash.Templating.List {
+		variables[v.Name] = true
 		if q, ok := v.Query.(map[string]any); ok && v.Type == "query" {
 			exprs = append(exprs, q["query"].(string))
 		}
 	}
+	// Every $variable a query uses is defined (Grafana's own begin with $__).
+	for _, expr := range exprs {
+		for _, m := range variableRE.FindAllStringSubmatch(expr, -1) {
+			assert.True(t, strings.HasPrefix(m[1], "__") || variables[m[1]], "%q uses $%s, which the dashboard does not define", expr, m[1])
+		}
+	}
+	require.True(t, variables["datasource"], "the dashboard asks for its data source")
 	return exprs
 }
 
@@ -58,6 +72,7 @@ var (
 	metricRefRE = regexp.MustCompile(`\b(hearsay_\w+)(?:\{([^}]*)\})?`)
 	matcherRE   = regexp.MustCompile(`(\w+)\s*(=~|!=|!~|=)\s*"([^"]*)"`)
 	groupingRE  = regexp.MustCompile(`\b(?:by|without)\s*\(([^)]*)\)`)
+	variableRE  = regexp.MustCompile(`\$\{?(\w+)`)
 )
 
 // Labels Prometheus adds to every scraped series, and le, the buckets'.

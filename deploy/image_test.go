@@ -95,4 +95,22 @@ func TestDockerfile(t *testing.T) {
 		owned = owned || strings.HasPrefix(c, "--chown="+uid+":") && strings.HasSuffix(strings.TrimSuffix(c, "/"), " "+flags["data-dir"])
 	}
 	assert.True(t, owned, "COPY --chown=%s:... DIR %s", uid, flags["data-dir"])
+
+	// .dockerignore leaves out everything but what the COPYs take, so
+	// that the build context is the binary and little else.
+	b, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	require.NoError(t, err)
+	var patterns []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			patterns = append(patterns, line)
+		}
+	}
+	require.NotEmpty(t, patterns)
+	assert.Equal(t, "*", patterns[0], ".dockerignore starts by leaving out everything")
+	for _, c := range d["COPY"] {
+		fields := strings.Fields(c)
+		src := strings.TrimSuffix(fields[len(fields)-2], "/")
+		assert.Contains(t, patterns, "!"+src, ".dockerignore lets in %s, which the Dockerfile copies", src)
+	}
 }
