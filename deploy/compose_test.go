@@ -20,8 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// dockerTestsEnv gates the tests on the Docker engine: they take about a
-// minute and a half, too long for the default suite. .ci/run sets it.
+// dockerTestsEnv gates the tests on the Docker engine: they take a minute
+// or more each, too long for the default suite. .ci/run sets it.
 const dockerTestsEnv = "HEARSAY_DOCKER_TESTS"
 
 // run runs a command for at most timeout and returns its standard output;
@@ -48,13 +48,12 @@ func tryRun(timeout time.Duration, env []string, name string, args ...string) (s
 	return stdout.String(), nil
 }
 
-// requireDocker skips the test unless the variable is set, a Docker engine
-// answers and a compose tool is installed; it returns the compose command:
-// the docker compose plugin if there is one, else docker-compose.
-func requireDocker(t *testing.T) []string {
+// requireDockerEngine skips the test unless the variable is set and a
+// Docker engine answers.
+func requireDockerEngine(t *testing.T) {
 	t.Helper()
 	if os.Getenv(dockerTestsEnv) == "" {
-		t.Skipf("set %s=1 to run the compose cluster on the Docker engine (.ci/run does)", dockerTestsEnv)
+		t.Skipf("set %s=1 to run the tests on the Docker engine (.ci/run does)", dockerTestsEnv)
 	}
 	if _, err := exec.LookPath("docker"); err != nil {
 		t.Skip("no docker command: install Docker to run this test")
@@ -62,6 +61,14 @@ func requireDocker(t *testing.T) []string {
 	if out, err := tryRun(30*time.Second, nil, "docker", "version", "--format", "{{.Server.Version}}"); err != nil {
 		t.Skipf("no Docker engine answers (docker version: %v %s)", err, out)
 	}
+}
+
+// requireDocker skips the test unless requireDockerEngine lets it run and
+// a compose tool is installed; it returns the compose command: the docker
+// compose plugin if there is one, else docker-compose.
+func requireDocker(t *testing.T) []string {
+	t.Helper()
+	requireDockerEngine(t)
 	if _, err := tryRun(30*time.Second, nil, "docker", "compose", "version"); err == nil {
 		return []string{"docker", "compose"}
 	}
