@@ -19,7 +19,7 @@ type Stats struct {
 	Refused     [numRefusals]uint64 // publishes refused, indexed like RefusalReasons
 	SendErrors  uint64
 	// Drops counts datagrams dropped outside the core, by reason: security
-	// (plaintext, sealed, truncated, unknown_key, auth_failed, stale,
+	// (plaintext, sealed, truncated, wrong_cipher, unknown_key, auth_failed, stale,
 	// replay) and send limits (amplification, peer_round_cap).
 	Drops map[string]uint64
 	Peers PeerStats

@@ -59,6 +59,7 @@ type agentConfig struct {
 	Passphrase   []byte        // from --passphrase-file or HEARSAY_PASSPHRASE; empty: no encryption
 	APIToken     string        // empty: the API needs no token
 	ReplayWindow time.Duration // sealed datagrams' timestamp window
+	Cipher       security.Suite
 }
 
 func (p *program) agentCommand() *cli.Command {
@@ -78,6 +79,7 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("api-token", "", "require `TOKEN` as \"Authorization: Bearer TOKEN\" on every API endpoint but /healthz"),
 			stringFlag("cluster", def.Cluster, "cluster `NAME`; with a passphrase it salts the key, so all agents of a cluster must agree"),
 			stringFlag("passphrase-file", "", "`FILE` holding the cluster passphrase (or set HEARSAY_PASSPHRASE); without one, gossip is not encrypted"),
+			stringFlag("cipher", security.DefaultSuite.String(), "cipher `SUITE` sealing every datagram: "+strings.Join(security.SuiteNames(), " or ")+" (hardware AES); every agent of a cluster must agree"),
 			stringFlag("replay-window", durationText(security.DefaultReplayWindow), "drop sealed datagrams whose timestamp is further than `DURATION` from this clock"),
 			stringFlag("peers", "", "comma-separated `LIST` of HOST:PORT of the agents to gossip with; this agent's own address may be in it"),
 			stringFlag("peers-file", "", "`FILE` of peers, one HOST:PORT per line, # starts a comment"),
@@ -138,6 +140,9 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 	cfg.APIToken = flagValue(c, "api-token")
 	if cfg.Cluster = flagValue(c, "cluster"); cfg.Cluster == "" {
 		return cfg, flagErrorf("cluster", "must not be empty")
+	}
+	if cfg.Cipher, err = security.ParseSuite(flagValue(c, "cipher")); err != nil {
+		return cfg, flagErrorf("cipher", "%w", err)
 	}
 	if cfg.ReplayWindow, err = durationValue(c, "replay-window", time.Second); err != nil {
 		return cfg, err
@@ -264,7 +269,7 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 		Gossip:    cfg.Gossip,
 		Logger:    logger,
 		Cluster:   cfg.Cluster,
-		Security:  security.SealerConfig{ReplayWindow: cfg.ReplayWindow},
+		Security:  security.SealerConfig{ReplayWindow: cfg.ReplayWindow, Suite: cfg.Cipher},
 	}
 	var peers *static.Registry
 	switch cfg.Registry {

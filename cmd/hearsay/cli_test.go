@@ -234,6 +234,7 @@ func TestValidationErrors(t *testing.T) {
 		want string // expected in the error line
 	}{
 		{args: []string{"agent", "--fanout", "0"}, want: "--fanout: must be between 1 and 64, got 0"},
+		{args: []string{"agent", "--cipher", "aes-128-cbc"}, want: `--cipher: unknown cipher "aes-128-cbc": want xchacha20-poly1305 or aes-256-gcm`},
 		{args: []string{"agent", "--fanout", "65"}, want: "--fanout: must be between 1 and 64, got 65"},
 		{args: []string{"agent", "--fanout", "three"}, want: `--fanout: want a whole number, got "three"`},
 		{args: []string{"agent"}, env: map[string]string{"HEARSAY_FANOUT": "0"}, want: "--fanout: must be between 1 and 64, got 0"},
