@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +59,9 @@ type agentConfig struct {
 	Cluster      string        // salts the passphrase's key
 	Passphrase   []byte        // from --passphrase-file or HEARSAY_PASSPHRASE; empty: no encryption
 	APIToken     string        // empty: the API needs no token
+	APIOrigins   []string      // --api-allow-origin: origins given CORS headers
+	APITLS       *tls.Config   // --api-tls-cert and --api-tls-key; nil: plain HTTP
+	APIDebug     bool          // --api-debug: /debug/pprof/ on the API
 	ReplayWindow time.Duration // sealed datagrams' timestamp window
 	Cipher       security.Suite
 }
@@ -77,6 +81,11 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("advertise", "", "`HOST:PORT` other agents reach this one at, when it differs from --bind (NAT, 0.0.0.0)"),
 			stringFlag("api", "127.0.0.1:7601", "`HOST:PORT` of the HTTP API, or unix:/PATH for a Unix socket (mode 0600); empty disables the API"),
 			stringFlag("api-token", "", "require `TOKEN` as \"Authorization: Bearer TOKEN\" on every API endpoint but /healthz"),
+			stringFlag("api-token-file", "", "`FILE` holding the API token (instead of --api-token, which the process list shows)"),
+			stringFlag("api-allow-origin", "", "comma-separated `LIST` of browser origins (https://app.example.com) allowed to use the API (CORS); * allows any, only without a token"),
+			stringFlag("api-tls-cert", "", "PEM `FILE` of the API's certificate, its chain after it: the API speaks HTTPS (with --api-tls-key)"),
+			stringFlag("api-tls-key", "", "PEM `FILE` of the private key of --api-tls-cert"),
+			boolFlag("api-debug", false, "serve the Go profiler at /debug/pprof/ on the API (behind the token if one is set)"),
 			stringFlag("cluster", def.Cluster, "cluster `NAME`; with a passphrase it salts the key, so all agents of a cluster must agree"),
 			stringFlag("passphrase-file", "", "`FILE` holding the cluster passphrase (or set HEARSAY_PASSPHRASE); without one, gossip is not encrypted"),
 			stringFlag("cipher", security.DefaultSuite.String(), "cipher `SUITE` sealing every datagram: "+strings.Join(security.SuiteNames(), " or ")+" (hardware AES); every agent of a cluster must agree"),
@@ -137,7 +146,12 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 			return cfg, err
 		}
 	}
-	cfg.APIToken = flagValue(c, "api-token")
+	if cfg.APIToken, err = tokenValue(c, "api-token", "api-token-file"); err != nil {
+		return cfg, err
+	}
+	if err := apiSecurityFromFlags(c, &cfg); err != nil {
+		return cfg, err
+	}
 	if cfg.Cluster = flagValue(c, "cluster"); cfg.Cluster == "" {
 		return cfg, flagErrorf("cluster", "must not be empty")
 	}
@@ -322,12 +336,26 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 	var server *http.Server
 	serveErr := make(chan error, 1)
 	if apiListener != nil {
-		server = newAPIServer(n, node.APIConfig{ProcessMetrics: true, Token: cfg.APIToken}, logger)
-		go func() { serveErr <- server.Serve(apiListener) }()
+		apiCfg := node.APIConfig{ProcessMetrics: true, Token: cfg.APIToken, AllowOrigins: cfg.APIOrigins}
+		if cfg.APIDebug {
+			apiCfg.Debug = pprofHandler()
+		}
+		server = newAPIServer(n, apiCfg, logger)
+		server.TLSConfig = cfg.APITLS
+		go func() {
+			if cfg.APITLS != nil {
+				serveErr <- server.ServeTLS(apiListener, "", "")
+			} else {
+				serveErr <- server.Serve(apiListener)
+			}
+		}()
 	}
 	apiURL := "none"
 	if apiListener != nil {
 		apiURL = "http://" + apiListener.Addr().String()
+		if cfg.APITLS != nil {
+			apiURL = "https://" + apiListener.Addr().String()
+		}
 		if strings.HasPrefix(cfg.API, "unix:") {
 			apiURL = cfg.API
 		}

@@ -258,7 +258,7 @@ func TestE2EClientCommands(t *testing.T) {
 	case <-time.After(2 * shutdownTimeout):
 		t.Fatal("the agent did not stop on SIGTERM")
 	}
-	assert.Equal(t, []string{`error: {"error":"node shutting down"}`}, stream.waitEnd(t, 10*time.Second))
+	assert.Equal(t, []string{"error: node shutting down"}, stream.waitEnd(t, 10*time.Second))
 }
 
 // A 1 MiB message pushed from the command line travels as chunks between
