@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -103,25 +101,14 @@ func TestE2ESubscribeReconnectsAcrossARestart(t *testing.T) {
 	flags := []string{"--interval", "20ms", "--cache-rounds", "1000"}
 	agents := c.startAll(t, "agent", flags...)
 
-	sub := exec.Command(hearsayBinary(t), "subscribe", "--api", agents[1].api, "--topic", "re.>", "--reconnect")
-	sub.Env = agentEnv()
-	subOut, err := sub.StdoutPipe()
-	require.NoError(t, err)
-	var subErr syncBuffer
-	sub.Stderr = &subErr
-	require.NoError(t, sub.Start())
-	t.Cleanup(func() {
-		sub.Process.Kill()
-		sub.Wait()
-	})
+	lines, subErr, _ := startSubscriber(t, "--api", agents[1].api, "--topic", "re.>", "--reconnect")
 	ids := make(chan string, 1000)
 	go func() {
-		scanner := bufio.NewScanner(subOut)
-		for scanner.Scan() {
+		for line := range lines {
 			var m struct {
 				ID string `json:"id"`
 			}
-			if json.Unmarshal(scanner.Bytes(), &m) == nil {
+			if json.Unmarshal([]byte(line), &m) == nil {
 				ids <- m.ID
 			}
 		}

@@ -427,6 +427,32 @@ func (p *publisher) halt() []string {
 	return p.published()
 }
 
+// startSubscriber runs "hearsay subscribe" with args until the test ends
+// and returns its lines of output, closed when it exits, and its stderr.
+func startSubscriber(t *testing.T, args ...string) (lines <-chan string, stderr *syncBuffer, cmd *exec.Cmd) {
+	t.Helper()
+	cmd = exec.Command(hearsayBinary(t), append([]string{"subscribe"}, args...)...)
+	cmd.Env = agentEnv()
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	stderr = &syncBuffer{}
+	cmd.Stderr = stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	ch := make(chan string, 1000)
+	go func() {
+		scanner := bufio.NewScanner(out)
+		for scanner.Scan() {
+			ch <- scanner.Text()
+		}
+		close(ch)
+	}()
+	return ch, stderr, cmd
+}
+
 // runBinary runs the hearsay binary to completion with args and stdin.
 func runBinary(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
