@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 )
 
@@ -122,6 +123,7 @@ type Subscription struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	closed  chan struct{} // closed by Close
+	close   sync.Once
 	lastID  string        // the Last-Event-ID to resume after
 	conn    *streamConn   // nil between connections
 	lost    error         // why the last connection ended
@@ -197,11 +199,7 @@ func (s *Subscription) Next() (Message, error) {
 // Close ends the subscription; a Next blocked in another goroutine
 // returns ErrSubscriptionClosed.
 func (s *Subscription) Close() error {
-	select {
-	case <-s.closed:
-	default:
-		close(s.closed)
-	}
+	s.close.Do(func() { close(s.closed) })
 	s.cancel()
 	return nil
 }
