@@ -11,6 +11,7 @@ import (
 type Status struct {
 	Name              string  `json:"name"`
 	ID                string  `json:"id"`
+	PublicKey         string  `json:"public_key"` // standard base64 of the Ed25519 key the ID derives from
 	Version           string  `json:"version"`
 	GossipAddr        string  `json:"gossip_addr"` // the address peers use: --advertise, else the bound one
 	BindAddr          string  `json:"bind_addr"`

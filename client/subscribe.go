@@ -124,10 +124,10 @@ type Subscription struct {
 	cancel  context.CancelFunc
 	closed  chan struct{} // closed by Close
 	close   sync.Once
-	lastID  string        // the Last-Event-ID to resume after
-	conn    *streamConn   // nil between connections
-	lost    error         // why the last connection ended
-	err     error         // the error that ended the subscription
+	lastID  string      // the Last-Event-ID to resume after
+	conn    *streamConn // nil between connections
+	lost    error       // why the last connection ended
+	err     error       // the error that ended the subscription
 }
 
 // Subscribe opens an event stream of the messages matching pattern
