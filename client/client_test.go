@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log"
 	"log/slog"
@@ -479,4 +480,28 @@ func TestReconnectionOutcomes(t *testing.T) {
 	assert.ErrorAs(t, retries[0], &streamErr)
 	assert.ErrorIs(t, retries[1], client.ErrNotResumed, "the agent did not find the resume point")
 	assert.ErrorIs(t, retries[2], client.ErrStreamClosed)
+}
+
+// countingTransport counts the requests it passes on.
+type countingTransport struct {
+	n  atomic.Int32
+	rt http.RoundTripper
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.rt.RoundTrip(r)
+}
+
+func TestWithHTTPClient(t *testing.T) {
+	a := runAgent(t, node.Config{}, node.APIConfig{})
+	tr := &countingTransport{rt: http.DefaultTransport}
+	c := newClient(t, a.addr, client.WithHTTPClient(&http.Client{Transport: tr}))
+	require.NoError(t, c.Health(context.Background()))
+	assert.EqualValues(t, 1, tr.n.Load(), "the requests go through the client given")
+
+	_, err := client.New("https://127.0.0.1:1", client.WithHTTPClient(&http.Client{Transport: tr}), client.WithTLSConfig(&tls.Config{}))
+	assert.ErrorContains(t, err, "not an *http.Transport", "a TLS option cannot be applied to a transport it does not know")
+	_, err = client.New("127.0.0.1:1", client.WithHTTPClient(nil))
+	assert.Error(t, err)
 }
