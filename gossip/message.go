@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -12,9 +13,17 @@ import (
 	"time"
 )
 
-// NodeID identifies a node. It is chosen at random when a node is first
-// created and kept in its data directory.
+// NodeID identifies a node: the first 16 bytes of the SHA-256 of its
+// Ed25519 public key (NodeIDOf), so that nobody can claim an ID without the
+// key. A node creates its key when first started and keeps it in its data
+// directory.
 type NodeID [16]byte
+
+// NodeIDOf returns the ID of the node whose public key is pub.
+func NodeIDOf(pub ed25519.PublicKey) NodeID {
+	sum := sha256.Sum256(pub)
+	return NodeID(sum[:16])
+}
 
 // String returns the ID as 32 lower-case hex digits.
 func (id NodeID) String() string { return hex.EncodeToString(id[:]) }

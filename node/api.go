@@ -40,6 +40,14 @@ type APIConfig struct {
 	Token string
 	// BodyTimeout bounds the time to read a request body. Default 10s.
 	BodyTimeout time.Duration
+	// AllowOrigins are the browser origins (scheme://host[:port]) given
+	// CORS headers, or AnyOrigin, which is ignored with a Token
+	// (CheckAllowOrigins reports it). Default none: same origin only.
+	AllowOrigins []string
+	// Debug, if set, serves everything under /debug/, behind the Token if
+	// one is set: the agent's --api-debug gives it net/http/pprof's
+	// handlers. Default nil: /debug/ is not found.
+	Debug http.Handler
 }
 
 // API serves a node's local HTTP API. It is an http.Handler.
@@ -81,6 +89,9 @@ func NewAPI(n *Node, cfg APIConfig) *API {
 	a.mux.Handle("/metrics", a.only(http.MethodGet, promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}).ServeHTTP))
 	a.mux.HandleFunc("/v1/keys", a.keys)
 	a.mux.HandleFunc("/v1/keys/", a.key)
+	if cfg.Debug != nil {
+		a.mux.Handle("/debug/", cfg.Debug)
+	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
 	})
@@ -105,6 +116,9 @@ func (a *API) readyz(w http.ResponseWriter, _ *http.Request) {
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.cors(w, r) {
+		return // a preflight, which carries no token
+	}
 	if a.cfg.Token != "" && !probePaths[r.URL.Path] && !a.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hearsay"`)
 		writeError(w, http.StatusUnauthorized, "missing or wrong API token (Authorization: Bearer TOKEN)")
@@ -228,11 +242,14 @@ type MessageJSON struct {
 	Payload []byte `json:"payload"` // base64 (standard encoding, as encoding/json writes []byte)
 }
 
+// CreatedFormat is the layout of MessageJSON.Created.
+const CreatedFormat = "2006-01-02T15:04:05.000Z07:00"
+
 // NewMessageJSON converts a message for the API.
 func NewMessageJSON(m gossip.Message) MessageJSON {
 	return MessageJSON{
 		ID: m.ID.String(), Topic: m.Topic, Origin: m.Origin.String(),
-		Created: m.Created.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+		Created: m.Created.UTC().Format(CreatedFormat),
 		Payload: m.Payload,
 	}
 }

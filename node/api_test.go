@@ -3,6 +3,10 @@ package node
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -194,6 +198,11 @@ func TestAPIStatusPeersHealth(t *testing.T) {
 	}
 	require.Equal(t, "n0", st["name"])
 	require.Equal(t, cluster[0].ID().String(), st["id"])
+	pub, err := base64.StdEncoding.DecodeString(st["public_key"].(string))
+	require.NoError(t, err)
+	require.Len(t, pub, ed25519.PublicKeySize)
+	sum := sha256.Sum256(pub)
+	require.Equal(t, hex.EncodeToString(sum[:16]), st["id"], "the ID is the first 16 bytes of the key's SHA-256")
 	require.Equal(t, float64(2), st["peers"])
 	require.Equal(t, float64(1), st["messages_delivered"])
 	require.Equal(t, cluster[0].Addr().String(), st["gossip_addr"])

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -60,6 +61,25 @@ type APIServerConfig struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds request headers. Default 64 KiB.
 	MaxHeaderBytes int
+	// TLS, if set, is the server's TLS configuration: serve with
+	// ServeTLS(listener, "", ""). APITLSConfig loads one. Default nil:
+	// plain HTTP.
+	TLS *tls.Config
+}
+
+// APITLSConfig loads a PEM certificate (its chain may follow it) and its
+// private key for an HTTPS API, TLS 1.2 at least. Errors name the file.
+func APITLSConfig(certFile, keyFile string) (*tls.Config, error) {
+	for _, f := range []string{certFile, keyFile} {
+		if _, err := os.Stat(f); err != nil {
+			return nil, err
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading the certificate %s and key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // streamEnder is a handler with long-lived responses to end before a
@@ -83,7 +103,7 @@ func NewAPIServer(h http.Handler, cfg APIServerConfig) *http.Server {
 		cfg.MaxHeaderBytes = 64 << 10
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: cfg.MaxHeaderBytes}
+		IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: cfg.MaxHeaderBytes, TLSConfig: cfg.TLS}
 	if se, ok := h.(streamEnder); ok {
 		srv.RegisterOnShutdown(se.EndStreams)
 	}

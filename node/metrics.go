@@ -48,7 +48,7 @@ func newStatsCollector(n *Node) *statsCollector {
 		rounds:        d("rounds_total", "Gossip rounds started."),
 		socketErrors:  d("socket_errors_total", "UDP read and write errors, and oversized datagrams.", "kind"),
 		datagramDrops: d("datagrams_dropped_total", "Datagrams dropped by the node before or after the protocol core: "+
-			"security (plaintext, sealed, truncated, unknown_key, auth_failed, stale, replay) and send limits (amplification, peer_round_cap).", "reason"),
+			"security (plaintext, sealed, truncated, wrong_cipher, unknown_key, auth_failed, stale, replay) and send limits (amplification, peer_round_cap).", "reason"),
 		encrypted:        d("encrypted", "1 if this node seals its datagrams."),
 		aeSessions:       d("ae_sessions_total", "Anti-entropy sessions started by this node."),
 		aeFailures:       d("ae_failures_total", "Anti-entropy sessions that ended with an error (timeout, protocol)."),
@@ -150,5 +150,5 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 
 // datagramDropReasons are the labels of hearsay_datagrams_dropped_total,
 // all exported from the start so that rates work from the first scrape.
-var datagramDropReasons = []string{"plaintext", "sealed", "truncated", "unknown_key", "auth_failed",
+var datagramDropReasons = []string{"plaintext", "sealed", "truncated", "wrong_cipher", "unknown_key", "auth_failed",
 	"stale", "replay", "seal_error", "amplification", "peer_round_cap"}

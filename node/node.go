@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -58,6 +59,7 @@ var (
 type Node struct {
 	cfg       Config
 	id        gossip.NodeID
+	key       ed25519.PrivateKey // id is gossip.NodeIDOf its public key
 	name      string
 	logger    *slog.Logger
 	clock     Clock
@@ -147,23 +149,34 @@ func (n *Node) openIdentity() error {
 			return err // a FieldError says it is the data dir's
 		}
 	}
-	id, name, err := loadIdentity(n.cfg.DataDir, n.cfg.Name, n.newID)
+	ident, err := loadIdentity(n.cfg.DataDir, n.cfg.Name, n.newKey)
 	if err != nil {
 		return err
 	}
-	n.id, n.name = id, name
-	n.logger = n.cfg.Logger.With("node", name)
+	n.id, n.key, n.name = ident.ID, ident.Key, ident.Name
+	n.logger = n.cfg.Logger.With("node", n.name)
+	if !ident.Replaced.IsZero() {
+		n.logger.Info("this data dir is from a version without node keys: created "+keyFile+"; the node's ID, derived from the key, changed",
+			"old_id", ident.Replaced.String(), "id", n.id.String())
+	}
 	return nil
 }
 
-// newID draws a new node ID from the node's random source.
-func (n *Node) newID() gossip.NodeID {
-	var id gossip.NodeID
-	for id.IsZero() {
-		binary.LittleEndian.PutUint64(id[:8], n.rand.Uint64())
-		binary.LittleEndian.PutUint64(id[8:], n.rand.Uint64())
+// newKey creates the node's Ed25519 key: from Config.Rand when one is given
+// (reproducible tests), else from crypto/rand.
+func (n *Node) newKey() (ed25519.PrivateKey, error) {
+	if n.cfg.Rand == nil {
+		_, key, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			return nil, fmt.Errorf("node: creating the node key: %w", err)
+		}
+		return key, nil
 	}
-	return id
+	var seed [ed25519.SeedSize]byte
+	for i := 0; i < len(seed); i += 8 {
+		binary.LittleEndian.PutUint64(seed[i:], n.rand.Uint64())
+	}
+	return ed25519.NewKeyFromSeed(seed[:]), nil
 }
 
 // openKeyring opens the keyring kept in the data dir, unless given one,
@@ -349,6 +362,10 @@ func (n *Node) Close() error {
 
 // ID returns the node's ID.
 func (n *Node) ID() gossip.NodeID { return n.id }
+
+// PublicKey returns the node's Ed25519 public key, from which its ID is
+// derived.
+func (n *Node) PublicKey() ed25519.PublicKey { return n.key.Public().(ed25519.PublicKey) }
 
 // Name returns the node's name.
 func (n *Node) Name() string { return n.name }

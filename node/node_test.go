@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"net/http"
@@ -319,23 +320,72 @@ func TestPatterns(t *testing.T) {
 
 func TestIdentityPersistsAndCorruptionIsClear(t *testing.T) {
 	dir := t.TempDir()
-	id1, name1, err := loadIdentity(dir, "", testID)
+	id1, err := loadIdentity(dir, "", testKey(1))
 	require.NoError(t, err)
-	require.Equal(t, testID(), id1)
-	require.NotEmpty(t, name1)
-	id2, name2, err := loadIdentity(dir, "", func() gossip.NodeID { return gossip.NodeID{9} })
+	k1, _ := testKey(1)()
+	require.Equal(t, gossip.NodeIDOf(k1.Public().(ed25519.PublicKey)), id1.ID, "the ID derives from the key")
+	require.NotEmpty(t, id1.Name)
+	require.True(t, id1.Replaced.IsZero())
+	fi, err := os.Stat(filepath.Join(dir, keyFile))
 	require.NoError(t, err)
-	require.Equal(t, id1, id2, "the stored ID, not a new one")
-	require.Equal(t, name1, name2)
-	_, name3, err := loadIdentity(dir, "renamed", testID)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "the key is a secret")
+	id2, err := loadIdentity(dir, "", testKey(2))
 	require.NoError(t, err)
-	require.Equal(t, "renamed", name3)
+	require.Equal(t, id1.ID, id2.ID, "the stored key, not a new one")
+	require.Equal(t, id1.Key, id2.Key)
+	require.Equal(t, id1.Name, id2.Name)
+	id3, err := loadIdentity(dir, "renamed", testKey(2))
+	require.NoError(t, err)
+	require.Equal(t, "renamed", id3.Name)
+
 	require.NoError(t, os.WriteFile(filepath.Join(dir, identityFile), []byte("{not json"), 0o600))
-	_, _, err = loadIdentity(dir, "", testID)
+	_, err = loadIdentity(dir, "", testKey(1))
 	require.ErrorContains(t, err, "corrupt")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, keyFile), []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), 0o600))
+	_, err = loadIdentity(dir, "", testKey(1))
+	require.ErrorContains(t, err, keyFile+" is corrupt")
 }
 
-func testID() gossip.NodeID { return gossip.NodeID{1, 2, 3} }
+// A data dir of a version before node keys holds only node.json with a
+// random ID: the node gets a key, and with it a new ID, and says so.
+func TestIdentityOfAnOlderDataDir(t *testing.T) {
+	dir := t.TempDir()
+	old := gossip.NodeID{0xaa, 0xbb}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, identityFile),
+		[]byte(`{"id": "`+old.String()+`", "name": "veteran"}`), 0o600))
+	id, err := loadIdentity(dir, "", testKey(3))
+	require.NoError(t, err)
+	require.Equal(t, old, id.Replaced)
+	require.NotEqual(t, old, id.ID)
+	require.Equal(t, "veteran", id.Name, "the name is kept")
+	again, err := loadIdentity(dir, "", testKey(4))
+	require.NoError(t, err)
+	require.Equal(t, id.ID, again.ID)
+	require.True(t, again.Replaced.IsZero(), "said once")
+	b, err := os.ReadFile(filepath.Join(dir, identityFile))
+	require.NoError(t, err)
+	require.Contains(t, string(b), id.ID.String(), "node.json shows the new ID")
+}
+
+func TestIdentityWithoutDataDir(t *testing.T) {
+	a, err := loadIdentity("", "", func() (ed25519.PrivateKey, error) {
+		_, k, err := ed25519.GenerateKey(nil)
+		return k, err
+	})
+	require.NoError(t, err)
+	b, err := loadIdentity("", "", func() (ed25519.PrivateKey, error) {
+		_, k, err := ed25519.GenerateKey(nil)
+		return k, err
+	})
+	require.NoError(t, err)
+	require.NotEqual(t, a.ID, b.ID, "a fresh key each start")
+}
+
+func testKey(seed byte) func() (ed25519.PrivateKey, error) {
+	return func() (ed25519.PrivateKey, error) {
+		return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize)), nil
+	}
+}
 
 func TestBadConfig(t *testing.T) {
 	_, err := New(Config{Bind: "127.0.0.1:0", Filter: "redis"})

@@ -72,6 +72,38 @@ func TestTwoClustersWithDifferentKeysExchangeNothing(t *testing.T) {
 	}
 }
 
+// One passphrase, two cipher suites: each half delivers among itself, and
+// the other half's datagrams are counted as wrong_cipher, not as failed
+// authentication.
+func TestCipherSuitesDoNotMix(t *testing.T) {
+	c := newMemCluster(t, 6, func(i int, c *Config) {
+		c.Keyring = ringFor(t, "one passphrase, two suites")
+		if i >= 3 {
+			c.Security.Suite = security.AES256GCM
+		}
+	})
+	boxes := c.inboxes()
+	_, err := c.nodes[0].Publish(context.Background(), "x", []byte("xchacha"))
+	require.NoError(t, err)
+	_, err = c.nodes[3].Publish(context.Background(), "a", []byte("aes"))
+	require.NoError(t, err)
+	for i, b := range boxes {
+		c.waitFor(10*time.Second, func() bool { return b.distinct() >= 1 }, "node %d", i)
+	}
+	c.run(40 * c.nodes[0].core.Config().Interval)
+	for i, b := range boxes {
+		require.Equal(t, 1, b.distinct(), "node %d got only its own suite's message", i)
+		want := "x"
+		if i >= 3 {
+			want = "a"
+		}
+		require.Equal(t, want, b.all[0].Topic)
+		drops := c.nodes[i].Stats().Drops
+		require.NotZero(t, drops["wrong_cipher"], "node %d counts the other suite's datagrams", i)
+		require.Zero(t, drops["auth_failed"], "node %d", i)
+	}
+}
+
 // A key rotation across five running nodes loses no message published
 // during it.
 func TestKeyRotationLosesNothing(t *testing.T) {

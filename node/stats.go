@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/base64"
 	"maps"
 
 	"github.com/hearsay-io/hearsay/gossip"
@@ -19,7 +20,7 @@ type Stats struct {
 	Refused     [numRefusals]uint64 // publishes refused, indexed like RefusalReasons
 	SendErrors  uint64
 	// Drops counts datagrams dropped outside the core, by reason: security
-	// (plaintext, sealed, truncated, unknown_key, auth_failed, stale,
+	// (plaintext, sealed, truncated, wrong_cipher, unknown_key, auth_failed, stale,
 	// replay) and send limits (amplification, peer_round_cap).
 	Drops map[string]uint64
 	Peers PeerStats
@@ -74,6 +75,7 @@ var RefusalReasons = [numRefusals]string{"backpressure", "too_large", "invalid_t
 type Status struct {
 	Name              string  `json:"name"`
 	ID                string  `json:"id"`
+	PublicKey         string  `json:"public_key"` // standard base64 of the Ed25519 key the ID derives from
 	Version           string  `json:"version"`
 	GossipAddr        string  `json:"gossip_addr"`
 	BindAddr          string  `json:"bind_addr"`
@@ -103,7 +105,7 @@ func (n *Node) Status() Status {
 	st := n.Stats()
 	gc := n.core.Config()
 	s := Status{
-		Name: n.name, ID: n.id.String(), Version: Version,
+		Name: n.name, ID: n.id.String(), PublicKey: base64.StdEncoding.EncodeToString(n.PublicKey()), Version: Version,
 		GossipAddr: n.AdvertiseAddr(), BindAddr: n.Addr().String(),
 		Peers: len(n.Peers()), Filter: n.cfg.Filter, FilterIDs: st.FilterIDs,
 		MessagesPublished: st.Gossip.Published, MessagesDelivered: st.Gossip.Delivered,

@@ -34,7 +34,8 @@ type Keyring struct {
 
 type ringKey struct {
 	key  Key
-	aead cipher.AEAD
+	aead cipher.AEAD // XChaCha20Poly1305's
+	xaes *xaesRoot   // AES256GCM's root, derived from per sender
 }
 
 // KeyInfo describes an installed key.
@@ -70,7 +71,11 @@ func (r *Keyring) install(k Key) error {
 	if err != nil {
 		return fmt.Errorf("security: %w", err)
 	}
-	r.keys[id] = &ringKey{key: k, aead: aead}
+	root, err := newXAESRoot(k)
+	if err != nil {
+		return err
+	}
+	r.keys[id] = &ringKey{key: k, aead: aead, xaes: root}
 	return nil
 }
 
@@ -171,24 +176,18 @@ func (r *Keyring) Key(id KeyID) (Key, bool) {
 }
 
 // primaryKey returns the sealing key.
-func (r *Keyring) primaryKey() (KeyID, cipher.AEAD, bool) {
+func (r *Keyring) primaryKey() (KeyID, *ringKey, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	k, ok := r.keys[r.primary]
-	if !ok {
-		return 0, nil, false
-	}
-	return r.primary, k.aead, true
+	return r.primary, k, ok
 }
 
-func (r *Keyring) lookup(id KeyID) (cipher.AEAD, bool) {
+func (r *Keyring) lookup(id KeyID) (*ringKey, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	k, ok := r.keys[id]
-	if !ok {
-		return nil, false
-	}
-	return k.aead, true
+	return k, ok
 }
 
 // keyringFile is the keyring's on-disk form. The keys are secrets: the file

@@ -1,11 +1,13 @@
 package security
 
 import (
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hearsay-io/hearsay/wire"
@@ -15,19 +17,25 @@ import (
 //
 //	0  'H' 'S' version  type|0x80     the plaintext header, high bit of the type set
 //	4  key ID (4 bytes, big-endian)
-//	8  timestamp, Unix milliseconds (8 bytes, big-endian)
+//	8  cipher suite (1 byte: 0 XChaCha20-Poly1305, 1 XAES-256-GCM)
+//	9  timestamp, Unix milliseconds (7 bytes, big-endian)
 //	16 nonce (24 bytes)
-//	40 ciphertext of the plaintext body, then the 16-byte Poly1305 tag
+//	40 ciphertext of the plaintext body, then the 16-byte tag
 //
-// Bytes 0 to 15 are the associated data: the header, key ID and timestamp
-// are authenticated but readable, so stale datagrams are dropped before any
-// decryption.
+// Bytes 0 to 15 are the associated data: the header, key ID, suite and
+// timestamp are authenticated but readable, so stale datagrams and those of
+// another suite are dropped before any decryption. Before suites existed,
+// bytes 8 to 15 were an 8-byte timestamp whose top byte is zero until the
+// year 10889: the same bytes as suite 0, so XChaCha20-Poly1305 datagrams are
+// unchanged and an older node drops another suite's as stale.
 const (
 	headerSize     = wire.HeaderSize
 	sealedHdrSize  = headerSize + 4 + 8
 	nonceSize      = 24
 	tagSize        = 16
 	sealedBodyFrom = sealedHdrSize + nonceSize
+	suiteAt        = headerSize + 4
+	timestampMask  = 1<<56 - 1
 	// Overhead is what sealing adds to a datagram.
 	Overhead = sealedBodyFrom + tagSize - headerSize
 )
@@ -41,6 +49,7 @@ var (
 	ErrStale           = errors.New("security: timestamp outside the replay window")
 	ErrReplay          = errors.New("security: replayed datagram")
 	ErrNoKey           = errors.New("security: keyring is empty")
+	ErrWrongCipher     = errors.New("security: sealed with another cipher suite (check --cipher on every node)")
 )
 
 // DropReason maps an Open error to its metrics label.
@@ -58,6 +67,8 @@ func DropReason(err error) string {
 		return "stale"
 	case errors.Is(err, ErrReplay):
 		return "replay"
+	case errors.Is(err, ErrWrongCipher):
+		return "wrong_cipher"
 	}
 	return "other"
 }
@@ -74,6 +85,10 @@ type SealerConfig struct {
 	// the window. Only authenticated datagrams enter the cache, so strangers
 	// cannot fill it. Default 1<<20 (about 48 MiB at most).
 	ReplayCacheSize int
+	// Suite seals every datagram; datagrams of another suite are refused
+	// with ErrWrongCipher. All nodes of a cluster must agree. Default
+	// XChaCha20Poly1305 (the zero value).
+	Suite Suite
 }
 
 // Sealer seals and opens datagrams with a keyring. It is safe for
@@ -81,6 +96,11 @@ type SealerConfig struct {
 type Sealer struct {
 	ring   *Keyring
 	window time.Duration
+	suite  Suite
+
+	xaesMu      sync.Mutex
+	xaesSenders map[KeyID]*xaesSender // this sealer's nonce prefix per key
+	xaesOpened  xaesCache             // the AEADs of the prefixes opened
 
 	mu      sync.Mutex
 	seen    map[[16]byte]struct{}
@@ -88,6 +108,20 @@ type Sealer struct {
 	head    int
 	maxSeen int
 }
+
+// xaesSender is what an AES256GCM sealer seals with under one key: a
+// random nonce prefix fixed for the sealer's life, so its derived key is
+// computed once, and a counter that makes every nonce under it distinct.
+type xaesSender struct {
+	prefix  [xaesPrefixSize]byte
+	salt    [4]byte // random: nonces of two sealers that drew one prefix still differ
+	aead    cipher.AEAD
+	counter atomic.Uint64
+}
+
+// xaesCacheSize bounds the derived AEADs a receiver keeps: one per sender
+// and key, so a few per peer.
+const xaesCacheSize = 4096
 
 type replayEntry struct {
 	nonce   [16]byte
@@ -108,8 +142,15 @@ func NewSealer(ring *Keyring, cfg SealerConfig) *Sealer {
 	if cfg.ReplayCacheSize <= 0 {
 		cfg.ReplayCacheSize = DefaultReplayCacheSize
 	}
-	return &Sealer{ring: ring, window: cfg.ReplayWindow, seen: map[[16]byte]struct{}{}, maxSeen: cfg.ReplayCacheSize}
+	return &Sealer{
+		ring: ring, window: cfg.ReplayWindow, suite: cfg.Suite,
+		xaesSenders: map[KeyID]*xaesSender{}, xaesOpened: xaesCache{max: xaesCacheSize},
+		seen: map[[16]byte]struct{}{}, maxSeen: cfg.ReplayCacheSize,
+	}
 }
+
+// Suite returns the cipher suite the sealer seals with.
+func (s *Sealer) Suite() Suite { return s.suite }
 
 // Keyring returns the sealer's keyring.
 func (s *Sealer) Keyring() *Keyring { return s.ring }
@@ -120,21 +161,60 @@ func (s *Sealer) Seal(dst, datagram []byte, now time.Time) ([]byte, error) {
 	if len(datagram) < headerSize {
 		return nil, fmt.Errorf("security: sealing a %d-byte datagram", len(datagram))
 	}
-	id, aead, ok := s.ring.primaryKey()
+	id, key, ok := s.ring.primaryKey()
 	if !ok {
 		return nil, ErrNoKey
 	}
 	start := len(dst)
 	dst = append(dst, datagram[0], datagram[1], datagram[2], datagram[3]|wire.SealedFlag)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(id))
-	dst = binary.BigEndian.AppendUint64(dst, uint64(now.UnixMilli()))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(now.UnixMilli())&timestampMask)
+	dst[start+suiteAt] = byte(s.suite)
 	dst = append(dst, make([]byte, nonceSize)...)
 	nonce := dst[start+sealedHdrSize : start+sealedBodyFrom]
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, fmt.Errorf("security: nonce: %w", err)
+	var aead cipher.AEAD
+	switch s.suite {
+	case AES256GCM:
+		snd, err := s.xaesSender(id, key)
+		if err != nil {
+			return nil, err
+		}
+		copy(nonce, snd.prefix[:])
+		copy(nonce[xaesPrefixSize:], snd.salt[:])
+		binary.BigEndian.PutUint64(nonce[xaesPrefixSize+4:], snd.counter.Add(1))
+		aead, nonce = snd.aead, nonce[xaesPrefixSize:]
+	default:
+		if _, err := rand.Read(nonce); err != nil {
+			return nil, fmt.Errorf("security: nonce: %w", err)
+		}
+		aead = key.aead
 	}
 	ad := dst[start : start+sealedHdrSize]
 	return aead.Seal(dst, nonce, datagram[headerSize:], ad), nil
+}
+
+// xaesSender returns this sealer's AES256GCM state for key id, drawing its
+// nonce prefix on first use.
+func (s *Sealer) xaesSender(id KeyID, key *ringKey) (*xaesSender, error) {
+	s.xaesMu.Lock()
+	defer s.xaesMu.Unlock()
+	if snd, ok := s.xaesSenders[id]; ok {
+		return snd, nil
+	}
+	snd := &xaesSender{}
+	if _, err := rand.Read(snd.prefix[:]); err != nil {
+		return nil, fmt.Errorf("security: nonce prefix: %w", err)
+	}
+	if _, err := rand.Read(snd.salt[:]); err != nil {
+		return nil, fmt.Errorf("security: nonce prefix: %w", err)
+	}
+	aead, err := key.xaes.derive(snd.prefix[:])
+	if err != nil {
+		return nil, err
+	}
+	snd.aead = aead
+	s.xaesSenders[id] = snd
+	return snd, nil
 }
 
 // IsSealed reports whether a datagram claims to be sealed.
@@ -152,24 +232,50 @@ func (s *Sealer) Open(dst, datagram []byte, now time.Time) ([]byte, error) {
 	if len(datagram) < sealedBodyFrom+tagSize {
 		return nil, ErrTruncated
 	}
-	ts := int64(binary.BigEndian.Uint64(datagram[8:16]))
+	if Suite(datagram[suiteAt]) != s.suite {
+		return nil, ErrWrongCipher
+	}
+	ts := int64(binary.BigEndian.Uint64(datagram[8:16]) & timestampMask)
 	nowMs := now.UnixMilli()
 	if d := nowMs - ts; d > s.window.Milliseconds() || -d > s.window.Milliseconds() {
 		return nil, ErrStale
 	}
-	aead, ok := s.ring.lookup(KeyID(binary.BigEndian.Uint32(datagram[4:8])))
+	id := KeyID(binary.BigEndian.Uint32(datagram[4:8]))
+	key, ok := s.ring.lookup(id)
 	if !ok {
 		return nil, ErrKeyNotInstalled
 	}
-	dst = append(dst, datagram[0], datagram[1], datagram[2], datagram[3]&^wire.SealedFlag)
 	nonce := datagram[sealedHdrSize:sealedBodyFrom]
+	aead, cacheKey, cached := key.aead, xaesCacheKey{}, true
+	if s.suite == AES256GCM {
+		cacheKey.key = id
+		copy(cacheKey.prefix[:], nonce)
+		s.xaesMu.Lock()
+		aead, cached = s.xaesOpened.get(cacheKey)
+		s.xaesMu.Unlock()
+		if !cached {
+			var err error
+			if aead, err = key.xaes.derive(nonce); err != nil {
+				return nil, err
+			}
+		}
+		nonce = nonce[xaesPrefixSize:]
+	}
+	dst = append(dst, datagram[0], datagram[1], datagram[2], datagram[3]&^wire.SealedFlag)
 	out, err := aead.Open(dst, nonce, datagram[sealedBodyFrom:], datagram[:sealedHdrSize])
 	if err != nil {
 		return nil, ErrAuth
 	}
-	var key [16]byte
-	copy(key[:], nonce)
-	if !s.remember(key, now) {
+	if !cached {
+		s.xaesMu.Lock()
+		s.xaesOpened.put(cacheKey, aead)
+		s.xaesMu.Unlock()
+	}
+	// The nonce's last 16 bytes name the datagram: random for
+	// XChaCha20Poly1305, the sender's salt and counter for AES256GCM.
+	var seen [16]byte
+	copy(seen[:], datagram[sealedBodyFrom-16:sealedBodyFrom])
+	if !s.remember(seen, now) {
 		return nil, ErrReplay
 	}
 	return out, nil

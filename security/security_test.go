@@ -23,10 +23,22 @@ var now = time.Unix(1_700_000_000, 0)
 
 func plain(body string) []byte { return append([]byte{'H', 'S', 1, 0x02}, body...) }
 
-func sealer(t testing.TB, keys ...Key) *Sealer {
+func sealer(t testing.TB, keys ...Key) *Sealer { return sealerOf(t, DefaultSuite, keys...) }
+
+func sealerOf(t testing.TB, suite Suite, keys ...Key) *Sealer {
 	r, err := NewKeyring(keys...)
 	require.NoError(t, err)
-	return NewSealer(r, SealerConfig{})
+	return NewSealer(r, SealerConfig{Suite: suite})
+}
+
+// forEachSuite runs test once per cipher suite: every property of sealing
+// holds for each.
+func forEachSuite(t *testing.T, test func(t *testing.T, suite Suite)) {
+	for _, name := range SuiteNames() {
+		suite, err := ParseSuite(name)
+		require.NoError(t, err)
+		t.Run(name, func(t *testing.T) { test(t, suite) })
+	}
 }
 
 func TestDeriveKey(t *testing.T) {
@@ -50,9 +62,11 @@ func TestDeriveKey(t *testing.T) {
 	require.Error(t, err)
 }
 
-func TestSealOpenRoundTrip(t *testing.T) {
+func TestSealOpenRoundTrip(t *testing.T) { forEachSuite(t, testSealOpenRoundTrip) }
+
+func testSealOpenRoundTrip(t *testing.T, suite Suite) {
 	k := key(t, "a passphrase for tests")
-	a, b := sealer(t, k), sealer(t, k)
+	a, b := sealerOf(t, suite, k), sealerOf(t, suite, k)
 	dg := plain("hello, cluster")
 	sealed, err := a.Seal(nil, dg, now)
 	require.NoError(t, err)
@@ -68,9 +82,11 @@ func TestSealOpenRoundTrip(t *testing.T) {
 	require.NotEqual(t, sealed, again)
 }
 
-func TestOpenRejects(t *testing.T) {
+func TestOpenRejects(t *testing.T) { forEachSuite(t, testOpenRejects) }
+
+func testOpenRejects(t *testing.T, suite Suite) {
 	k := key(t, "a passphrase for tests")
-	a := sealer(t, k)
+	a := sealerOf(t, suite, k)
 	dg := plain("payload")
 	sealed, err := a.Seal(nil, dg, now)
 	require.NoError(t, err)
@@ -99,17 +115,17 @@ func TestOpenRejects(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := sealer(t, k).Open(nil, c.dg, c.at)
+			_, err := sealerOf(t, suite, k).Open(nil, c.dg, c.at)
 			require.ErrorIs(t, err, c.want)
 		})
 	}
-	wrong := sealer(t, key(t, "another passphrase!!"))
+	wrong := sealerOf(t, suite, key(t, "another passphrase!!"))
 	_, err = wrong.Open(nil, sealed, now)
 	require.ErrorIs(t, err, ErrKeyNotInstalled, "a wrong key is an unknown key ID")
 	require.Equal(t, "unknown_key", DropReason(err))
 
 	// Replay: the first open succeeds, the second is refused.
-	b := sealer(t, k)
+	b := sealerOf(t, suite, k)
 	_, err = b.Open(nil, sealed, now)
 	require.NoError(t, err)
 	_, err = b.Open(nil, sealed, now.Add(10*time.Second))
@@ -117,12 +133,14 @@ func TestOpenRejects(t *testing.T) {
 	require.Equal(t, "replay", DropReason(err))
 }
 
-func TestReplayCacheIsBounded(t *testing.T) {
+func TestReplayCacheIsBounded(t *testing.T) { forEachSuite(t, testReplayCacheIsBounded) }
+
+func testReplayCacheIsBounded(t *testing.T, suite Suite) {
 	k := key(t, "a passphrase for tests")
 	r, err := NewKeyring(k)
 	require.NoError(t, err)
-	a := NewSealer(r, SealerConfig{})
-	b := NewSealer(r, SealerConfig{ReplayCacheSize: 100, ReplayWindow: time.Second})
+	a := NewSealer(r, SealerConfig{Suite: suite})
+	b := NewSealer(r, SealerConfig{Suite: suite, ReplayCacheSize: 100, ReplayWindow: time.Second})
 	for i := 0; i < 5000; i++ {
 		s, err := a.Seal(nil, plain("x"), now)
 		require.NoError(t, err)
@@ -139,9 +157,11 @@ func TestReplayCacheIsBounded(t *testing.T) {
 }
 
 // Rotation: install everywhere, use everywhere, remove the old key.
-func TestKeyRotation(t *testing.T) {
+func TestKeyRotation(t *testing.T) { forEachSuite(t, testKeyRotation) }
+
+func testKeyRotation(t *testing.T, suite Suite) {
 	old, next := key(t, "the old passphrase"), key(t, "the new passphrase")
-	a, b := sealer(t, old), sealer(t, old)
+	a, b := sealerOf(t, suite, old), sealerOf(t, suite, old)
 	send := func(from, to *Sealer) error {
 		s, err := from.Seal(nil, plain("m"), now)
 		require.NoError(t, err)
@@ -223,13 +243,20 @@ func FuzzOpen(f *testing.F) {
 	})
 }
 
-func BenchmarkSeal1400(b *testing.B) { benchSeal(b, 1400) }
-func BenchmarkSeal64K(b *testing.B)  { benchSeal(b, 64<<10) }
-func BenchmarkOpen1400(b *testing.B) { benchOpen(b, 1400) }
-func BenchmarkOpen64K(b *testing.B)  { benchOpen(b, 64<<10) }
+func BenchmarkSeal1400(b *testing.B) { benchSuites(b, benchSeal, 1400) }
+func BenchmarkSeal64K(b *testing.B)  { benchSuites(b, benchSeal, 64<<10) }
+func BenchmarkOpen1400(b *testing.B) { benchSuites(b, benchOpen, 1400) }
+func BenchmarkOpen64K(b *testing.B)  { benchSuites(b, benchOpen, 64<<10) }
 
-func benchSeal(b *testing.B, size int) {
-	s := sealer(b, key(b, "a passphrase for tests"))
+func benchSuites(b *testing.B, bench func(*testing.B, Suite, int), size int) {
+	for _, name := range SuiteNames() {
+		suite, _ := ParseSuite(name)
+		b.Run("cipher="+name, func(b *testing.B) { bench(b, suite, size) })
+	}
+}
+
+func benchSeal(b *testing.B, suite Suite, size int) {
+	s := sealerOf(b, suite, key(b, "a passphrase for tests"))
 	dg := plain(string(make([]byte, size-4-Overhead)))
 	buf := make([]byte, 0, size+64)
 	b.SetBytes(int64(len(dg)))
@@ -242,10 +269,10 @@ func benchSeal(b *testing.B, size int) {
 	}
 }
 
-func benchOpen(b *testing.B, size int) {
+func benchOpen(b *testing.B, suite Suite, size int) {
 	r, _ := NewKeyring(key(b, "a passphrase for tests"))
 	// A large cache window: every iteration opens a fresh datagram.
-	s := NewSealer(r, SealerConfig{})
+	s := NewSealer(r, SealerConfig{Suite: suite})
 	dg := plain(string(make([]byte, size-4-Overhead)))
 	const n = 256
 	sealed := make([][]byte, n)
@@ -259,7 +286,7 @@ func benchOpen(b *testing.B, size int) {
 	for b.Loop() {
 		// A fresh sealer every n opens, so none is a replay.
 		if i%n == 0 {
-			s = NewSealer(r, SealerConfig{})
+			s = NewSealer(r, SealerConfig{Suite: suite})
 		}
 		var err error
 		if buf, err = s.Open(buf[:0], sealed[i%n], now); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +64,11 @@ type agentConfig struct {
 	Cluster      string        // salts the passphrase's key
 	Passphrase   []byte        // from --passphrase-file or HEARSAY_PASSPHRASE; empty: no encryption
 	APIToken     string        // empty: the API needs no token
+	APIOrigins   []string      // --api-allow-origin: origins given CORS headers
+	APITLS       *tls.Config   // --api-tls-cert and --api-tls-key; nil: plain HTTP
+	APIDebug     bool          // --api-debug: /debug/pprof/ on the API
 	ReplayWindow time.Duration // sealed datagrams' timestamp window
+	Cipher       security.Suite
 
 	ConfigFile string         // --config; empty: none
 	Settings   map[string]any // every flag's effective value, by name: what --print-config prints, what SIGHUP compares
@@ -87,8 +92,14 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("advertise", "", "`HOST:PORT` other agents reach this one at, when it differs from --bind (NAT, 0.0.0.0)"),
 			stringFlag("api", "127.0.0.1:7601", "`HOST:PORT` of the HTTP API, or unix:/PATH for a Unix socket (mode 0600); empty disables the API"),
 			stringFlag("api-token", "", "require `TOKEN` as \"Authorization: Bearer TOKEN\" on every API endpoint but the probes /healthz and /readyz"),
+			stringFlag("api-token-file", "", "`FILE` holding the API token (instead of --api-token, which the process list shows)"),
+			stringFlag("api-allow-origin", "", "comma-separated `LIST` of browser origins (https://app.example.com) allowed to use the API (CORS); * allows any, only without a token"),
+			stringFlag("api-tls-cert", "", "PEM `FILE` of the API's certificate, its chain after it: the API speaks HTTPS (with --api-tls-key)"),
+			stringFlag("api-tls-key", "", "PEM `FILE` of the private key of --api-tls-cert"),
+			boolFlag("api-debug", false, "serve the Go profiler at /debug/pprof/ on the API (behind the token if one is set)"),
 			stringFlag("cluster", def.Cluster, "cluster `NAME`; with a passphrase it salts the key, so all agents of a cluster must agree"),
 			stringFlag("passphrase-file", "", "`FILE` holding the cluster passphrase (or set HEARSAY_PASSPHRASE); without one, gossip is not encrypted"),
+			stringFlag("cipher", security.DefaultSuite.String(), "cipher `SUITE` sealing every datagram: "+strings.Join(security.SuiteNames(), " or ")+" (hardware AES); every agent of a cluster must agree"),
 			stringFlag("replay-window", durationText(security.DefaultReplayWindow), "drop sealed datagrams whose timestamp is further than `DURATION` from this clock"),
 			listFlag("peers", "comma-separated `LIST` of HOST:PORT of the agents to gossip with; this agent's own address may be in it"),
 			stringFlag("peers-file", "", "`FILE` of peers, one HOST:PORT per line, # starts a comment"),
@@ -160,9 +171,17 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 			return cfg, err
 		}
 	}
-	cfg.APIToken = flagValue(c, "api-token")
+	if cfg.APIToken, err = tokenValue(c, "api-token", "api-token-file"); err != nil {
+		return cfg, err
+	}
+	if err := apiSecurityFromFlags(c, &cfg); err != nil {
+		return cfg, err
+	}
 	if cfg.Cluster = flagValue(c, "cluster"); cfg.Cluster == "" {
 		return cfg, flagErrorf("cluster", "must not be empty")
+	}
+	if cfg.Cipher, err = security.ParseSuite(flagValue(c, "cipher")); err != nil {
+		return cfg, flagErrorf("cipher", "%w", err)
 	}
 	if cfg.ReplayWindow, err = durationValue(c, "replay-window", time.Second); err != nil {
 		return cfg, err
@@ -323,7 +342,7 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 		Gossip:    cfg.Gossip,
 		Logger:    logger,
 		Cluster:   cfg.Cluster,
-		Security:  security.SealerConfig{ReplayWindow: cfg.ReplayWindow},
+		Security:  security.SealerConfig{ReplayWindow: cfg.ReplayWindow, Suite: cfg.Cipher},
 	}
 	var peers *static.Registry
 	switch cfg.Registry {
@@ -381,12 +400,26 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 	var server *http.Server
 	serveErr := make(chan error, 1)
 	if apiListener != nil {
-		server = newAPIServer(n, node.APIConfig{ProcessMetrics: true, Token: cfg.APIToken}, logger)
-		go func() { serveErr <- server.Serve(apiListener) }()
+		apiCfg := node.APIConfig{ProcessMetrics: true, Token: cfg.APIToken, AllowOrigins: cfg.APIOrigins}
+		if cfg.APIDebug {
+			apiCfg.Debug = pprofHandler()
+		}
+		server = newAPIServer(n, apiCfg, logger)
+		server.TLSConfig = cfg.APITLS
+		go func() {
+			if cfg.APITLS != nil {
+				serveErr <- server.ServeTLS(apiListener, "", "")
+			} else {
+				serveErr <- server.Serve(apiListener)
+			}
+		}()
 	}
 	apiURL := "none"
 	if apiListener != nil {
 		apiURL = "http://" + apiListener.Addr().String()
+		if cfg.APITLS != nil {
+			apiURL = "https://" + apiListener.Addr().String()
+		}
 		if strings.HasPrefix(cfg.API, "unix:") {
 			apiURL = cfg.API
 		}

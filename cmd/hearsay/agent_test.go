@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
@@ -47,7 +48,13 @@ func waitRunning(t *testing.T, logs *syncBuffer, api string, exited <-chan struc
 		}
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get("http://" + api + "/healthz")
+	healthz := "http://" + api + "/healthz"
+	if strings.Contains(logs.String(), "api=https://"+api) {
+		// The tests that start an HTTPS agent check its certificate.
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+		healthz = "https://" + api + "/healthz"
+	}
+	resp, err := client.Get(healthz)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)

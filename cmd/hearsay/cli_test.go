@@ -234,6 +234,7 @@ func TestValidationErrors(t *testing.T) {
 		want string // expected in the error line
 	}{
 		{args: []string{"agent", "--fanout", "0"}, want: "--fanout: must be between 1 and 64, got 0"},
+		{args: []string{"agent", "--cipher", "aes-128-cbc"}, want: `--cipher: unknown cipher "aes-128-cbc": want xchacha20-poly1305 or aes-256-gcm`},
 		{args: []string{"agent", "--fanout", "65"}, want: "--fanout: must be between 1 and 64, got 65"},
 		{args: []string{"agent", "--fanout", "three"}, want: `--fanout: want a whole number, got "three"`},
 		{args: []string{"agent"}, env: map[string]string{"HEARSAY_FANOUT": "0"}, want: "--fanout: must be between 1 and 64, got 0"},
@@ -275,12 +276,12 @@ func TestValidationErrors(t *testing.T) {
 		{args: []string{"push", "hi"}, want: "--topic: required"},
 		{args: []string{"push", "--topic", "a..b", "hi"}, want: "--topic: gossip: invalid topic"},
 		{args: []string{"push", "--topic", "a.>", "hi"}, want: "--topic: gossip: invalid topic"},
-		{args: []string{"push", "--topic", "a", "--api", "ftp://host:1", "hi"}, want: `--api: want host:port or an http:// URL, got "ftp://host:1"`},
-		{args: []string{"push", "--topic", "a", "--api", "host", "hi"}, want: `--api: want host:port, got "host"`},
+		{args: []string{"push", "--topic", "a", "--api", "ftp://host:1", "hi"}, want: `--api: bad agent address "ftp://host:1": want HOST:PORT, an http:// or https:// URL, or unix:/PATH`},
+		{args: []string{"push", "--topic", "a", "--api", "host", "hi"}, want: `--api: bad agent address "host": want HOST:PORT`},
 		{args: []string{"push", "--topic", "a", "one", "two"}, want: "push: want at most one DATA argument, got 2"},
 		{args: []string{"subscribe", "--format", "xml"}, want: `--format: must be one of json, raw, got "xml"`},
 		{args: []string{"subscribe", "--topic", "a.>.b"}, want: "--topic: pattern \"a.>.b\": '>' must be the last token"},
-		{args: []string{"status", "--api", "127.0.0.1:99999"}, want: `--api: port must be between 1 and 65535, got "99999"`},
+		{args: []string{"status", "--api", "127.0.0.1:99999"}, want: `--api: bad agent address "127.0.0.1:99999": port must be between 1 and 65535`},
 		{args: []string{"status", "extra"}, want: `status: unexpected argument "extra"`},
 		{args: []string{"peers", "--topic", "x"}, want: "unknown flag --topic (see hearsay peers --help)"},
 		{args: []string{"demo", "--nodes", "0"}, want: "--nodes: must be between 1 and 50, got 0"},
@@ -338,16 +339,6 @@ func TestVersion(t *testing.T) {
 	assert.Regexp(t, `^hearsay \S+`, lines[0])
 	assert.Regexp(t, `^go1\.`, lines[1])
 	assert.Equal(t, "wire version 1", lines[2])
-}
-
-func TestRetryDelay(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	assert.Equal(t, time.Duration(0), retryDelay("", now), "no Retry-After: do not retry")
-	assert.Equal(t, 2*time.Second, retryDelay("2", now))
-	assert.Equal(t, pushMinRetryDelay, retryDelay("0", now))
-	assert.Equal(t, pushMaxRetryDelay, retryDelay("3600", now))
-	assert.Equal(t, 3*time.Second, retryDelay(now.Add(3*time.Second).Format(http.TimeFormat), now))
-	assert.Equal(t, pushDefaultDelay, retryDelay("soon", now))
 }
 
 func TestFindSelf(t *testing.T) {
@@ -411,7 +402,7 @@ func TestPushGivesUpAfterRetries(t *testing.T) {
 	res := runCLI(t, "", "push", "--api", api, "--topic", "t.x", "hi")
 	assert.Equal(t, exitFailure, res.code)
 	assert.Equal(t, "hearsay: agent answered 503: gossip: propagation cache full, retry later\n", res.stderr)
-	assert.EqualValues(t, pushAttempts, attempts.Load())
+	assert.EqualValues(t, pushRetries+1, attempts.Load())
 }
 
 func TestPushShowsTheAgentsError(t *testing.T) {
@@ -472,17 +463,18 @@ func TestStatusAndPeersPrintIndentedJSON(t *testing.T) {
 		case "/v1/status":
 			w.Write([]byte(`{"name":"a","peers":2}`))
 		case "/v1/peers":
-			w.Write([]byte(`{"registry":"static","peers":["127.0.0.1:1"]}`))
+			w.Write([]byte(`{"registry":"static","peers":["127.0.0.1:1"],"suspects":[]}`))
 		default:
 			http.Error(w, `{"error":"no such endpoint"}`, http.StatusNotFound)
 		}
 	})
 	res := runCLI(t, "", "status", "--api", api)
 	assert.Equal(t, exitOK, res.code, res.stderr)
-	assert.Equal(t, "{\n  \"name\": \"a\",\n  \"peers\": 2\n}\n", res.stdout)
+	assert.Contains(t, res.stdout, "{\n  \"name\": \"a\",\n  \"id\": \"\",\n")
+	assert.Contains(t, res.stdout, "\n  \"peers\": 2,\n")
 	res = runCLI(t, "", "peers", "--api", api)
 	assert.Equal(t, exitOK, res.code, res.stderr)
-	assert.Equal(t, "{\n  \"registry\": \"static\",\n  \"peers\": [\n    \"127.0.0.1:1\"\n  ]\n}\n", res.stdout)
+	assert.Equal(t, "{\n  \"registry\": \"static\",\n  \"peers\": [\n    \"127.0.0.1:1\"\n  ],\n  \"suspects\": []\n}\n", res.stdout)
 	// A URL with a path prefix, as behind a reverse proxy.
 	res = runCLI(t, "", "status", "--api", api+"/proxy/")
 	assert.Equal(t, exitFailure, res.code)
@@ -500,17 +492,19 @@ func sseHandler(t *testing.T, stream string) http.HandlerFunc {
 }
 
 const (
-	sseMessage1 = "id: 0a\nevent: message\ndata: {\"id\":\"0a\",\"topic\":\"orders.new\",\"payload\":\"aGVsbG8=\"}\n\n"
-	sseMessage2 = "id: 0b\nevent: message\ndata: {\n" + `data:  "id": "0b", "payload": "d29ybGQ="` + "\ndata: }\n\n"
-	sseErrorEv  = "event: error\ndata: {\"error\":\"subscriber too slow: more than the buffer of messages behind; reconnect\"}\n\n"
+	sseMessage1 = "id: 0a\nevent: message\ndata: " +
+		`{"id":"0a","topic":"orders.new","origin":"9b","created":"2026-11-22T19:40:00.123Z","payload":"aGVsbG8="}` + "\n\n"
+	sseMessage2 = "id: 0b\nevent: message\ndata: {\n" +
+		`data:  "id": "0b", "topic": "orders.old", "origin": "9b", "created": "2026-11-22T19:40:00.5Z", "payload": "d29ybGQ="` + "\ndata: }\n\n"
+	sseErrorEv = "event: error\ndata: {\"error\":\"subscriber too slow: more than the buffer of messages behind; reconnect\"}\n\n"
 )
 
 func TestSubscribePrintsJSONLines(t *testing.T) {
 	api := fakeAgent(t, sseHandler(t, ": keep-alive\n\n"+sseMessage1+sseMessage2+sseErrorEv))
 	res := runCLI(t, "", "subscribe", "--api", api, "--topic", "orders.>")
 	assert.Equal(t, exitFailure, res.code)
-	assert.Equal(t, `{"id":"0a","topic":"orders.new","payload":"aGVsbG8="}`+"\n"+
-		`{"id":"0b","payload":"d29ybGQ="}`+"\n", res.stdout)
+	assert.Equal(t, `{"id":"0a","topic":"orders.new","origin":"9b","created":"2026-11-22T19:40:00.123Z","payload":"aGVsbG8="}`+"\n"+
+		`{"id":"0b","topic":"orders.old","origin":"9b","created":"2026-11-22T19:40:00.500Z","payload":"d29ybGQ="}`+"\n", res.stdout)
 	assert.Equal(t, "hearsay: the agent ended the stream: subscriber too slow: more than the buffer of messages behind; reconnect\n", res.stderr)
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -176,24 +175,6 @@ func hostPortListValue(c *cli.Context, name string) ([]string, error) {
 		list = append(list, entry)
 	}
 	return list, nil
-}
-
-// apiURLValue turns the flag's value, host:port or an http(s) URL, into the
-// base URL of an agent's API.
-func apiURLValue(c *cli.Context, name string) (*url.URL, error) {
-	s := flagValue(c, name)
-	if !strings.Contains(s, "://") {
-		if err := checkHostPort(s, 1); err != nil {
-			return nil, flagErrorf(name, "%v", err)
-		}
-		s = "http://" + s
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, flagErrorf(name, "want host:port or an http:// URL, got %q", flagValue(c, name))
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/")
-	return u, nil
 }
 
 // noArgs refuses positional arguments, where a flag placed after one would

@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/hearsay-io/hearsay/client"
 )
 
 // healthTimeout is --timeout's default: a probe must answer quickly or
@@ -58,24 +57,21 @@ func (p *program) healthCommand() *cli.Command {
 	}
 }
 
-// probe GETs a probe endpoint and returns its one-line answer if it is 200,
-// else an error carrying it.
-func probe(ctx context.Context, client *apiClient, path string) (string, error) {
-	resp, err := client.do(ctx, http.MethodGet, path, nil, nil)
-	if err != nil {
+// probe asks a probe endpoint through the client and returns the answer
+// of a 200 (what the endpoint says: "ok", "ready"), else an error carrying
+// the agent's reason on one line.
+func probe(ctx context.Context, agent *client.Client, path string) (string, error) {
+	check, answer := agent.Health, "ok"
+	if path == "/readyz" {
+		check, answer = agent.Ready, "ready"
+	}
+	err := check(ctx)
+	var apiErr *client.APIError
+	switch {
+	case errors.As(err, &apiErr):
+		return "", fmt.Errorf("GET %s: %d: %s", path, apiErr.StatusCode, oneLine(apiErr.Message))
+	case err != nil:
 		return "", err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	if err != nil {
-		return "", fmt.Errorf("GET %s: reading the answer: %w", path, err)
-	}
-	text := oneLine(strings.TrimSpace(string(body)))
-	if resp.StatusCode != http.StatusOK {
-		if text == "" {
-			text = http.StatusText(resp.StatusCode)
-		}
-		return "", fmt.Errorf("GET %s: %d: %s", path, resp.StatusCode, text)
-	}
-	return text, nil
+	return answer, nil
 }

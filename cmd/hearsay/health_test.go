@@ -35,7 +35,7 @@ func TestHealthAgainstAgents(t *testing.T) {
 	agents[1].kill(t)
 	res = runCLI(t, "", "health", "--api", agents[1].api, "--timeout", "2s")
 	require.Equal(t, exitFailure, res.code)
-	assert.Contains(t, res.stderr, "cannot reach the agent at http://"+agents[1].api)
+	assert.Contains(t, res.stderr, "cannot reach the agent at "+agents[1].api)
 	assert.Equal(t, 1, strings.Count(res.stderr, "\n"))
 
 	// A listener that never answers: the probe gives up in time.

@@ -5,12 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hearsay-io/hearsay/client"
 	"github.com/hearsay-io/hearsay/security"
 )
 
@@ -62,26 +62,8 @@ func (p *program) keygenCommand() *cli.Command {
 }
 
 func (p *program) keysCommand() *cli.Command {
-	call := func(c *cli.Context, method, path string, body io.Reader, want int) error {
-		client, err := newAPIClient(c)
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(c.Context, requestTimeout)
-		defer cancel()
-		resp, err := client.do(ctx, method, path, nil, body)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != want {
-			return answerError(resp)
-		}
-		_, err = io.Copy(p.stdout, resp.Body)
-		return err
-	}
-	// keyCommand is a subcommand acting on one key: METHOD /v1/keys/ID+suffix.
-	keyCommand := func(name, usage, method, suffix string) *cli.Command {
+	// keyCommand is a subcommand acting on one key.
+	keyCommand := func(name, usage string, act func(*client.Client, context.Context, string) (client.Keyring, error)) *cli.Command {
 		return &cli.Command{
 			Name:      name,
 			Usage:     usage,
@@ -95,7 +77,15 @@ func (p *program) keysCommand() *cli.Command {
 				if err != nil {
 					return usagef("%s: %v", c.Command.Name, err)
 				}
-				return call(c, method, "/v1/keys/"+id.String()+suffix, nil, http.StatusOK)
+				agent, err := newAPIClient(c)
+				if err != nil {
+					return err
+				}
+				keys, err := act(agent, c.Context, id.String())
+				if err != nil {
+					return agentError(err)
+				}
+				return p.writeJSON(keys)
 			},
 		}
 	}
@@ -114,7 +104,9 @@ func (p *program) keysCommand() *cli.Command {
 					if err := noArgs(c); err != nil {
 						return err
 					}
-					return call(c, http.MethodGet, "/v1/keys", nil, http.StatusOK)
+					return p.printJSON(func(ctx context.Context, agent *client.Client) (any, error) {
+						return agent.Keys(ctx)
+					})(c)
 				},
 			},
 			{
@@ -138,11 +130,19 @@ func (p *program) keysCommand() *cli.Command {
 							return usagef("install: no passphrase (give --passphrase-file, HEARSAY_PASSPHRASE or standard input)")
 						}
 					}
-					return call(c, http.MethodPost, "/v1/keys", bytes.NewReader(pass), http.StatusCreated)
+					agent, err := newAPIClient(c)
+					if err != nil {
+						return err
+					}
+					id, err := agent.InstallKey(c.Context, pass)
+					if err != nil {
+						return agentError(err)
+					}
+					return p.writeJSON(map[string]string{"id": id})
 				},
 			},
-			keyCommand("use", "make an installed key the one that seals", http.MethodPost, "/use"),
-			keyCommand("remove", "remove an installed key that is not the primary", http.MethodDelete, ""),
+			keyCommand("use", "make an installed key the one that seals", (*client.Client).UseKey),
+			keyCommand("remove", "remove an installed key that is not the primary", (*client.Client).RemoveKey),
 		},
 	}
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hearsay-io/hearsay/client"
 )
 
 // TestLatencyTenAgents measures, without asserting anything about it, how
@@ -43,7 +43,8 @@ func TestLatencyTenAgents(t *testing.T) {
 	}
 	stream := openStream(t, "agent-10", api[agents-1], "latency.>")
 
-	client := &apiClient{base: &url.URL{Scheme: "http", Host: api[0]}, http: &http.Client{}}
+	agent, err := client.New(api[0], client.WithPublishRetries(pushRetries))
+	require.NoError(t, err)
 	published := make(map[string]time.Time, messages)
 	var ids []string
 	ticker := time.NewTicker(time.Second / perSec)
@@ -55,7 +56,7 @@ func TestLatencyTenAgents(t *testing.T) {
 			t.Fatalf("published only %d messages in time", i)
 		}
 		start := time.Now()
-		id, err := publish(ctx, client, "latency.test", fmt.Appendf(nil, "message %d", i))
+		id, err := agent.Publish(ctx, "latency.test", fmt.Appendf(nil, "message %d", i))
 		require.NoError(t, err)
 		published[id] = start
 		ids = append(ids, id)

@@ -7,11 +7,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +20,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hearsay-io/hearsay/client"
 )
 
 // The hearsay binary, built in the background from the start of the run
@@ -225,53 +225,47 @@ func openStream(t *testing.T, name, api, pattern string) *testStream {
 }
 
 // openStreamFrom opens a stream that resumes after the message lastID
-// (Last-Event-ID), or live from now if lastID is empty.
+// (Last-Event-ID), or live from now if lastID is empty. It does not
+// reconnect: it ends when the agent ends it.
 func openStreamFrom(t *testing.T, name, api, pattern, lastID string) *testStream {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		"http://"+api+"/v1/messages/stream?topic="+url.QueryEscape(pattern), nil)
+	agent, err := client.New(api)
 	require.NoError(t, err)
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	// Subscribe returns once the agent holds the subscription: from here
+	// on, every message it accepts is on this stream.
+	sub, err := agent.Subscribe(ctx, pattern, client.After(lastID), client.WithoutReconnect())
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	// The agent answers once the subscription exists: from here on, every
-	// message it accepts is on this stream.
 	s := &testStream{name: name, ended: make(chan struct{}), counts: map[string]int{}, times: map[string]time.Time{}}
 	go func() {
 		defer s.changes.notify()
 		defer close(s.ended)
-		events := newSSEReader(resp.Body, maxEventBytes)
 		for {
-			ev, err := events.Next()
-			if err != nil {
-				return
-			}
+			m, err := sub.Next()
 			now := time.Now()
-			var m struct {
-				ID string `json:"id"`
-			}
+			var streamErr *client.StreamError
 			s.mu.Lock()
-			if ev.Event == "message" && json.Unmarshal([]byte(ev.Data), &m) == nil && m.ID == ev.ID {
+			switch {
+			case err == nil:
 				s.counts[m.ID]++
 				s.order = append(s.order, m.ID)
 				if _, ok := s.times[m.ID]; !ok {
 					s.times[m.ID] = now
 				}
-			} else {
-				s.other = append(s.other, ev.Event+": "+ev.Data)
+			case errors.As(err, &streamErr):
+				s.other = append(s.other, "error: "+streamErr.Reason)
 			}
 			s.mu.Unlock()
+			if err != nil {
+				return
+			}
 			s.changes.notify()
 		}
 	}()
 	t.Cleanup(func() {
 		cancel()
 		<-s.ended
-		resp.Body.Close()
+		sub.Close()
 	})
 	return s
 }
@@ -343,10 +337,11 @@ func (s *testStream) assertExactly(t *testing.T, ids []string) {
 // publishMessages publishes n messages over HTTP and returns their IDs.
 func publishMessages(t *testing.T, api, topic string, n int) []string {
 	t.Helper()
-	client := &apiClient{base: &url.URL{Scheme: "http", Host: api}, http: &http.Client{}}
+	agent, err := client.New(api, client.WithPublishRetries(pushRetries))
+	require.NoError(t, err)
 	ids := make([]string, n)
 	for i := range ids {
-		id, err := publish(context.Background(), client, topic, fmt.Appendf(nil, "%s #%d", topic, i))
+		id, err := agent.Publish(context.Background(), topic, fmt.Appendf(nil, "%s #%d", topic, i))
 		require.NoError(t, err)
 		ids[i] = id
 	}
@@ -388,7 +383,10 @@ func startPublisher(api, topic string, interval time.Duration) *publisher {
 	p := &publisher{stop: make(chan struct{}), stopped: make(chan struct{})}
 	go func() {
 		defer close(p.stopped)
-		client := &apiClient{base: &url.URL{Scheme: "http", Host: api}, http: &http.Client{Timeout: 5 * time.Second}}
+		agent, err := client.New(api, client.WithPublishRetries(pushRetries), client.WithRequestTimeout(5*time.Second))
+		if err != nil {
+			panic(err) // api is a host:port of the test's
+		}
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for i := 0; ; i++ {
@@ -397,7 +395,7 @@ func startPublisher(api, topic string, interval time.Duration) *publisher {
 				return
 			case <-tick.C:
 			}
-			if id, err := publish(context.Background(), client, topic, fmt.Appendf(nil, "tick %d", i)); err == nil {
+			if id, err := agent.Publish(context.Background(), topic, fmt.Appendf(nil, "tick %d", i)); err == nil {
 				p.mu.Lock()
 				p.ids = append(p.ids, id)
 				p.mu.Unlock()
@@ -427,6 +425,32 @@ func (p *publisher) halt() []string {
 	close(p.stop)
 	<-p.stopped
 	return p.published()
+}
+
+// startSubscriber runs "hearsay subscribe" with args until the test ends
+// and returns its lines of output, closed when it exits, and its stderr.
+func startSubscriber(t *testing.T, args ...string) (lines <-chan string, stderr *syncBuffer, cmd *exec.Cmd) {
+	t.Helper()
+	cmd = exec.Command(hearsayBinary(t), append([]string{"subscribe"}, args...)...)
+	cmd.Env = agentEnv()
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	stderr = &syncBuffer{}
+	cmd.Stderr = stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	ch := make(chan string, 1000)
+	go func() {
+		scanner := bufio.NewScanner(out)
+		for scanner.Scan() {
+			ch <- scanner.Text()
+		}
+		close(ch)
+	}()
+	return ch, stderr, cmd
 }
 
 // runBinary runs the hearsay binary to completion with args and stdin.

@@ -1,52 +1,62 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/hearsay-io/hearsay/client"
 )
 
 func (p *program) statusCommand() *cli.Command {
 	return &cli.Command{
-		Name:   "status",
-		Usage:  "print a running agent's status (GET /v1/status) as JSON",
-		Flags:  apiFlags(),
-		Action: p.printJSON("/v1/status"),
+		Name:  "status",
+		Usage: "print a running agent's status (GET /v1/status) as JSON",
+		Flags: apiFlags(),
+		Action: p.printJSON(func(ctx context.Context, agent *client.Client) (any, error) {
+			return agent.Status(ctx)
+		}),
 	}
 }
 
 func (p *program) peersCommand() *cli.Command {
 	return &cli.Command{
-		Name:   "peers",
-		Usage:  "print a running agent's peers (GET /v1/peers) as JSON",
-		Flags:  apiFlags(),
-		Action: p.printJSON("/v1/peers"),
+		Name:  "peers",
+		Usage: "print a running agent's peers (GET /v1/peers) as JSON",
+		Flags: apiFlags(),
+		Action: p.printJSON(func(ctx context.Context, agent *client.Client) (any, error) {
+			return agent.Peers(ctx)
+		}),
 	}
 }
 
-// printJSON returns an action that GETs path from the agent and prints the
-// answer, indented.
-func (p *program) printJSON(path string) cli.ActionFunc {
+// printJSON returns an action that asks the agent with get and prints the
+// answer as indented JSON.
+func (p *program) printJSON(get func(context.Context, *client.Client) (any, error)) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		if err := noArgs(c); err != nil {
 			return err
 		}
-		client, err := newAPIClient(c)
+		agent, err := newAPIClient(c)
 		if err != nil {
 			return err
 		}
-		body, err := client.getJSON(c.Context, path)
+		v, err := get(c.Context, agent)
 		if err != nil {
-			return err
+			return agentError(err)
 		}
-		var out bytes.Buffer
-		if err := json.Indent(&out, bytes.TrimSpace(body), "", "  "); err != nil {
-			return fmt.Errorf("GET %s: the agent answered something that is not JSON: %w", path, err)
-		}
-		out.WriteByte('\n')
-		_, err = p.stdout.Write(out.Bytes())
-		return err
+		return p.writeJSON(v)
 	}
+}
+
+// writeJSON prints v indented, as the agent's API does.
+func (p *program) writeJSON(v any) error {
+	out, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the answer: %w", err)
+	}
+	_, err = p.stdout.Write(append(out, '\n'))
+	return err
 }
