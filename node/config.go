@@ -12,6 +12,7 @@ import (
 	"github.com/hearsay-io/hearsay/msglog"
 	"github.com/hearsay-io/hearsay/registry"
 	"github.com/hearsay-io/hearsay/registry/dht"
+	"github.com/hearsay-io/hearsay/registry/dns"
 	"github.com/hearsay-io/hearsay/registry/memberlist"
 	"github.com/hearsay-io/hearsay/security"
 	"github.com/hearsay-io/hearsay/transport"
@@ -56,8 +57,8 @@ type Config struct {
 	// answers.
 	Rand *rand.Rand
 	// Registry supplies the peers. Default: an empty static registry, or
-	// the DHT or memberlist registry the node runs itself when DHT or
-	// Memberlist is set (Registry must then be nil).
+	// the DHT, DNS or memberlist registry the node runs itself when DHT, DNS
+	// or Memberlist is set (Registry must then be nil).
 	Registry registry.Registry
 	// DHT, when set, makes the node run a Kademlia peer table (package
 	// registry/dht) over its own transport, sealed like gossip, and gossip
@@ -67,6 +68,15 @@ type Config struct {
 	// in DataDir/dht-peers every minute and at Close, and restored at start
 	// so that a restart rejoins fast. Default nil.
 	DHT *dht.Config
+	// DNS, when set, makes the node's peers the addresses DNS names resolve
+	// to (package registry/dns: A/AAAA of "name:port", SRV of
+	// "_service._proto.name"), resolved at New and again every
+	// DNS.Interval (default 30s) on the node's clock; addresses that appear
+	// are pulled, those that disappear no longer are, and a failed
+	// resolution keeps the last good ones. The node sets Self (Advertise, or
+	// the bound address) and Logger unless given; bound to 0.0.0.0, set
+	// LocalAddrs so the node finds itself among the records. Default nil.
+	DNS *dns.Config
 	// Memberlist, when set, makes the node run hashicorp/memberlist
 	// membership (package registry/memberlist) from Start to Close, and
 	// gossip with its live members. The node sets Name, GossipAddr, Label
@@ -207,14 +217,21 @@ func defaultMaxBytesPerPeerRound(perRound, sealedPacket int) int {
 // validate reports a Config that cannot work, after setDefaults.
 func (c *Config) validate() error {
 	switch {
-	case c.DHT != nil && c.Memberlist != nil:
-		return errors.New("node: Config.DHT and Config.Memberlist are exclusive")
-	case (c.DHT != nil || c.Memberlist != nil) && c.Registry != nil:
-		return errors.New("node: Config.Registry must be nil with Config.DHT or Config.Memberlist")
+	case btoi(c.DHT != nil)+btoi(c.DNS != nil)+btoi(c.Memberlist != nil) > 1:
+		return errors.New("node: Config.DHT, Config.DNS and Config.Memberlist are exclusive")
+	case (c.DHT != nil || c.DNS != nil || c.Memberlist != nil) && c.Registry != nil:
+		return errors.New("node: Config.Registry must be nil with Config.DHT, Config.DNS or Config.Memberlist")
 	case c.Filter != FilterMemory && c.Filter != FilterLevelDB:
 		return fmt.Errorf("node: unknown filter %q (want leveldb or memory)", c.Filter)
 	case c.Filter == FilterLevelDB && c.DataDir == "":
 		return errors.New("node: the leveldb filter needs a data dir")
 	}
 	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

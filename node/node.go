@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/ed25519"
 	crand "crypto/rand"
 	"encoding/binary"
@@ -22,6 +23,7 @@ import (
 	"github.com/hearsay-io/hearsay/msglog"
 	"github.com/hearsay-io/hearsay/registry"
 	"github.com/hearsay-io/hearsay/registry/dht"
+	"github.com/hearsay-io/hearsay/registry/dns"
 	"github.com/hearsay-io/hearsay/registry/memberlist"
 	"github.com/hearsay-io/hearsay/registry/static"
 	"github.com/hearsay-io/hearsay/security"
@@ -68,6 +70,10 @@ type Node struct {
 
 	dht *dht.Registry // nil unless Config.DHT
 	ml  *memberlist.Registry
+	dns *dns.Registry // nil unless Config.DNS
+
+	dnsCtx    context.Context // cancelled by Close, ending a resolution under way
+	dnsCancel context.CancelFunc
 
 	tickSeconds prometheus.Histogram // time spent in one Tick and its sends
 
@@ -97,7 +103,7 @@ func New(cfg Config) (*Node, error) {
 		Buckets: prometheus.ExponentialBuckets(10e-6, 4, 10),
 	})
 	steps := []func() error{n.openIdentity, n.openKeyring, n.openFilter, n.openLog, n.newCore,
-		n.openTransport, n.newDHTIfConfigured}
+		n.openTransport, n.newDHTIfConfigured, n.newDNSIfConfigured}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			n.release()
@@ -293,6 +299,9 @@ func (n *Node) Close() error {
 	}
 	n.timers.stopAll()
 	n.mu.Unlock()
+	if n.dnsCancel != nil {
+		n.dnsCancel()
+	}
 	var errs []error
 	if n.ml != nil {
 		errs = append(errs, n.stopMemberlist())
@@ -343,7 +352,7 @@ func (n *Node) AdvertiseAddr() string {
 // Peers returns the registry's current peers.
 func (n *Node) Peers() []netip.AddrPort { return n.peers.registry().Peers() }
 
-// Registry returns the node's registry: Config.Registry, or the DHT or
+// Registry returns the node's registry: Config.Registry, or the DHT, DNS or
 // memberlist registry it runs.
 func (n *Node) Registry() registry.Registry { return n.peers.registry() }
 

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/hearsay-io/hearsay/registry/dht"
+	"github.com/hearsay-io/hearsay/registry/dns"
 	"github.com/hearsay-io/hearsay/registry/memberlist"
 	"github.com/hearsay-io/hearsay/registry/static"
 )
@@ -12,13 +13,14 @@ import (
 const (
 	RegistryStatic     = "static"
 	RegistryDHT        = "dht"
+	RegistryDNS        = "dns"
 	RegistryMemberlist = "memberlist"
 	RegistryCustom     = "custom"
 )
 
 // PeersInfo describes the node's peers for GET /v1/peers.
 type PeersInfo struct {
-	// Registry is "static", "dht", "memberlist" or "custom".
+	// Registry is "static", "dht", "dns", "memberlist" or "custom".
 	Registry string `json:"registry"`
 	// Peers are the registry's peers.
 	Peers []string `json:"peers"`
@@ -87,6 +89,8 @@ func (n *Node) PeersInfo() PeersInfo {
 			}
 			info.Contacts = append(info.Contacts, cj)
 		}
+	case *dns.Registry:
+		info.Registry = RegistryDNS
 	case *memberlist.Registry:
 		info.Registry = RegistryMemberlist
 		for _, m := range r.Members() {

@@ -7,8 +7,8 @@ import (
 )
 
 // The node does nothing on goroutines of its own: its transport calls the
-// receive path, and timers on its Clock call the core's Tick, the DHT's and
-// the peers file check. Each timed call takes n.mu, does its work and
+// receive path, and timers on its Clock call the core's Tick, the DHT's, the
+// peers file check and the DNS registry's refresh. Each timed call takes n.mu, does its work and
 // schedules the next one; Close cancels those not started and waits for
 // those that have.
 
@@ -18,12 +18,12 @@ const reloadInterval = time.Second
 // timers are the node's scheduled calls, by their stop funcs (nil: not
 // scheduled). Guarded by n.mu.
 type timers struct {
-	tick, reload, dht, dhtSave func() bool
-	dhtAt                      time.Time // when the dht call is due
+	tick, reload, dht, dhtSave, dns func() bool
+	dhtAt                           time.Time // when the dht call is due
 }
 
 func (t *timers) stopAll() {
-	for _, stop := range []func() bool{t.tick, t.reload, t.dht, t.dhtSave} {
+	for _, stop := range []func() bool{t.tick, t.reload, t.dht, t.dhtSave, t.dns} {
 		if stop != nil {
 			stop()
 		}
@@ -79,6 +79,9 @@ func (n *Node) Start() error {
 	}
 	if n.dht != nil {
 		n.startDHTLocked()
+	}
+	if n.dns != nil {
+		n.timers.dns = n.afterLocked(n.dns.Interval(), n.refreshDNS)
 	}
 	n.logger.Info("node started", "id", n.id.String(), "gossip_addr", n.Addr().String(), "filter", n.cfg.Filter)
 	return nil

@@ -1,7 +1,8 @@
 // Package registry answers the question "whom do I gossip with?".
 //
 // A Registry is a source of peer addresses. hearsay ships several: static (a
-// list or a file, package registry/static), a Kademlia DHT (registry/dht)
+// list or a file, package registry/static), a Kademlia DHT (registry/dht),
+// the addresses of DNS names (registry/dns)
 // and hashicorp/memberlist (registry/memberlist). Users can plug in their own (Consul, Kubernetes
 // endpoints, ...) by implementing the two methods below.
 package registry

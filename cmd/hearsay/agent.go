@@ -23,6 +23,7 @@ import (
 	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/node"
 	"github.com/hearsay-io/hearsay/registry/dht"
+	"github.com/hearsay-io/hearsay/registry/dns"
 	"github.com/hearsay-io/hearsay/registry/memberlist"
 	"github.com/hearsay-io/hearsay/registry/static"
 	"github.com/hearsay-io/hearsay/security"
@@ -34,6 +35,7 @@ const (
 	registryStatic     = "static"
 	registryDHT        = "dht"
 	registryMemberlist = "memberlist"
+	registryDNS        = "dns"
 )
 
 // agentConfig is the agent's configuration, checked in full before anything
@@ -46,7 +48,10 @@ type agentConfig struct {
 	Peers     []string // host:port entries of --peers (and of --join with the static registry)
 	PeersFile string   // empty: none
 	Registry  string   // registryStatic, registryDHT or registryMemberlist
-	Join      []string // --join: gossip addresses (dht) or memberlist addresses (memberlist)
+	Join      []string // --join: gossip addresses (dht), memberlist addresses (memberlist) or DNS names (dns)
+
+	DNSInterval time.Duration // re-resolve --join's names this often (dns)
+	DNSServer   string        // host:port of the DNS server to ask (dns); empty: the system's resolver
 
 	MemberlistPort    int                // 0: the gossip port + 2
 	MemberlistProfile memberlist.Profile // memberlist's timings
@@ -92,8 +97,10 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("replay-window", durationText(security.DefaultReplayWindow), "drop sealed datagrams whose timestamp is further than `DURATION` from this clock"),
 			stringFlag("peers", "", "comma-separated `LIST` of HOST:PORT of the agents to gossip with; this agent's own address may be in it"),
 			stringFlag("peers-file", "", "`FILE` of peers, one HOST:PORT per line, # starts a comment"),
-			stringFlag("registry", registryStatic, "`KIND` of peer registry: static (--peers, --peers-file), dht (a Kademlia table over the gossip port) or memberlist (hashicorp/memberlist on its own port)"),
-			stringFlag("join", "", "comma-separated `LIST` of HOST:PORT of agents to join: their gossip addresses (static: added to the peers; dht: bootstrap nodes), or their memberlist addresses (memberlist)"),
+			stringFlag("registry", registryStatic, "`KIND` of peer registry: static (--peers, --peers-file), dht (a Kademlia table over the gossip port), memberlist (hashicorp/memberlist on its own port) or dns (the addresses of --join's names)"),
+			stringFlag("join", "", "comma-separated `LIST` of HOST:PORT of agents to join: their gossip addresses (static: added to the peers; dht: bootstrap nodes), their memberlist addresses (memberlist), or NAME:PORT and _service._proto.name names to resolve (dns)"),
+			stringFlag("dns-interval", durationText(dns.DefaultConfig().Interval), "re-resolve --join's names every `DURATION` with --registry dns"),
+			stringFlag("dns-server", "", "`HOST:PORT` of the DNS server to ask with --registry dns (default: the system's resolver)"),
 			stringFlag("memberlist-port", "0", "memberlist's TCP and UDP `PORT` with --registry memberlist; 0 means the gossip port + 2"),
 			stringFlag("memberlist-profile", "lan", "memberlist's timings with --registry memberlist: lan, wan or local (`PROFILE`)"),
 			stringFlag("data-dir", "./hearsay-data", "`DIR` keeping the node's identity and seen filter; empty keeps nothing (needs --filter memory)"),
@@ -164,13 +171,17 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 	if cfg.Passphrase, err = passphraseValue(c, "passphrase-file"); err != nil {
 		return cfg, err
 	}
-	if cfg.Registry, err = choiceValue(c, "registry", registryStatic, registryDHT, registryMemberlist); err != nil {
+	if cfg.Registry, err = choiceValue(c, "registry", registryStatic, registryDHT, registryMemberlist, registryDNS); err != nil {
 		return cfg, err
 	}
 	if cfg.Peers, err = hostPortListValue(c, "peers"); err != nil {
 		return cfg, err
 	}
-	if cfg.Join, err = hostPortListValue(c, "join"); err != nil {
+	if cfg.Registry == registryDNS {
+		if err = dnsFlags(c, &cfg); err != nil {
+			return cfg, err
+		}
+	} else if cfg.Join, err = hostPortListValue(c, "join"); err != nil {
 		return cfg, err
 	}
 	cfg.PeersFile = flagValue(c, "peers-file")
@@ -234,6 +245,32 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// dnsFlags reads --join as DNS names, --dns-interval and --dns-server.
+func dnsFlags(c *cli.Context, cfg *agentConfig) error {
+	for _, name := range strings.Split(c.String("join"), ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		if err := dns.CheckName(name); err != nil {
+			return flagErrorf("join", "%v", err)
+		}
+		cfg.Join = append(cfg.Join, name)
+	}
+	if len(cfg.Join) == 0 {
+		return flagErrorf("join", "--registry dns needs names to resolve, as in --join hearsay.default.svc.cluster.local:7600")
+	}
+	var err error
+	if cfg.DNSInterval, err = durationValue(c, "dns-interval", 100*time.Millisecond); err != nil {
+		return err
+	}
+	if flagValue(c, "dns-server") != "" {
+		if cfg.DNSServer, err = hostPortValue(c, "dns-server"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nameValue checks a node name: printable, at most 128 bytes.
@@ -302,6 +339,11 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 	case registryMemberlist:
 		nc.Memberlist = &memberlist.Config{BindPort: cfg.MemberlistPort, Profile: cfg.MemberlistProfile}
 		nc.Join = cfg.Join
+	case registryDNS:
+		nc.DNS = &dns.Config{Names: cfg.Join, Interval: cfg.DNSInterval, LocalAddrs: localAddrs()}
+		if cfg.DNSServer != "" {
+			nc.DNS.Resolver = dns.ServerResolver(cfg.DNSServer)
+		}
 	}
 	// Listen before the node starts, so that a busy API port stops the
 	// agent before it gossips.

@@ -39,6 +39,11 @@ type Config struct {
 	Interval time.Duration
 	// Self is this node's own address, left out of the peers. Default: none.
 	Self netip.AddrPort
+	// LocalAddrs are this host's addresses. When Self's address is
+	// unspecified (bound to 0.0.0.0 or ::), Self's port on any of them is
+	// this node too: a headless Service's records include the pod itself.
+	// Default: none.
+	LocalAddrs []netip.Addr
 	// Resolver looks names up. Default: net.DefaultResolver.
 	Resolver Resolver
 	// Logger receives a line when resolution starts or stops failing.
@@ -98,6 +103,13 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	return r, nil
 }
 
+// CheckName reports whether raw is a name Config.Names accepts, with the
+// error New would return for it.
+func CheckName(raw string) error {
+	_, err := parse(raw)
+	return err
+}
+
 func parse(raw string) (*entry, error) {
 	s := strings.TrimSpace(raw)
 	if strings.HasPrefix(s, "_") {
@@ -145,7 +157,7 @@ func (r *Registry) Refresh(ctx context.Context) {
 			e.last = addrs
 		}
 		for _, a := range e.last {
-			if a != r.cfg.Self && !slices.Contains(all, a) {
+			if !r.isSelf(a) && !slices.Contains(all, a) {
 				all = append(all, a)
 			}
 		}
@@ -153,6 +165,26 @@ func (r *Registry) Refresh(ctx context.Context) {
 	r.mu.Lock()
 	r.peers = all
 	r.mu.Unlock()
+}
+
+// isSelf reports whether a is this node: Self, or Self's port on one of
+// LocalAddrs when Self's address is unspecified.
+func (r *Registry) isSelf(a netip.AddrPort) bool {
+	self := r.cfg.Self
+	if a == self {
+		return true
+	}
+	return self.Addr().IsUnspecified() && a.Port() == self.Port() && slices.Contains(r.cfg.LocalAddrs, a.Addr())
+}
+
+// ServerResolver is a Resolver that asks the DNS server at addr
+// ("host:port", over UDP, and TCP for truncated answers) instead of the
+// system's, as for Consul's DNS interface on port 8600.
+func ServerResolver(addr string) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
 }
 
 func (r *Registry) resolve(ctx context.Context, e *entry) ([]netip.AddrPort, error) {

@@ -75,3 +75,12 @@ func TestDNSBadNames(t *testing.T) {
 		assert.Contains(t, err.Error(), name)
 	}
 }
+
+// Bound to 0.0.0.0, a node is its port on any of this host's addresses.
+func TestDNSSelfOnUnspecifiedAddress(t *testing.T) {
+	f := &fakeResolver{a: map[string][]netip.Addr{"svc": {netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")}}}
+	r, err := New(context.Background(), Config{Names: []string{"svc:7946"}, Self: ap("0.0.0.0:7946"),
+		LocalAddrs: []netip.Addr{netip.MustParseAddr("10.0.0.2")}, Resolver: f})
+	require.NoError(t, err)
+	assert.Equal(t, []netip.AddrPort{ap("10.0.0.1:7946")}, r.Peers())
+}

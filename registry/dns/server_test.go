@@ -1,65 +1,37 @@
-package dns
+package dns_test
 
 import (
 	"context"
-	"net"
 	"net/netip"
-	"sync"
 	"testing"
-	"time"
 
-	mdns "github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hearsay-io/hearsay/registry/dns"
+	"github.com/hearsay-io/hearsay/registry/dns/dnstest"
 )
 
 // TestDNSRealServer resolves through a real DNS server on 127.0.0.1 whose
-// A records the test changes, and counts the Refresh calls until a change
-// is seen (one each way: a Refresh sees the current records).
+// records the test changes: an added and a removed A record are each seen
+// by the next Refresh, and so are SRV records' ports.
 func TestDNSRealServer(t *testing.T) {
-	var mu sync.Mutex
-	ips := []string{"10.0.0.1"}
-	mux := mdns.NewServeMux()
-	mux.HandleFunc("svc.test.", func(w mdns.ResponseWriter, q *mdns.Msg) {
-		m := new(mdns.Msg)
-		m.SetReply(q)
-		if q.Question[0].Qtype == mdns.TypeA {
-			mu.Lock()
-			for _, ip := range ips {
-				m.Answer = append(m.Answer, &mdns.A{Hdr: mdns.RR_Header{Name: "svc.test.", Rrtype: mdns.TypeA, Class: mdns.ClassINET, Ttl: 0}, A: net.ParseIP(ip)})
-			}
-			mu.Unlock()
-		}
-		_ = w.WriteMsg(m)
-	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	started := make(chan struct{})
-	srv := &mdns.Server{PacketConn: pc, Handler: mux, NotifyStartedFunc: func() { close(started) }}
-	go func() { _ = srv.ActivateAndServe() }()
-	t.Cleanup(func() { _ = srv.Shutdown() })
-	<-started
-	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
-	}}
-	r, err := New(context.Background(), Config{Names: []string{"svc.test.:7946"}, Resolver: res, Interval: 10 * time.Millisecond})
+	srv := dnstest.Start(t)
+	ip := netip.MustParseAddr
+	srv.SetA("svc.test", ip("10.0.0.1"))
+	r, err := dns.New(context.Background(), dns.Config{Names: []string{"svc.test.:7946", "_g._udp.svc.test."},
+		Resolver: dns.ServerResolver(srv.Addr())})
 	require.NoError(t, err)
 	assert.Equal(t, []netip.AddrPort{netip.MustParseAddrPort("10.0.0.1:7946")}, r.Peers())
 
-	mu.Lock()
-	ips = []string{"10.0.0.1", "10.0.0.2"}
-	mu.Unlock()
-	start := time.Now()
+	srv.SetA("svc.test", ip("10.0.0.1"), ip("10.0.0.2"))
 	r.Refresh(context.Background())
 	assert.ElementsMatch(t, []netip.AddrPort{netip.MustParseAddrPort("10.0.0.1:7946"), netip.MustParseAddrPort("10.0.0.2:7946")}, r.Peers())
-	t.Logf("added record seen after one Refresh (%v)", time.Since(start))
 
-	mu.Lock()
-	ips = []string{"10.0.0.2"}
-	mu.Unlock()
-	start = time.Now()
+	srv.SetA("svc.test", ip("10.0.0.2"))
+	srv.SetA("t.test", ip("10.0.0.9"), ip("::1"))
+	srv.SetSRV("_g._udp.svc.test", "t.test", 7001)
 	r.Refresh(context.Background())
-	assert.Equal(t, []netip.AddrPort{netip.MustParseAddrPort("10.0.0.2:7946")}, r.Peers())
-	t.Logf("removed record seen after one Refresh (%v)", time.Since(start))
+	assert.ElementsMatch(t, []netip.AddrPort{netip.MustParseAddrPort("10.0.0.2:7946"),
+		netip.MustParseAddrPort("10.0.0.9:7001"), netip.MustParseAddrPort("[::1]:7001")}, r.Peers())
 }
