@@ -93,6 +93,7 @@ type Stats struct {
 	Origins         int // origins in the pull digest
 	PartialMessages int // large messages being reassembled
 	AERepairsQueued int // differences found by anti-entropy, still to be fetched or pushed
+	AERunning       int // anti-entropy sessions under way: AESessions - AEFailures - AERunning ended with the logs compared
 	PartialBytes    int // their cost against MaxPartialBytes
 	ParkedPulls     int // peers' long-poll pulls parked here now
 	Subscriptions   int // this node's subscriptions: its pulls parked eagerly at peers
@@ -109,6 +110,7 @@ func (c *Core) Stats() Stats {
 		for _, r := range c.ae.repairs {
 			s.AERepairsQueued += len(r.ids)
 		}
+		s.AERunning = c.ae.sessions.Len()
 	}
 	s.PartialBytes = c.reasm.bytes
 	s.ParkedPulls = len(c.parked.pulls)
@@ -169,6 +171,7 @@ func (s *Stats) Add(o Stats) {
 	s.Origins += o.Origins
 	s.PartialMessages += o.PartialMessages
 	s.AERepairsQueued += o.AERepairsQueued
+	s.AERunning += o.AERunning
 	s.PartialBytes += o.PartialBytes
 	s.ParkedPulls += o.ParkedPulls
 	s.Subscriptions += o.Subscriptions

@@ -36,7 +36,7 @@ type APIConfig struct {
 	// Leave it off when several nodes share a process.
 	ProcessMetrics bool
 	// Token, if set, is required as "Authorization: Bearer TOKEN" on every
-	// endpoint but /healthz.
+	// endpoint but the probes, /healthz and /readyz.
 	Token string
 	// BodyTimeout bounds the time to read a request body. Default 10s.
 	BodyTimeout time.Duration
@@ -85,6 +85,7 @@ func NewAPI(n *Node, cfg APIConfig) *API {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	}))
+	a.mux.HandleFunc("/readyz", a.only(http.MethodGet, a.readyz))
 	a.mux.Handle("/metrics", a.only(http.MethodGet, promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}).ServeHTTP))
 	a.mux.HandleFunc("/v1/keys", a.keys)
 	a.mux.HandleFunc("/v1/keys/", a.key)
@@ -97,12 +98,28 @@ func NewAPI(n *Node, cfg APIConfig) *API {
 	return a
 }
 
+// probePaths need no token: liveness and readiness probes (Kubernetes,
+// Docker's HEALTHCHECK) carry none, and they tell nothing of the messages.
+var probePaths = map[string]bool{"/healthz": true, "/readyz": true}
+
+// readyz answers 200 "ready" once the node is ready (Node.Ready), else 503
+// with the reason.
+func (a *API) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if ok, reason := a.node.Ready(); !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "not ready: "+reason+"\n")
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a.cors(w, r) {
 		return // a preflight, which carries no token
 	}
-	if a.cfg.Token != "" && r.URL.Path != "/healthz" && !a.authorized(r) {
+	if a.cfg.Token != "" && !probePaths[r.URL.Path] && !a.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hearsay"`)
 		writeError(w, http.StatusUnauthorized, "missing or wrong API token (Authorization: Bearer TOKEN)")
 		return

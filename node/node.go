@@ -66,6 +66,9 @@ type Node struct {
 	limits  sendLimits
 	peers   *peerSet // the core's peers: the registry with hygiene
 	acks    uint64   // PULL_ACKs sent
+	// aeCompared is set once an anti-entropy session ended with the logs
+	// compared: the first pass readiness waits for.
+	aeCompared bool
 	timers  timers
 
 	dht *dht.Registry // nil unless Config.DHT

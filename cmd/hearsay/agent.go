@@ -85,7 +85,7 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("bind", def.Bind, "UDP `HOST:PORT` to gossip on"),
 			stringFlag("advertise", "", "`HOST:PORT` other agents reach this one at, when it differs from --bind (NAT, 0.0.0.0)"),
 			stringFlag("api", "127.0.0.1:7601", "`HOST:PORT` of the HTTP API, or unix:/PATH for a Unix socket (mode 0600); empty disables the API"),
-			stringFlag("api-token", "", "require `TOKEN` as \"Authorization: Bearer TOKEN\" on every API endpoint but /healthz"),
+			stringFlag("api-token", "", "require `TOKEN` as \"Authorization: Bearer TOKEN\" on every API endpoint but the probes /healthz and /readyz"),
 			stringFlag("api-token-file", "", "`FILE` holding the API token (instead of --api-token, which the process list shows)"),
 			stringFlag("api-allow-origin", "", "comma-separated `LIST` of browser origins (https://app.example.com) allowed to use the API (CORS); * allows any, only without a token"),
 			stringFlag("api-tls-cert", "", "PEM `FILE` of the API's certificate, its chain after it: the API speaks HTTPS (with --api-tls-key)"),

@@ -1,5 +1,6 @@
 // Command hearsay runs a hearsay gossip node (hearsay agent) and talks to a
-// running one through its local HTTP API (push, subscribe, status, peers).
+// running one through its local HTTP API (push, subscribe, status, peers,
+// health).
 // hearsay demo runs a small cluster in one process. docs/cli.md is the
 // reference of every command and flag.
 package main
@@ -97,6 +98,7 @@ func (p *program) newApp() *cli.App {
 			p.subscribeCommand(),
 			p.statusCommand(),
 			p.peersCommand(),
+			p.healthCommand(),
 			p.demoCommand(),
 			simulateCommand(),
 			p.benchCommand(),
