@@ -69,7 +69,7 @@ type Node struct {
 	// aeCompared is set once an anti-entropy session ended with the logs
 	// compared: the first pass readiness waits for.
 	aeCompared bool
-	timers  timers
+	timers     timers
 
 	dht *dht.Registry // nil unless Config.DHT
 	ml  *memberlist.Registry

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/hearsay-io/hearsay/registry"
 )
 
 // The node does nothing on goroutines of its own: its transport calls the
@@ -74,9 +76,7 @@ func (n *Node) Start() error {
 	}
 	n.started = n.clock.Now()
 	n.timers.tick = n.afterLocked(0, n.tick)
-	if _, ok := n.cfg.Registry.(reloader); ok {
-		n.timers.reload = n.afterLocked(reloadInterval, n.reloadPeers)
-	}
+	n.watchPeersFileLocked()
 	if n.dht != nil {
 		n.startDHTLocked()
 	}
@@ -105,15 +105,51 @@ func (n *Node) tick() {
 
 // reloadPeers re-reads the registry's peers file if it changed.
 func (n *Node) reloadPeers() {
-	r := n.cfg.Registry.(reloader)
+	r, ok := n.peers.registry().(reloader)
+	if !ok { // replaced by SetRegistry with one that has no file
+		n.mu.Lock()
+		n.timers.reload = nil
+		n.mu.Unlock()
+		return
+	}
 	if changed, err := r.ReloadIfChanged(); err != nil {
 		n.logger.Warn("peers file not reloaded, keeping the old peers", "err", err)
 	} else if changed {
-		n.logger.Info("peers file reloaded", "peers", len(n.cfg.Registry.Peers()))
+		n.logger.Info("peers file reloaded", "peers", len(n.peers.registry().Peers()))
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if !n.closed {
 		n.timers.reload = n.afterLocked(reloadInterval, n.reloadPeers)
 	}
+}
+
+// watchPeersFileLocked schedules the check of the registry's peers file, if
+// it has one and it is not scheduled yet.
+func (n *Node) watchPeersFileLocked() {
+	if _, ok := n.peers.registry().(reloader); ok && n.timers.reload == nil {
+		n.timers.reload = n.afterLocked(reloadInterval, n.reloadPeers)
+	}
+}
+
+// SetRegistry makes r the node's registry, from the next pull on: a
+// reloaded configuration's peers. Only for a node whose registry is its
+// Config.Registry, not one that runs its DHT, DNS or memberlist registry.
+func (n *Node) SetRegistry(r registry.Registry) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.closed:
+		return ErrClosed
+	case r == nil:
+		return errors.New("node: SetRegistry: nil registry")
+	case n.dht != nil || n.dns != nil || n.cfg.Memberlist != nil:
+		return errors.New("node: SetRegistry: the node runs its own registry (DHT, DNS or memberlist)")
+	}
+	n.cfg.Registry = r
+	n.peers.setRegistry(r)
+	if !n.started.IsZero() {
+		n.watchPeersFileLocked()
+	}
+	return nil
 }

@@ -69,18 +69,24 @@ type agentConfig struct {
 	APIDebug     bool          // --api-debug: /debug/pprof/ on the API
 	ReplayWindow time.Duration // sealed datagrams' timestamp window
 	Cipher       security.Suite
+
+	ConfigFile string         // --config; empty: none
+	Settings   map[string]any // every flag's effective value, by name: what --print-config prints, what SIGHUP compares
 }
 
 func (p *program) agentCommand() *cli.Command {
 	def := node.DefaultConfig() // the flags' defaults are the library's
 	return &cli.Command{
 		Name:  "agent",
-		Usage: "run a node until interrupted (SIGHUP re-reads --peers-file)",
+		Usage: "run a node until interrupted (SIGHUP re-reads --peers-file and --config)",
 		Description: "Runs a gossip node on --bind (UDP) and its HTTP API on --api (TCP). Give every agent\n" +
 			"of a cluster the same --peers list: an agent leaves itself out of it.\n" +
 			"SIGINT or SIGTERM stop the agent gracefully; SIGHUP re-reads --peers-file and\n" +
-			"re-resolves the peers' host names (a changed file is also picked up within a second).",
+			"re-resolves the peers' host names (a changed file is also picked up within a second),\n" +
+			"and --config's file: the log level and the static peers change live.",
 		Flags: []cli.Flag{
+			stringFlag("config", "", "read settings from `FILE` (.yaml, .toml or .json) whose keys are these flags' long names; flags and HEARSAY_ variables take precedence; SIGHUP re-reads it"),
+			boolFlag("print-config", false, "print the effective configuration (in --config's format, else YAML) and exit"),
 			stringFlag("name", "", "the node's `NAME` in status and logs (default: the name kept in --data-dir, else hostname-xxxx)"),
 			stringFlag("bind", def.Bind, "UDP `HOST:PORT` to gossip on"),
 			stringFlag("advertise", "", "`HOST:PORT` other agents reach this one at, when it differs from --bind (NAT, 0.0.0.0)"),
@@ -95,10 +101,10 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("passphrase-file", "", "`FILE` holding the cluster passphrase (or set HEARSAY_PASSPHRASE); without one, gossip is not encrypted"),
 			stringFlag("cipher", security.DefaultSuite.String(), "cipher `SUITE` sealing every datagram: "+strings.Join(security.SuiteNames(), " or ")+" (hardware AES); every agent of a cluster must agree"),
 			stringFlag("replay-window", durationText(security.DefaultReplayWindow), "drop sealed datagrams whose timestamp is further than `DURATION` from this clock"),
-			stringFlag("peers", "", "comma-separated `LIST` of HOST:PORT of the agents to gossip with; this agent's own address may be in it"),
+			listFlag("peers", "comma-separated `LIST` of HOST:PORT of the agents to gossip with; this agent's own address may be in it"),
 			stringFlag("peers-file", "", "`FILE` of peers, one HOST:PORT per line, # starts a comment"),
 			stringFlag("registry", registryStatic, "`KIND` of peer registry: static (--peers, --peers-file), dht (a Kademlia table over the gossip port), memberlist (hashicorp/memberlist on its own port) or dns (the addresses of --join's names)"),
-			stringFlag("join", "", "comma-separated `LIST` of HOST:PORT of agents to join: their gossip addresses (static: added to the peers; dht: bootstrap nodes), their memberlist addresses (memberlist), or NAME:PORT and _service._proto.name names to resolve (dns)"),
+			listFlag("join", "comma-separated `LIST` of HOST:PORT of agents to join: their gossip addresses (static: added to the peers; dht: bootstrap nodes), their memberlist addresses (memberlist), or NAME:PORT and _service._proto.name names to resolve (dns)"),
 			stringFlag("dns-interval", durationText(dns.DefaultConfig().Interval), "re-resolve --join's names every `DURATION` with --registry dns"),
 			stringFlag("dns-server", "", "`HOST:PORT` of the DNS server to ask with --registry dns (default: the system's resolver)"),
 			stringFlag("memberlist-port", "0", "memberlist's TCP and UDP `PORT` with --registry memberlist; 0 means the gossip port + 2"),
@@ -116,9 +122,21 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("log-format", "text", "`FORMAT` of the logs on stderr: text or json"),
 		},
 		Action: func(c *cli.Context) error {
-			cfg, err := agentConfigFromFlags(c)
+			file, err := applyConfigFile(c)
 			if err != nil {
 				return err
+			}
+			cfg, err := agentConfigFromFlags(c)
+			if err != nil {
+				return file.attribute(err)
+			}
+			cfg.Settings = effectiveSettings(c)
+			format := formatYAML
+			if file != nil {
+				cfg.ConfigFile, format = file.path, file.format
+			}
+			if c.Bool("print-config") {
+				return printConfig(p.stdout, format, cfg.Settings)
 			}
 			return p.runAgent(c.Context, cfg)
 		},
@@ -295,7 +313,9 @@ func logLevelValue(c *cli.Context, flag string) (slog.Level, error) {
 	return level, err // the choices are all valid
 }
 
-func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
+// newLogger returns a logger of format at level, which may change while
+// it runs (SIGHUP with --config).
+func newLogger(w io.Writer, level slog.Leveler, format string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -309,7 +329,9 @@ const shutdownTimeout = 10 * time.Second
 
 // agent runs an agent until ctx is cancelled (SIGINT, SIGTERM).
 func (p *program) agent(ctx context.Context, cfg agentConfig) error {
-	logger := newLogger(p.stderr, cfg.LogLevel, cfg.LogFormat)
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	logger := newLogger(p.stderr, level, cfg.LogFormat)
 
 	nc := node.Config{
 		Name:      cfg.Name,
@@ -406,6 +428,7 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 		"gossip_addr", n.Addr().String(), "advertise", n.AdvertiseAddr(), "api", apiURL,
 		"registry", cfg.Registry, "peers", len(n.Peers()), "encrypted", n.Encrypted(), "version", node.Version)
 
+	live := &liveAgent{cfg: cfg, node: n, peers: peers, level: level, logger: logger}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -418,13 +441,7 @@ loop:
 			logger.Info("stopping")
 			break loop
 		case <-hup:
-			if peers == nil {
-				logger.Info("SIGHUP: nothing to reload with --registry " + cfg.Registry)
-			} else if err := peers.Reload(); err != nil {
-				logger.Warn("SIGHUP: peers not reloaded, keeping the current ones", "err", err)
-			} else {
-				logger.Info("SIGHUP: peers reloaded", "peers", peers.Len())
-			}
+			p.reload(ctx, live)
 		case err := <-serveErr:
 			runErr = fmt.Errorf("API server: %w", err)
 			break loop

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -38,20 +39,40 @@ func stringFlag(name, value, usage string) *cli.StringFlag {
 	return f
 }
 
-// usageError is a mistake in the command line or the environment. The
-// program exits with status 2 for it, 1 for any other error.
-type usageError struct{ err error }
+// listFlags are the names of the string flags whose value is a
+// comma-separated list: a config file may give them as a list. A sync.Map,
+// as tests build apps concurrently.
+var listFlags sync.Map
+
+// listFlag declares a comma-separated list flag, as stringFlag.
+func listFlag(name, usage string) *cli.StringFlag {
+	listFlags.Store(name, true)
+	return stringFlag(name, "", usage)
+}
+
+func isListFlag(name string) bool {
+	_, ok := listFlags.Load(name)
+	return ok
+}
+
+// usageError is a mistake in the command line, the environment or the
+// config file. The program exits with status 2 for it, 1 for any other
+// error.
+type usageError struct {
+	err  error
+	flag string // the flag whose value is wrong, if it is one flag's
+}
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error {
-	return usageError{fmt.Errorf(format, args...)}
+	return usageError{err: fmt.Errorf(format, args...)}
 }
 
 // flagErrorf reports a bad value of the flag called name.
 func flagErrorf(name, format string, args ...any) error {
-	return usageError{fmt.Errorf("--"+name+": "+format, args...)}
+	return usageError{err: fmt.Errorf("--"+name+": "+format, args...), flag: name}
 }
 
 // flagValue returns the flag's value without surrounding spaces, which
@@ -187,5 +208,5 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 		m := invalidValueRE.FindStringSubmatch(msg)
 		msg = fmt.Sprintf("--%s: invalid value %s: %s", m[2], m[1], m[3])
 	}
-	return usageError{errors.New(msg)}
+	return usageError{err: errors.New(msg)}
 }

@@ -46,6 +46,9 @@ type program struct {
 	// runAgent runs the agent once its flags are checked; tests replace it
 	// to inspect the parsed configuration.
 	runAgent func(ctx context.Context, cfg agentConfig) error
+	// args is the command line being run, read again on SIGHUP with
+	// --config.
+	args []string
 }
 
 // run runs the command line args (args[0] is the program name) until it
@@ -58,6 +61,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func (p *program) run(ctx context.Context, args []string) int {
+	p.args = args
 	app := p.newApp()
 	// Hidden from the help, and so kept out of newApp's commands: those
 	// are the ones people use.
