@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +31,21 @@ import (
 	"github.com/hearsay-io/hearsay/security"
 	"github.com/hearsay-io/hearsay/transport"
 )
+
+// FieldError is an error of New caused by one field of the Config: the data
+// dir that cannot be made, read or locked ("DataDir"), the address that
+// cannot be bound ("Bind").
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return "node: " + e.Field + ": " + e.Reason() }
+
+// Reason is the error without the field's name.
+func (e *FieldError) Reason() string { return strings.TrimPrefix(e.Err.Error(), "node: ") }
+
+func (e *FieldError) Unwrap() error { return e.Err }
 
 // Errors callers branch on. Publish also returns gossip.ErrBackpressure,
 // gossip.ErrMessageTooLarge and gossip.ErrInvalidTopic.
@@ -69,6 +86,7 @@ type Node struct {
 	// aeCompared is set once an anti-entropy session ended with the logs
 	// compared: the first pass readiness waits for.
 	aeCompared bool
+	authWarn   authWarner
 	timers     timers
 
 	dht *dht.Registry // nil unless Config.DHT
@@ -105,11 +123,19 @@ func New(cfg Config) (*Node, error) {
 		Help:    "Time the node spends in one gossip tick: digest, pulls sent, cache and filter upkeep.",
 		Buckets: prometheus.ExponentialBuckets(10e-6, 4, 10),
 	})
-	steps := []func() error{n.openIdentity, n.openKeyring, n.openFilter, n.openLog, n.newCore,
-		n.openTransport, n.newDHTIfConfigured, n.newDNSIfConfigured}
+	// Each step that fails because of one field says which, so that the
+	// agent can name its flag.
+	steps := []struct {
+		open  func() error
+		field string
+	}{{n.openIdentity, "DataDir"}, {n.openKeyring, "DataDir"}, {n.openFilter, "DataDir"}, {n.openLog, "DataDir"},
+		{n.newCore, ""}, {n.openTransport, "Bind"}, {n.newDHTIfConfigured, ""}, {n.newDNSIfConfigured, ""}}
 	for _, step := range steps {
-		if err := step(); err != nil {
+		if err := step.open(); err != nil {
 			n.release()
+			if step.field == "DataDir" && n.cfg.DataDir != "" || step.field == "Bind" && n.cfg.Transport == nil {
+				err = &FieldError{Field: step.field, Err: err}
+			}
 			return nil, err
 		}
 	}
@@ -120,7 +146,7 @@ func New(cfg Config) (*Node, error) {
 func (n *Node) openIdentity() error {
 	if n.cfg.DataDir != "" {
 		if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
-			return fmt.Errorf("node: data dir: %w", err)
+			return err // a FieldError says it is the data dir's
 		}
 	}
 	ident, err := loadIdentity(n.cfg.DataDir, n.cfg.Name, n.newKey)
@@ -253,6 +279,10 @@ func (n *Node) openTransport() error {
 		return nil
 	}
 	udp, err := transport.ListenUDP(n.cfg.Bind, n.cfg.UDP)
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr // "listen udp ADDR: bind: address already in use", said once
+	}
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}

@@ -30,12 +30,12 @@ func (n *Node) receiveLocked(now time.Time, from netip.AddrPort, datagram []byte
 	if n.cfg.Keyring.Enabled() {
 		plain, err := n.sealer.Open(n.openBuf[:0], datagram, now)
 		if err != nil {
-			n.drops[security.DropReason(err)]++
+			n.authFailedLocked(from, security.DropReason(err), now)
 			return
 		}
 		n.openBuf, datagram = plain, plain
 	} else if security.IsSealed(datagram) {
-		n.drops["sealed"]++ // we have no key: a sealed datagram is not for us
+		n.authFailedLocked(from, "sealed", now) // we have no key: a sealed datagram is not for us
 		return
 	}
 	n.handleLocked(now, from, datagram)

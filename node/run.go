@@ -84,7 +84,28 @@ func (n *Node) Start() error {
 		n.timers.dns = n.afterLocked(n.dns.Interval(), n.refreshDNS)
 	}
 	n.logger.Info("node started", "id", n.id.String(), "gossip_addr", n.Addr().String(), "filter", n.cfg.Filter)
+	if len(n.Peers()) == 0 {
+		n.logger.Warn(n.noPeersMessage())
+	}
 	return nil
+}
+
+// noPeersMessage says, at start, why a node has no peers and what gives it
+// some: a node alone gossips with nobody, which is otherwise silent.
+func (n *Node) noPeersMessage() string {
+	switch {
+	case n.dht != nil && len(n.cfg.DHT.Bootstrap) > 0:
+		return "no peers yet: bootstrapping the DHT through its join addresses"
+	case n.dht != nil:
+		return "no peers: the DHT has no bootstrap addresses and no saved table; this node gossips with nobody until another joins through it (--join)"
+	case n.cfg.Memberlist != nil && len(n.cfg.Join) > 0:
+		return "no peers yet: joining memberlist through its join addresses"
+	case n.cfg.Memberlist != nil:
+		return "no peers: memberlist has no join addresses; this node gossips with nobody until another joins through it (--join)"
+	case n.dns != nil:
+		return "no peers: the DNS names resolve to no other node yet; re-resolved every " + n.dns.Interval().String()
+	}
+	return "no peers: this node gossips with nobody; give it peers (--peers, --peers-file or --join)"
 }
 
 // tick ticks the core, sends what it asks, and schedules the next tick at

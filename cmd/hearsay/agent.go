@@ -379,7 +379,7 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 	}
 	n, err := node.New(nc)
 	if err != nil {
-		return err
+		return fieldFlagError(err)
 	}
 	if len(cfg.Passphrase) > 0 {
 		// Installed, and primary only if the keyring kept in the data dir
@@ -460,6 +460,20 @@ loop:
 		runErr = err
 	}
 	return runErr
+}
+
+// fieldFlagError names the flag of the node's Config field that an error
+// is about (a busy --bind port, a --data-dir that cannot be used).
+func fieldFlagError(err error) error {
+	var fe *node.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	flag := map[string]string{"DataDir": "data-dir", "Bind": "bind"}[fe.Field]
+	if flag == "" {
+		return err
+	}
+	return fmt.Errorf("--%s: %s", flag, fe.Reason())
 }
 
 // newAPIServer returns the HTTP server of a node's API, with the library's
