@@ -18,7 +18,7 @@ func TestE2EConfigFileSIGHUP(t *testing.T) {
 	t.Parallel()
 	hearsayBinary(t)
 	p1, p2 := freeUDPAddr(t), freeUDPAddr(t)
-	path := writeConfig(t, "agent.yaml", "peers: ["+p1+"]\nlog-level: info\ninterval: 50ms\n")
+	path := writeFile(t, "agent.yaml", "peers: ["+p1+"]\nlog-level: info\ninterval: 50ms\n")
 	a := startAgent(t, "sighup", freeUDPAddr(t), freeTCPAddr(t), t.TempDir(), "--config", path)
 	require.Equal(t, []string{p1}, peersInfoOf(t, a.api).Peers)
 
