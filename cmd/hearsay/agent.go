@@ -329,6 +329,11 @@ const shutdownTimeout = 10 * time.Second
 
 // agent runs an agent until ctx is cancelled (SIGINT, SIGTERM).
 func (p *program) agent(ctx context.Context, cfg agentConfig) error {
+	// SIGHUP's default action ends the process: catch it before anything
+	// says the agent runs, so that a reload sent at once is not a kill.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
 	logger := newLogger(p.stderr, level, cfg.LogFormat)
@@ -429,9 +434,6 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 		"registry", cfg.Registry, "peers", len(n.Peers()), "encrypted", n.Encrypted(), "version", node.Version)
 
 	live := &liveAgent{cfg: cfg, node: n, peers: peers, level: level, logger: logger}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	var runErr error
 loop:
