@@ -60,7 +60,7 @@ func (n *net) run(s *Session, r *Responder) (Result, int) {
 			if n.lost() {
 				continue
 			}
-			a, err := r.Answer(nil, body(q))
+			a, err := r.AnswerV2(nil, body(q))
 			require.NoError(n.t, err)
 			require.LessOrEqual(n.t, len(a), r.cfg.MaxPacketSize)
 			answers = append(answers, a)
@@ -344,13 +344,13 @@ func TestSessionDropsStaleAndMalformedAnswers(t *testing.T) {
 
 	other := mustSession(t, a, SessionConfig{Rand: newRand(12)})
 	other.Start(now)
-	foreign, err := r.Answer(nil, body(other.Ready()[0]))
+	foreign, err := r.AnswerV2(nil, body(other.Ready()[0]))
 	require.NoError(t, err)
 	require.ErrorIs(t, s.Handle(now, body(foreign)), ErrStaleAnswer, "another session's answer")
 
 	require.ErrorIs(t, s.Handle(now, body([]byte{'H', 'S', 1, byte(wire.AEAnswer), 1})), ErrMalformed)
 
-	ans, err := r.Answer(nil, body(q))
+	ans, err := r.AnswerV2(nil, body(q))
 	require.NoError(t, err)
 	require.NoError(t, s.Handle(now, body(ans)))
 	require.ErrorIs(t, s.Handle(now, body(ans)), ErrStaleAnswer, "a duplicate")
@@ -361,40 +361,60 @@ func TestSessionDropsStaleAndMalformedAnswers(t *testing.T) {
 // TestSessionRejectsLyingPeers feeds answers that contradict the protocol.
 func TestSessionRejectsLyingPeers(t *testing.T) {
 	a := mustTree(t, TreeConfig{}, randomIDs(newRand(13), 1000)...)
-	start := func() (*Session, *Query) {
+	start := func() (*Session, *QueryV2) {
 		s := mustSession(t, a, SessionConfig{})
 		s.Start(time.Unix(0, 0))
-		q, err := DecodeQuery(body(s.Ready()[0]))
+		q, err := DecodeQueryV2(body(s.Ready()[0]))
 		require.NoError(t, err)
 		return s, q
 	}
-	answer := func(q *Query, entries ...Entry) []byte {
-		return AppendAnswer(nil, &Answer{Session: q.Session, Seq: q.Seq, Shape: q.Shape, HashSize: q.HashSize, Entries: entries})
+	answer := func(q *QueryV2, entries ...Report) []byte {
+		return AppendAnswerV2(nil, &AnswerV2{Session: q.Session, Seq: q.Seq, Shape: q.Shape, HashSize: q.HashSize, CheckSize: q.CheckSize, Entries: entries})
 	}
-	outside := ID{0xff}
-	for name, entries := range map[string][]Entry{
-		"no entries":    nil,
-		"too many":      {{Kind: EntryEqual}, {Kind: EntryEqual}},
-		"leaf too deep": {{Kind: EntryLeaf, Skip: 3}},
+	root := q0Hash(t, a)
+	for name, entries := range map[string][]Report{
+		"no entries":       nil,
+		"too many":         {{Kind: ReportEqual}, {Kind: ReportEqual}},
+		"cells for a root": {{Kind: ReportCells, Bitmap: []byte{1}}},
+		"overview depth":   {{Kind: ReportOverview, Depth: 2, Hash: root, Count: 5, Checks: make([]byte, 128)}},
 	} {
 		s, q := start()
 		require.ErrorIs(t, s.Handle(time.Unix(0, 0), body(answer(q, entries...))), ErrProtocol, name)
 		require.True(t, s.Done())
 	}
 
-	// A leaf ID outside the queried subtree: descend once, then lie.
+	// A summary naming an ID outside its cell: an overview in which cell 0
+	// alone differs, then the lie about it.
 	s, q := start()
-	children := Entry{Kind: EntryInner, Children: []byte{0x01}, Data: make([]byte, 8)}
-	require.NoError(t, s.Handle(time.Unix(0, 0), body(answer(q, children))))
-	q, err := DecodeQuery(body(s.Ready()[0]))
+	require.Equal(t, 1, q.Items[0].Depth, "1,000 IDs: 62 leaves, an overview of 8 cells")
+	cells := a.cellsAt(Position{}, 1, make([]cell, 8))
+	var checks []byte
+	for i := range cells {
+		checks = append(checks, cells[i].hash[q.CheckOffset:q.CheckOffset+q.CheckSize]...)
+	}
+	checks[0] ^= 0xff
+	require.NoError(t, s.Handle(time.Unix(0, 0), body(answer(q, Report{Kind: ReportOverview, Depth: 1, Hash: root, Count: 1000, Checks: checks}))))
+	q, err := DecodeQueryV2(body(s.Ready()[0]))
 	require.NoError(t, err)
-	require.Equal(t, 1, q.Items[0].Pos.Level)
-	lie := Entry{Kind: EntryLeaf, Data: outside[:]}
+	require.Len(t, q.Items, 1)
+	require.Equal(t, ProbeItem{Kind: ProbeSummaries, Pos: Position{Level: 1}, Depth: 0, Checks: cells[0].hash[q.CheckOffset : q.CheckOffset+q.CheckSize]}, q.Items[0])
+	lie := Report{Kind: ReportCells, Bitmap: []byte{1}, Summaries: []Summary{{Count: 1, XOR: ID{0xff}}}}
 	require.ErrorIs(t, s.Handle(time.Unix(0, 0), body(answer(q, lie))), ErrProtocol)
 
 	s, q = start()
-	bad := AppendAnswer(nil, &Answer{Session: q.Session, Seq: q.Seq, Shape: q.Shape, HashSize: 9, Entries: []Entry{{Kind: EntryEqual}}})
+	bad := AppendAnswerV2(nil, &AnswerV2{Session: q.Session, Seq: q.Seq, Shape: q.Shape, HashSize: 9, CheckSize: q.CheckSize, Entries: []Report{{Kind: ReportEqual}}})
 	require.ErrorIs(t, s.Handle(time.Unix(0, 0), body(bad)), ErrProtocol, "hash size not the one asked")
+	s, q = start()
+	bad = AppendAnswerV2(nil, &AnswerV2{Session: q.Session, Seq: q.Seq, Shape: q.Shape, HashSize: q.HashSize, CheckSize: 3, Entries: []Report{{Kind: ReportEqual}}})
+	require.ErrorIs(t, s.Handle(time.Unix(0, 0), body(bad)), ErrProtocol, "check size not the one asked")
+}
+
+// q0Hash is a root hash that is not t's, 8 bytes.
+func q0Hash(t *testing.T, tr *Tree) []byte {
+	t.Helper()
+	h := tr.Root()
+	h[0] ^= 1
+	return h[:8]
 }
 
 func TestSessionConfigValidation(t *testing.T) {
@@ -453,7 +473,7 @@ func TestSessionsOnePerPeer(t *testing.T) {
 			got[f.Peer] = f.Result
 		}
 		for _, dg := range rd.Datagrams {
-			ans, err := peers[dg.To].Answer(nil, body(dg.Data))
+			ans, err := peers[dg.To].AnswerV2(nil, body(dg.Data))
 			require.NoError(t, err)
 			require.NoError(t, m.Handle(now, dg.To, body(ans)))
 		}
@@ -468,7 +488,7 @@ func TestSessionsOnePerPeer(t *testing.T) {
 	}
 	require.False(t, m.Active("b"))
 	require.True(t, m.NextTick().IsZero())
-	ans, err := peers["b"].Answer(nil, body(AppendQuery(nil, sampleQuery())))
+	ans, err := peers["b"].AnswerV2(nil, body(AppendQueryV2(nil, sampleQueryV2())))
 	require.NoError(t, err)
 	require.ErrorIs(t, m.Handle(now, "b", body(ans)), ErrStaleAnswer, "no session with b any more")
 
@@ -501,7 +521,7 @@ func TestSessionToleratesTreeChangesBetweenInputs(t *testing.T) {
 	for step := 0; !s.Done(); step++ {
 		require.Less(t, step, 1000)
 		for _, q := range s.Ready() {
-			ans, err := r.Answer(nil, body(q))
+			ans, err := r.AnswerV2(nil, body(q))
 			require.NoError(t, err)
 			for _, id := range randomIDs(rng, 3) {
 				a.Insert(id)
@@ -515,7 +535,9 @@ func TestSessionToleratesTreeChangesBetweenInputs(t *testing.T) {
 		}
 	}
 	res := s.Result()
-	require.NoError(t, res.Err)
+	// The roots moved on meanwhile: the final check cannot pass.
+	require.ErrorIs(t, res.Err, ErrUnverified)
+	require.Equal(t, maxPasses-1, res.Stats.Passes)
 	for _, id := range res.Missing {
 		require.True(t, everB[id])
 	}

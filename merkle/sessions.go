@@ -109,12 +109,12 @@ func (m *Sessions[P]) Active(peer P) bool {
 // Len returns the number of sessions running.
 func (m *Sessions[P]) Len() int { return len(m.active) }
 
-// Handle takes the body of a wire.AEAnswer datagram from peer. Errors are as for
+// Handle takes the body of a wire.AEAnswerV2 datagram from peer. Errors are as for
 // Session.Handle; an answer from a peer with no session running is stale.
 func (m *Sessions[P]) Handle(now time.Time, from P, body []byte) error {
 	s, ok := m.active[from]
 	if !ok {
-		if _, err := DecodeAnswer(body); err != nil {
+		if _, err := DecodeAnswerV2(body); err != nil {
 			return err
 		}
 		return fmt.Errorf("%w: no session with this peer", ErrStaleAnswer)

@@ -320,7 +320,7 @@ func FuzzSessionHandle(f *testing.F) {
 		}
 		var answers [][]byte
 		for _, q := range queries {
-			a, err := r.Answer(nil, body(q))
+			a, err := r.AnswerV2(nil, body(q))
 			require.NoError(f, err)
 			answers = append(answers, a)
 			f.Add(a)
