@@ -35,8 +35,8 @@ func (c *ResponderConfig) validate() error {
 // A Responder is not safe for concurrent use; it reads the tree it was given,
 // which must not be modified during a call.
 type Responder struct {
-	tree *Tree
-	cfg  ResponderConfig
+	tree  *Tree
+	cfg   ResponderConfig
 	body  []byte // scratch: the entries of the answer being built
 	cells []cell // scratch of AnswerV2: at most 2^maxCellBits
 	sums  []byte // scratch of AnswerV2
