@@ -155,10 +155,18 @@ func (c *Core) handleAntiEntropy(now time.Time, from netip.AddrPort, t wire.Pack
 	c.stats.AEBytesIn += uint64(wire.HeaderSize + len(body))
 	switch t {
 	default:
+		// AE_ANSWER (v1) included: this node's sessions speak v2 and never
+		// ask for one.
 		c.drop(DropUnknownType, 1)
-	case wire.AEQuery:
+	case wire.AEQuery, wire.AEQueryV2:
+		// Both versions are answered, so that nodes of older releases
+		// still reconcile with this one.
+		answer := ae.responder.AnswerV2
+		if t == wire.AEQuery {
+			answer = ae.responder.Answer
+		}
 		start := len(c.arena)
-		out, err := ae.responder.Answer(c.arena, body)
+		out, err := answer(c.arena, body)
 		if err != nil {
 			c.drop(DropMalformed, 1)
 			return
@@ -166,7 +174,7 @@ func (c *Core) handleAntiEntropy(now time.Time, from netip.AddrPort, t wire.Pack
 		c.arena = out
 		c.stats.AEBytesOut += uint64(len(c.arena) - start)
 		c.emit(from, start)
-	case wire.AEAnswer:
+	case wire.AEAnswerV2:
 		if err := ae.sessions.Handle(now, from, body); err != nil {
 			if errors.Is(err, merkle.ErrMalformed) {
 				c.drop(DropMalformed, 1)
@@ -189,7 +197,9 @@ func (c *Core) flushAntiEntropy(now time.Time) {
 	}
 	for _, f := range rd.Finished {
 		r := f.Result
-		if r.Err != nil && !errors.Is(r.Err, merkle.ErrBudgetExceeded) {
+		// A session over its budget, or whose final check failed because a
+		// tree changed meanwhile, found true differences all the same.
+		if r.Err != nil && !errors.Is(r.Err, merkle.ErrBudgetExceeded) && !errors.Is(r.Err, merkle.ErrUnverified) {
 			c.stats.AEFailures++
 			continue
 		}
