@@ -42,6 +42,7 @@ const (
 type plan struct {
 	peerCount int // the peer's IDs there; -1 if unknown
 	multi     int // at least 2 if the cell is known to hold several differences
+	split     int // if more than 0, the depth at which its two differences part
 }
 
 // use compares the reports of an answer with the local tree.
@@ -205,14 +206,76 @@ func (s *Session) resolve(c Position, sm *Summary, round int) error {
 		s.addDifference(&s.missing, x)
 	case delta == -1 && pure && s.view.contains(x):
 		s.addDifference(&s.extra, x)
+	case (delta == 0 || delta == -2) && local.count <= maxPairSearch && s.pairFromSummary(c, x, uint16(local.sum.chk)^sm.Check, delta == 0):
+		// Two differences, at least one of them ours: found here.
 	default:
-		multi := 2
+		k := plan{peerCount: int(min(sm.Count, 1<<40)), multi: 2}
 		if delta > 2 || delta < -2 {
-			multi = int(min(max(delta, -delta), 1<<20))
+			k.multi = int(min(max(delta, -delta), 1<<20))
 		}
-		s.plan(c, plan{peerCount: int(min(sm.Count, 1<<40)), multi: multi}, round+1)
+		if delta == 2 {
+			// Two of the peer's, most likely: they part where their XOR
+			// has its first bit set, so that deep a split tells them apart.
+			k.split = (firstBit(&x, nbits)-nbits)/t.b + 1
+		}
+		s.plan(c, k, round+1)
 	}
 	return nil
+}
+
+// maxPairSearch bounds the local IDs pairFromSummary looks through.
+const maxPairSearch = 1 << 14
+
+// pairFromSummary looks, among the local IDs under c, for the two
+// differences a summary shows: the XOR of the cell's differences is x and
+// that of their mixes chk. If one is ours and one the peer's (split), the
+// peer's is y^x for one of our IDs y; if both are ours, both are here. It
+// adds them and reports true if exactly one pair fits.
+func (s *Session) pairFromSummary(c Position, x ID, chk uint16, split bool) bool {
+	nbits := c.Level * s.tree.b
+	if !hasPrefix(&x, &ID{}, nbits) || x == (ID{}) {
+		return false
+	}
+	var found [2]ID
+	n := 0
+	for y := range s.view.ids(c) {
+		var other ID
+		for i := range other {
+			other[i] = y[i] ^ x[i]
+		}
+		if uint16(idCheck(&y)^idCheck(&other)) != chk || s.view.contains(other) != !split {
+			continue
+		}
+		if !split && other.Compare(y) < 0 {
+			continue // the pair, seen from its other end
+		}
+		if n++; n > 1 {
+			return false
+		}
+		found = [2]ID{y, other}
+	}
+	if n != 1 {
+		return false
+	}
+	if s.addDifference(&s.extra, found[0]) {
+		if split {
+			s.addDifference(&s.missing, found[1])
+		} else {
+			s.addDifference(&s.extra, found[1])
+		}
+	}
+	return true
+}
+
+// firstBit is the index of the first bit set in x at or after bit from;
+// 128 if none.
+func firstBit(x *ID, from int) int {
+	for i := from; i < 128; i++ {
+		if x[i/8]&(0x80>>(i%8)) != 0 {
+			return i
+		}
+	}
+	return 128
 }
 
 // plan pushes the probe for a cell that differs: its IDs if it is small,
@@ -240,6 +303,9 @@ func (s *Session) plan(c Position, k plan, round int) {
 		depth := 1
 		for float64(cellCount(t.b, depth)) < need && depth < 2*scoutDepth(t.b) {
 			depth++
+		}
+		if k.split > 0 {
+			depth = k.split
 		}
 		s.push(pending{kind: ProbeSummaries, pos: c, depth: s.clampDepth(c, depth), multi: k.multi, round: round})
 		return
