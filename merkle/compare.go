@@ -286,8 +286,12 @@ func (s *Session) plan(c Position, k plan, round int) {
 	local := s.view.count(c)
 	size := max(local, k.peerCount)
 	limit := expandLimit(t.b)
+	// A small cell's IDs cost less than splitting it (and a round trip more
+	// if that is not enough).
+	idsCost := size * (16 - leafSkip(c.Level, t.b))
+	splitCost := cellCount(t.b, scoutDepth(t.b))*s.checkSize() + 2*summarySize
 	switch {
-	case c.Level >= limit || (size <= t.leafSize/2 && k.peerCount <= t.leafSize) || (local == 0 && k.peerCount >= 0 && k.peerCount <= t.leafSize):
+	case c.Level >= limit || (idsCost <= 2*splitCost && size <= t.leafSize) || (local == 0 && k.peerCount >= 0 && k.peerCount <= t.leafSize):
 		s.push(pending{kind: ProbeIDs, pos: c, round: round})
 		return
 	case local == 0 || k.peerCount == 0:
