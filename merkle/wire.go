@@ -129,10 +129,6 @@ func appendQueryItem(dst []byte, it *QueryItem, fanoutBits int) []byte {
 	return append(dst, it.Hash...)
 }
 
-func queryItemSize(it *QueryItem, fanoutBits int) int {
-	return uvarintLen(uint64(it.Pos.Level)<<1|1) + prefixSize(it.Pos.Level, fanoutBits) + len(it.Hash)
-}
-
 // AppendQuery appends a whole wire.AEQuery datagram (header included).
 // Prefix bits past each position's level are sent as zero.
 func AppendQuery(dst []byte, q *Query) []byte {
