@@ -558,7 +558,7 @@ func TestSessionExactRandomized(t *testing.T) {
 	t.Parallel()
 	shapes := []TreeConfig{DefaultTreeConfig(), DefaultTreeConfig(), {FanoutBits: 1, LeafSize: 2}, {FanoutBits: 2, LeafSize: 8}, {FanoutBits: 4, LeafSize: 16}}
 	passes := 0
-	for trial := range 60 {
+	for trial := range 40 {
 		rng := newRand(uint64(500 + trial))
 		shape := shapes[trial%len(shapes)]
 		n := []int{0, 1, 10, 100, 1000, 5000}[rng.IntN(6)]
@@ -622,14 +622,14 @@ func TestSessionExactRandomized(t *testing.T) {
 
 // TestSessionCheckCollisionsAreCaughtByTheFinalCheck forces check
 // collisions (1-byte checks: a differing cell looks equal with odds 1/256)
-// on 2,000 differences: the first pass misses some, the final check sees
+// on 1,200 differences: the first pass misses some, the final check sees
 // it, and the next passes, which compare the tree as it would be with what
 // was found applied, find the rest at a small cost.
 func TestSessionCheckCollisionsAreCaughtByTheFinalCheck(t *testing.T) {
 	t.Parallel()
 	rng := newRand(34)
-	onlyA, onlyB := randomIDs(rng, 1000), randomIDs(rng, 1000)
-	a, b := replicas(t, TreeConfig{}, shared100k(), onlyA, onlyB)
+	onlyA, onlyB := randomIDs(rng, 600), randomIDs(rng, 600)
+	a, b := replicas(t, TreeConfig{}, randomIDs(rng, 20_000), onlyA, onlyB)
 	res, rounds := newNet(t, 0, 34).run(mustSession(t, a, SessionConfig{CheckSize: 1, Rand: newRand(34)}), mustResponder(t, b))
 	t.Logf("%d passes, %d round trips, %d bytes", 1+res.Stats.Passes, rounds, res.Stats.BytesSent+res.Stats.BytesReceived)
 	require.NoError(t, res.Err)
