@@ -155,8 +155,6 @@ func (c *Core) handleAntiEntropy(now time.Time, from netip.AddrPort, t wire.Pack
 	c.stats.AEBytesIn += uint64(wire.HeaderSize + len(body))
 	switch t {
 	default:
-		// AE_ANSWER (v1) included: this node's sessions speak v2 and never
-		// ask for one.
 		c.drop(DropUnknownType, 1)
 	case wire.AEQuery, wire.AEQueryV2:
 		// Both versions are answered, so that nodes of older releases
@@ -174,8 +172,12 @@ func (c *Core) handleAntiEntropy(now time.Time, from netip.AddrPort, t wire.Pack
 		c.arena = out
 		c.stats.AEBytesOut += uint64(len(c.arena) - start)
 		c.emit(from, start)
-	case wire.AEAnswerV2:
-		if err := ae.sessions.Handle(now, from, body); err != nil {
+	case wire.AEAnswerV2, wire.AEAnswer:
+		handle := ae.sessions.Handle
+		if t == wire.AEAnswer {
+			handle = ae.sessions.HandleV1 // from a peer of an older release
+		}
+		if err := handle(now, from, body); err != nil {
 			if errors.Is(err, merkle.ErrMalformed) {
 				c.drop(DropMalformed, 1)
 			} // a stale answer (a resent query's second answer) is normal

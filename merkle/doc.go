@@ -24,7 +24,9 @@
 // 4 KB and three round trips. Lost datagrams are resent after
 // RetryTimeout, at most MaxAttempts times; every datagram fits in
 // MaxPacketSize and a session spends at most MaxSessionBytes. A Responder
-// also answers version 1 queries, for nodes of older releases.
+// also answers version 1 queries, for nodes of older releases, and a
+// session whose v2 root query goes unanswered asks in v1 too, and goes on
+// in v1 if that is what the peer answers.
 // docs/anti-entropy.md gives the wire format byte by byte and the
 // measurements behind the tree's shape and the protocol's constants.
 //
@@ -56,6 +58,8 @@
 //				}
 //			case typ == wire.AEAnswerV2:
 //				sessions.Handle(time.Now(), dg.From, body)
+//			case typ == wire.AEAnswer: // the session fell back to v1
+//				sessions.HandleV1(time.Now(), dg.From, body)
 //			}
 //		}
 //		rd := sessions.Ready()

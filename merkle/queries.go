@@ -52,6 +52,10 @@ func (s *Session) checkSize() int { return s.cfg.CheckSize }
 // sendQuery sends one query for the probes on top of the frontier: as
 // many as fit in a datagram, and whose answers are likely to fit in one.
 func (s *Session) sendQuery(now time.Time) {
+	if s.v1 {
+		s.sendQueryV1(now)
+		return
+	}
 	t := s.tree
 	seq := s.nextSeq
 	s.nextSeq++

@@ -49,6 +49,9 @@ type Stats struct {
 	BytesReceived int // bytes of the answers, stale ones included
 	Rounds        int // the longest chain of queries each asked because of the previous one's answer
 	Passes        int // comparisons started again after a failed final check
+	// Version is the protocol the session spoke: 2, or 1 with a peer of
+	// an older release, which answered only the v1 root query.
+	Version int
 }
 
 // Result is the outcome of a session.
@@ -73,10 +76,12 @@ type pending struct {
 	depth int
 	multi int // ProbeSummaries: the differences the cell is known to hold, if more than one
 	round int
+	hash  bool // v1: send the local hash along (the root only)
 }
 
 type query struct {
 	items                  []pending
+	v1                     bool // a v1 query (wire.AEQuery)
 	checkSize, checkOffset int
 	datagram               []byte
 	deadline               time.Time
@@ -133,6 +138,8 @@ type Session struct {
 	pass        int     // 1, then 2 after a failed final check...
 	view        view    // the local tree with the differences of earlier passes applied
 	offset      int     // the pass's check offset
+	v1Asked     bool    // the v1 root query was sent too
+	v1          bool    // the peer answered it: the session speaks v1
 
 	cells []cell // scratch
 }
@@ -148,6 +155,7 @@ func NewSession(tree *Tree, cfg SessionConfig) (*Session, error) {
 		tree:     tree,
 		id:       cfg.Rand.Uint32(),
 		inflight: make(map[uint64]*query),
+		stats:    Stats{Version: 2},
 	}, nil
 }
 
@@ -192,7 +200,7 @@ func (s *Session) overviewDepth() int {
 // found account for the peer's root, and ends the session; or, if they do
 // not, starts another pass and reports true.
 func (s *Session) conclude() bool {
-	if s.rootsEqual || s.peerRoot == nil {
+	if s.rootsEqual || s.peerRoot == nil || s.v1 {
 		s.finish(nil)
 		return false
 	}
@@ -263,6 +271,11 @@ func (s *Session) Tick(now time.Time) {
 		q.deadline = now.Add(s.cfg.RetryTimeout)
 		s.send(q.datagram)
 		s.stats.Resends++
+		if !s.v1Asked && s.stats.Answers == 0 && s.pass == 1 && !q.v1 && q.attempts >= v1After {
+			// No answer yet: perhaps a peer of an older release, which
+			// answers v1 queries only. Ask it in v1 too.
+			s.askV1(now)
+		}
 	}
 }
 
@@ -298,9 +311,14 @@ func (s *Session) Handle(now time.Time, body []byte) error {
 		s.stats.Stale++
 		return fmt.Errorf("%w: query %d", ErrStaleAnswer, a.Seq)
 	}
+	if q.v1 {
+		s.stats.Stale++
+		return fmt.Errorf("%w: a v2 answer to v1 query %d", ErrStaleAnswer, a.Seq)
+	}
 	delete(s.inflight, a.Seq)
 	s.reserved -= s.cfg.MaxPacketSize
 	s.stats.Answers++
+	s.dropV1()
 	if err := s.use(a, q); err != nil {
 		s.finish(err)
 		return err
@@ -310,6 +328,23 @@ func (s *Session) Handle(now time.Time, body []byte) error {
 	}
 	s.fill(now)
 	return s.err
+}
+
+// v1After is the attempt of the v2 root query with which the v1 one is
+// sent too: the third, a second after the first without an answer
+// (rather than the second, which under 30% loss would make a v1 session of
+// one in four with a peer of this release).
+const v1After = 3
+
+// dropV1 forgets the v1 root query once the peer has answered in v2, so
+// that its answer, if it comes, is stale.
+func (s *Session) dropV1() {
+	for seq, q := range s.inflight {
+		if q.v1 {
+			delete(s.inflight, seq)
+			s.reserved -= s.cfg.MaxPacketSize
+		}
+	}
 }
 
 func (s *Session) finish(err error) {

@@ -23,6 +23,7 @@ type net struct {
 	now      time.Time
 	dropped  int
 	maxSteps int
+	v1Only   bool // the responder is of an older release: it answers v1 queries only
 }
 
 func newNet(t testing.TB, loss float64, seed uint64) *net {
@@ -60,7 +61,13 @@ func (n *net) run(s *Session, r *Responder) (Result, int) {
 			if n.lost() {
 				continue
 			}
-			a, err := r.AnswerV2(nil, body(q))
+			answer := r.AnswerV2
+			if typ, _ := wire.TypeOf(q); typ == wire.AEQuery {
+				answer = r.Answer
+			} else if n.v1Only {
+				continue // unknown_type to an old node
+			}
+			a, err := answer(nil, body(q))
 			require.NoError(n.t, err)
 			require.LessOrEqual(n.t, len(a), r.cfg.MaxPacketSize)
 			answers = append(answers, a)
@@ -70,7 +77,11 @@ func (n *net) run(s *Session, r *Responder) (Result, int) {
 			if n.lost() {
 				continue
 			}
-			if err := s.Handle(n.now, body(a)); err != nil && !errors.Is(err, ErrStaleAnswer) {
+			handle := s.Handle
+			if typ, _ := wire.TypeOf(a); typ == wire.AEAnswer {
+				handle = s.HandleV1
+			}
+			if err := handle(n.now, body(a)); err != nil && !errors.Is(err, ErrStaleAnswer) {
 				require.ErrorIs(n.t, err, s.Result().Err)
 			}
 		}
@@ -225,7 +236,7 @@ func TestSessionGivesUpOnASilentPeer(t *testing.T) {
 		s.Tick(now)
 		sent += len(s.Ready())
 	}
-	require.Equal(t, 3, sent, "MaxAttempts sends in all")
+	require.Equal(t, 3+1, sent, "MaxAttempts sends of the v2 root query, and the v1 one with the third")
 	require.Equal(t, time.Unix(3, 0), now)
 	require.ErrorIs(t, s.Result().Err, ErrTimeout)
 	require.True(t, s.NextTick().IsZero())
@@ -636,4 +647,34 @@ func TestSessionCheckCollisionsAreCaughtByTheFinalCheck(t *testing.T) {
 	require.Positive(t, res.Stats.Passes, "a collision hid a difference from the first pass")
 	requireSameIDs(t, onlyB, res.Missing)
 	requireSameIDs(t, onlyA, res.Extra)
+}
+
+// TestSessionFallsBackToV1WithAnOldPeer: a peer of an older release answers
+// only v1 queries. The session's v2 root query goes unanswered; with its
+// third attempt the v1 root query goes too, and the session goes on in v1,
+// exactly. Under loss, a peer of this release answers in v2 first.
+func TestSessionFallsBackToV1WithAnOldPeer(t *testing.T) {
+	t.Parallel()
+	rng := newRand(35)
+	onlyA, onlyB := randomIDs(rng, 30), randomIDs(rng, 30)
+	a, b := replicas(t, TreeConfig{}, randomIDs(rng, 20_000), onlyA, onlyB)
+	n := newNet(t, 0, 35)
+	n.v1Only = true
+	start := n.now
+	res, _ := n.run(mustSession(t, a, SessionConfig{}), mustResponder(t, b))
+	require.NoError(t, res.Err)
+	require.Equal(t, 1, res.Stats.Version)
+	requireSameIDs(t, onlyB, res.Missing)
+	requireSameIDs(t, onlyA, res.Extra)
+	require.Less(t, n.now.Sub(start), 2*time.Second, "a second lost before the v1 query, and a few round trips")
+
+	fallbacks := 0
+	for seed := range 20 {
+		res, _ := newNet(t, 0.3, uint64(seed)).run(mustSession(t, a, SessionConfig{Rand: newRand(uint64(seed))}), mustResponder(t, b))
+		if res.Err == nil && res.Stats.Version == 1 {
+			fallbacks++
+		}
+	}
+	t.Logf("%d of 20 sessions with a peer of this release under 30%% loss fell back to v1", fallbacks)
+	require.Less(t, fallbacks, 10)
 }

@@ -124,6 +124,21 @@ func (m *Sessions[P]) Handle(now time.Time, from P, body []byte) error {
 	return err
 }
 
+// HandleV1 takes the body of a wire.AEAnswer datagram (protocol v1) from
+// peer: see Session.HandleV1.
+func (m *Sessions[P]) HandleV1(now time.Time, from P, body []byte) error {
+	s, ok := m.active[from]
+	if !ok {
+		if _, err := DecodeAnswer(body); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: no session with this peer", ErrStaleAnswer)
+	}
+	err := s.HandleV1(now, body)
+	m.collect(from, s)
+	return err
+}
+
 // Tick resends overdue queries and ends the sessions that timed out.
 func (m *Sessions[P]) Tick(now time.Time) {
 	for _, peer := range slices.Clone(m.order) {
