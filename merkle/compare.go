@@ -47,17 +47,11 @@ type plan struct {
 
 // use compares the reports of an answer with the local tree.
 func (s *Session) use(a *AnswerV2, q *query) error {
-	switch {
-	case a.Shape != s.tree.Config():
-		return fmt.Errorf("%w: %+v, ours %+v", ErrShapeMismatch, a.Shape, s.tree.Config())
-	case a.HashSize != s.cfg.HashSize || a.CheckSize != q.checkSize:
-		return fmt.Errorf("%w: hash size %d and check size %d, asked %d and %d", ErrProtocol, a.HashSize, a.CheckSize, s.cfg.HashSize, q.checkSize)
-	case len(a.Entries) == 0 || len(a.Entries) > len(q.items):
-		return fmt.Errorf("%w: %d entries for %d positions", ErrProtocol, len(a.Entries), len(q.items))
+	if a.CheckSize != q.checkSize {
+		return fmt.Errorf("%w: check size %d, asked %d", ErrProtocol, a.CheckSize, q.checkSize)
 	}
-	// The positions left out did not fit: ask again, first.
-	for i := len(q.items) - 1; i >= len(a.Entries); i-- {
-		s.frontier = append(s.frontier, q.items[i])
+	if err := s.takeAnswer(q, a.Shape, a.HashSize, len(a.Entries)); err != nil {
+		return err
 	}
 	for i := range a.Entries {
 		p := q.items[i]
@@ -80,6 +74,23 @@ func (s *Session) use(a *AnswerV2, q *query) error {
 		if err != nil || s.done {
 			return err
 		}
+	}
+	return nil
+}
+
+// takeAnswer checks what an answer of either version echoes, and puts the
+// probes of q left out, which did not fit, back first on the stack.
+func (s *Session) takeAnswer(q *query, shape TreeConfig, hashSize, entries int) error {
+	switch {
+	case shape != s.tree.Config():
+		return fmt.Errorf("%w: %+v, ours %+v", ErrShapeMismatch, shape, s.tree.Config())
+	case hashSize != s.cfg.HashSize:
+		return fmt.Errorf("%w: hash size %d, asked %d", ErrProtocol, hashSize, s.cfg.HashSize)
+	case entries == 0 || entries > len(q.items):
+		return fmt.Errorf("%w: %d entries for %d positions", ErrProtocol, entries, len(q.items))
+	}
+	for i := len(q.items) - 1; i >= entries; i-- {
+		s.frontier = append(s.frontier, q.items[i])
 	}
 	return nil
 }

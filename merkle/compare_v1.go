@@ -3,8 +3,6 @@ package merkle
 import (
 	"fmt"
 	"time"
-
-	"github.com/hearsay-io/hearsay/wire"
 )
 
 // Protocol v1, which a session falls back to with a peer of an older
@@ -93,14 +91,9 @@ func (s *Session) HandleV1(now time.Time, body []byte) error {
 	if err != nil {
 		return err
 	}
-	if a.Session != s.id {
-		return fmt.Errorf("%w: session %08x, not %08x", ErrStaleAnswer, a.Session, s.id)
-	}
-	s.stats.BytesReceived += wire.HeaderSize + len(body)
-	q, ok := s.inflight[a.Seq]
-	if !ok || !q.v1 {
-		s.stats.Stale++
-		return fmt.Errorf("%w: query %d", ErrStaleAnswer, a.Seq)
+	q, err := s.accept(a.Session, a.Seq, len(body), true)
+	if err != nil {
+		return err
 	}
 	if !s.v1 {
 		// The peer speaks v1 only: forget the v2 queries.
@@ -114,9 +107,6 @@ func (s *Session) HandleV1(now time.Time, body []byte) error {
 			}
 		}
 	}
-	delete(s.inflight, a.Seq)
-	s.reserved -= s.cfg.MaxPacketSize
-	s.stats.Answers++
 	if err := s.useV1(a, q); err != nil {
 		s.finish(err)
 		return err
@@ -127,16 +117,8 @@ func (s *Session) HandleV1(now time.Time, body []byte) error {
 
 // useV1 compares the entries of a v1 answer with the local tree.
 func (s *Session) useV1(a *Answer, q *query) error {
-	switch {
-	case a.Shape != s.tree.Config():
-		return fmt.Errorf("%w: %+v, ours %+v", ErrShapeMismatch, a.Shape, s.tree.Config())
-	case a.HashSize != s.cfg.HashSize:
-		return fmt.Errorf("%w: hash size %d, asked %d", ErrProtocol, a.HashSize, s.cfg.HashSize)
-	case len(a.Entries) == 0 || len(a.Entries) > len(q.items):
-		return fmt.Errorf("%w: %d entries for %d positions", ErrProtocol, len(a.Entries), len(q.items))
-	}
-	for i := len(q.items) - 1; i >= len(a.Entries); i-- {
-		s.frontier = append(s.frontier, q.items[i])
+	if err := s.takeAnswer(q, a.Shape, a.HashSize, len(a.Entries)); err != nil {
+		return err
 	}
 	for i := range a.Entries {
 		p := q.items[i]

@@ -302,22 +302,10 @@ func (s *Session) Handle(now time.Time, body []byte) error {
 	if err != nil {
 		return err
 	}
-	if a.Session != s.id {
-		return fmt.Errorf("%w: session %08x, not %08x", ErrStaleAnswer, a.Session, s.id)
+	q, err := s.accept(a.Session, a.Seq, len(body), false)
+	if err != nil {
+		return err
 	}
-	s.stats.BytesReceived += wire.HeaderSize + len(body)
-	q, ok := s.inflight[a.Seq]
-	if !ok {
-		s.stats.Stale++
-		return fmt.Errorf("%w: query %d", ErrStaleAnswer, a.Seq)
-	}
-	if q.v1 {
-		s.stats.Stale++
-		return fmt.Errorf("%w: a v2 answer to v1 query %d", ErrStaleAnswer, a.Seq)
-	}
-	delete(s.inflight, a.Seq)
-	s.reserved -= s.cfg.MaxPacketSize
-	s.stats.Answers++
 	s.dropV1()
 	if err := s.use(a, q); err != nil {
 		s.finish(err)
@@ -328,6 +316,25 @@ func (s *Session) Handle(now time.Time, body []byte) error {
 	}
 	s.fill(now)
 	return s.err
+}
+
+// accept takes an answer to one of the queries in flight, of the version
+// given, out of them; an error if it is another session's, or a duplicate,
+// or late.
+func (s *Session) accept(session uint32, seq uint64, size int, v1 bool) (*query, error) {
+	if session != s.id {
+		return nil, fmt.Errorf("%w: session %08x, not %08x", ErrStaleAnswer, session, s.id)
+	}
+	s.stats.BytesReceived += wire.HeaderSize + size
+	q, ok := s.inflight[seq]
+	if !ok || q.v1 != v1 {
+		s.stats.Stale++
+		return nil, fmt.Errorf("%w: query %d", ErrStaleAnswer, seq)
+	}
+	delete(s.inflight, seq)
+	s.reserved -= s.cfg.MaxPacketSize
+	s.stats.Answers++
+	return q, nil
 }
 
 // v1After is the attempt of the v2 root query with which the v1 one is

@@ -221,15 +221,12 @@ func decodeV2Sizes(b []byte, withOffset bool) (shape TreeConfig, hashSize, check
 // DecodeQueryV2 decodes the body of a wire.AEQueryV2 datagram. Hashes and
 // checks alias body. It allocates at most in proportion to len(body).
 func DecodeQueryV2(body []byte) (*QueryV2, error) {
-	b := body
-	var err error
-	if len(b) < 4 {
-		return nil, fmt.Errorf("%w: truncated query", ErrMalformed)
-	}
-	q := &QueryV2{Session: binary.BigEndian.Uint32(b)}
-	if q.Seq, b, err = readUvarint(b[4:]); err != nil {
+	q := &QueryV2{}
+	session, seq, b, err := readSessionSeq(body)
+	if err != nil {
 		return nil, err
 	}
+	q.Session, q.Seq = session, seq
 	if q.Shape, q.HashSize, q.CheckSize, q.CheckOffset, b, err = decodeV2Sizes(b, true); err != nil {
 		return nil, err
 	}
@@ -372,15 +369,12 @@ func AppendAnswerV2(dst []byte, a *AnswerV2) []byte {
 // DecodeAnswerV2 decodes the body of a wire.AEAnswerV2 datagram. Reports
 // alias body. It allocates at most in proportion to len(body).
 func DecodeAnswerV2(body []byte) (*AnswerV2, error) {
-	b := body
-	var err error
-	if len(b) < 4 {
-		return nil, fmt.Errorf("%w: truncated answer", ErrMalformed)
-	}
-	a := &AnswerV2{Session: binary.BigEndian.Uint32(b)}
-	if a.Seq, b, err = readUvarint(b[4:]); err != nil {
+	a := &AnswerV2{}
+	session, seq, b, err := readSessionSeq(body)
+	if err != nil {
 		return nil, err
 	}
+	a.Session, a.Seq = session, seq
 	if a.Shape, a.HashSize, a.CheckSize, _, b, err = decodeV2Sizes(b, false); err != nil {
 		return nil, err
 	}
@@ -467,25 +461,8 @@ func decodeReport(r *Report, b []byte, a *AnswerV2) ([]byte, error) {
 		r.Checks, b = b[:n:n], b[n:]
 		return b, nil
 	case ReportIDs:
-		if r.Skip, b, err = decodeSkip(b); err != nil {
-			return nil, err
-		}
-		var count uint64
-		if count, b, err = readUvarint(b); err != nil {
-			return nil, err
-		}
-		w := 16 - int(r.Skip)
-		if count > uint64(len(b)/w) {
-			return nil, fmt.Errorf("%w: %d IDs in %d bytes", ErrMalformed, count, len(b))
-		}
-		n := int(count) * w
-		r.Data, b = b[:n:n], b[n:]
-		for k := w; k < n; k += w {
-			if string(r.Data[k-w:k]) >= string(r.Data[k:k+w]) {
-				return nil, fmt.Errorf("%w: IDs not strictly ascending", ErrMalformed)
-			}
-		}
-		return b, nil
+		r.Skip, r.Data, b, err = decodeIDRun(b)
+		return b, err
 	case ReportSummary:
 		if r.Skip, b, err = decodeSkip(b); err != nil {
 			return nil, err
