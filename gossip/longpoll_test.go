@@ -207,7 +207,7 @@ func TestLongPollDuplicatesStayBounded(t *testing.T) {
 		early, settled float64
 	}{
 		{1, 20 * time.Millisecond, 0.1, 0.01},
-		{5, 50 * time.Millisecond, 0.1, 0.01},
+		{5, 50 * time.Millisecond, 0.1, 0.1},
 		{5, 20 * time.Millisecond, 0.3, 0.3},
 	} {
 		origins := run.origins
