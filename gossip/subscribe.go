@@ -84,8 +84,8 @@ func (c *Core) settled() LongPoll  { return LongPoll{SkipFresh: true} }
 func (c *Core) freshness() time.Duration { return c.cfg.Interval }
 
 // graftWait is how long a hint of what the subscriptions have not brought
-// is waited on before grafting: as long as they have lately been late
-// (graft_wait.go), at least two batch windows and at most the freshness
+// is waited on before grafting: twice as long as they have lately been late
+// (graft_wait.go), at least four batch windows and at most the freshness
 // (round pulls leave what is fresh to the subscriptions); subscriptionIdle,
 // how long a subscription may go without bringing anything before it is
 // let go.
