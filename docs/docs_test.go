@@ -506,26 +506,37 @@ func want(t *testing.T, doc string, phrases ...string) {
 
 var summaryRE = regexp.MustCompile(`after (\d+) rounds .*theory: (\d+) \(sub-rounds\), (\d+) \(pulls at their own phase\), (\d+) \(classic pull\)\nper node: ([\d.]+) duplicates, (\d+) bytes sent`)
 
-// The rounds at 1,000 nodes are what `hearsay simulate` prints.
+var latencyRE = regexp.MustCompile(`p50 (\d+) ms, p90 (\d+) ms, p99 (\d+) ms, max (\d+) ms`)
+
+// The rounds at 1,000 nodes are what `hearsay simulate` prints: with
+// round-paced pulls for the theory's figures, with long-poll (the default)
+// for its own.
 func TestSimulatedRounds(t *testing.T) {
-	sim := func(args ...string) []string {
+	sim := func(args ...string) ([]string, string) {
 		out := run(t, append([]string{"simulate", "--nodes", "1000", "--out", t.TempDir()}, args...)...)
 		m := summaryRE.FindStringSubmatch(out)
 		require.NotNil(t, m, out)
-		return m[1:]
+		return m[1:], out
 	}
-	clean, lossy := sim(), sim("--loss", "20%")
+	clean, _ := sim("--long-poll", "0")
+	lossy, _ := sim("--long-poll", "0", "--loss", "20%")
 	rounds, sub, async, classic, dups, sent := clean[0], clean[1], clean[2], clean[3], clean[4], clean[5]
 	require.Equal(t, "0.000", dups)
 	want(t, "README.md",
-		fmt.Sprintf("| rounds to 100%% delivery, N = 1,000, no loss / 20%% loss | %s / %s |", rounds, lossy[0]),
+		fmt.Sprintf("| rounds to 100%% delivery with round-paced pulls, N = 1,000, no loss / 20%% loss | %s / %s |", rounds, lossy[0]),
 		fmt.Sprintf("a message reaches 1,000 nodes in %s rounds", rounds))
+	lp, out := sim()
+	l := latencyRE.FindStringSubmatch(out)
+	require.NotNil(t, l, out)
+	want(t, "docs/simulations.md",
+		fmt.Sprintf("| 10³ | 1ms | %s | %s / %s / %s ms | %s ms | %s |", lp[0], l[1], l[2], l[3], l[4], lp[4]),
+		fmt.Sprintf("| 10³ | %s | %s ms | %s | %s |", lp[0], l[4], lp[4], lp[5]))
 	want(t, "docs/simulations.md",
 		fmt.Sprintf("| 10³ | %s | %s / %s / %s | 0 | %s |", rounds, async, sub, classic, sent),
 		fmt.Sprintf("It predicts %s rounds at 1,000 nodes", async),
 		fmt.Sprintf("prints `theory: %s (sub-rounds), %s (pulls at their own phase), %s (classic pull)` beside its own %s", sub, async, classic, rounds),
-		fmt.Sprintf("With fanout 3 and no loss: %s rounds at 1,000 nodes", rounds),
-		fmt.Sprintf("%s rounds at 1,000 nodes, 10 at 10,000 (`hearsay simulate --nodes 1000 --loss 20%%`)", lossy[0]))
+		fmt.Sprintf("fanout 3 and no loss: %s rounds at 1,000 nodes", rounds),
+		fmt.Sprintf("%s rounds at 1,000 nodes, 10 at 10,000 (`hearsay simulate --nodes 1000 --loss 20%% --long-poll 0`)", lossy[0]))
 }
 
 type sampler struct{}

@@ -156,9 +156,15 @@ func (c *Core) handleAntiEntropy(now time.Time, from netip.AddrPort, t wire.Pack
 	switch t {
 	default:
 		c.drop(DropUnknownType, 1)
-	case wire.AEQuery:
+	case wire.AEQuery, wire.AEQueryV2:
+		// Both versions are answered, so that nodes of older releases
+		// still reconcile with this one.
+		answer := ae.responder.AnswerV2
+		if t == wire.AEQuery {
+			answer = ae.responder.Answer
+		}
 		start := len(c.arena)
-		out, err := ae.responder.Answer(c.arena, body)
+		out, err := answer(c.arena, body)
 		if err != nil {
 			c.drop(DropMalformed, 1)
 			return
@@ -166,8 +172,12 @@ func (c *Core) handleAntiEntropy(now time.Time, from netip.AddrPort, t wire.Pack
 		c.arena = out
 		c.stats.AEBytesOut += uint64(len(c.arena) - start)
 		c.emit(from, start)
-	case wire.AEAnswer:
-		if err := ae.sessions.Handle(now, from, body); err != nil {
+	case wire.AEAnswerV2, wire.AEAnswer:
+		handle := ae.sessions.Handle
+		if t == wire.AEAnswer {
+			handle = ae.sessions.HandleV1 // from a peer of an older release
+		}
+		if err := handle(now, from, body); err != nil {
 			if errors.Is(err, merkle.ErrMalformed) {
 				c.drop(DropMalformed, 1)
 			} // a stale answer (a resent query's second answer) is normal
@@ -189,7 +199,9 @@ func (c *Core) flushAntiEntropy(now time.Time) {
 	}
 	for _, f := range rd.Finished {
 		r := f.Result
-		if r.Err != nil && !errors.Is(r.Err, merkle.ErrBudgetExceeded) {
+		// A session over its budget, or whose final check failed because a
+		// tree changed meanwhile, found true differences all the same.
+		if r.Err != nil && !errors.Is(r.Err, merkle.ErrBudgetExceeded) && !errors.Is(r.Err, merkle.ErrUnverified) {
 			c.stats.AEFailures++
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/gossip/gossiptest"
+	"github.com/hearsay-io/hearsay/merkle"
 	"github.com/hearsay-io/hearsay/msglog"
 	"github.com/hearsay-io/hearsay/wire"
 )
@@ -224,4 +225,48 @@ func TestAntiEntropyFetchesARoundsWorthAtATime(t *testing.T) {
 	}
 	require.Greater(t, rounds, 10, "the fetches were spread over rounds")
 	require.Zero(t, c.Core(1).Stats().AERepairsQueued)
+}
+
+// A core answers anti-entropy queries of both versions, each in its own,
+// so that a node of an older release, whose sessions speak v1, still
+// reconciles with it.
+func TestAntiEntropyAnswersBothVersions(t *testing.T) {
+	c, err := gossip.New(gossip.Config{ID: gossiptest.ID(0), Peers: noPeers{}, Log: msglog.NewMemory(0)})
+	require.NoError(t, err)
+	for i := 0; i < 50; i++ {
+		_, err := c.Push(t0, "a", []byte{byte(i)})
+		require.NoError(t, err)
+	}
+	c.Ready()
+	from := gossiptest.Addr(5)
+	shape := merkle.DefaultTreeConfig()
+	other := bytes.Repeat([]byte{0xee}, 8) // not the core's root
+	c.Handle(t0, from, merkle.AppendQuery(nil, &merkle.Query{Session: 7, Shape: shape, HashSize: 8, MaxAnswerSize: 1400,
+		Items: []merkle.QueryItem{{Hash: other}}}))
+	c.Handle(t0, from, merkle.AppendQueryV2(nil, &merkle.QueryV2{Session: 8, Shape: shape, HashSize: 8, CheckSize: 2, MaxAnswerSize: 1400,
+		Items: []merkle.ProbeItem{{Kind: merkle.ProbeRoot, Hash: other}}}))
+	out := c.Ready().Datagrams
+	require.Len(t, out, 2)
+	typ, body, err := wire.Parse(out[0].Data)
+	require.NoError(t, err)
+	require.Equal(t, wire.AEAnswer, typ)
+	v1, err := merkle.DecodeAnswer(body)
+	require.NoError(t, err)
+	require.Equal(t, uint32(7), v1.Session)
+	require.Equal(t, merkle.EntryInner, v1.Entries[0].Kind, "50 IDs: the root is an inner node")
+	typ, body, err = wire.Parse(out[1].Data)
+	require.NoError(t, err)
+	require.Equal(t, wire.AEAnswerV2, typ)
+	v2, err := merkle.DecodeAnswerV2(body)
+	require.NoError(t, err)
+	require.Equal(t, uint32(8), v2.Session)
+	require.Equal(t, merkle.ReportOverview, v2.Entries[0].Kind)
+	require.Equal(t, uint64(50), v2.Entries[0].Count)
+
+	// An answer of either version with no session running is stale, not
+	// a drop.
+	c.Handle(t0, from, out[0].Data)
+	c.Handle(t0, from, out[1].Data)
+	require.Zero(t, c.Stats().Dropped[gossip.DropUnknownType])
+	require.Zero(t, c.Stats().Dropped[gossip.DropMalformed])
 }

@@ -104,15 +104,14 @@ type Config struct {
 	MaxRangesPerOrigin int
 
 	// MaxPark is the longest this node keeps a peer's long-poll pull open
-	// (parked), whatever the pull asks, and what its own subscription asks
-	// (docs/latency.md): a node keeps one eager long-poll pull, parked at
-	// one peer, which sends it new messages as it accepts them, and renews
-	// it when less than an Interval is left; its round pulls are lazy,
-	// parked for two Intervals, and bring a HINT of what is new. Set it
-	// alike on every node; 1s is the value measured in docs/latency.md.
-	// Default: off (zero or negative): the node's pulls carry no option and
-	// it parks none, as a node that predates long-poll. Off by default
-	// until the agent and the benchmark have been measured with it.
+	// (parked), whatever the pull asks, and what its own subscriptions ask
+	// (docs/latency.md): a node keeps a few eager long-poll pulls parked
+	// at peers, which send it new messages as they accept them, renewed
+	// when less than an Interval is left; its round pulls are lazy when
+	// parked, and bring a HINT of what is new. Set it alike on every node.
+	// From 1ms to MaxLongPoll. Default 1s, the value measured in
+	// docs/latency.md; negative: off, the node's pulls carry no option
+	// and it parks none, as a node that predates long-poll.
 	MaxPark time.Duration
 	// MaxParked bounds the pulls parked here, over all peers; each peer has
 	// at most one (its newest pull replaces the last). A long-poll pull
@@ -122,8 +121,10 @@ type Config struct {
 	// BatchWindow is the least time between two datagrams of new messages
 	// to one parked pull: the first message after a quiet spell goes at
 	// once, those that follow within BatchWindow go together at its end,
-	// so that at high rates a datagram still carries many messages.
-	// Default 5ms; negative: none (each input's messages go at its end).
+	// or as soon as they fill a datagram, so that at high rates a datagram
+	// still carries many messages and waits no longer than it takes to
+	// fill. Default 10ms (docs/latency.md); negative: none (each input's
+	// messages go at its end).
 	BatchWindow time.Duration
 
 	// Log keeps the accepted messages for Retention, for anti-entropy (and
@@ -189,13 +190,13 @@ func (c *Config) setDefaults() {
 		c.MaxRangesPerOrigin = 16
 	}
 	if c.MaxPark == 0 {
-		c.MaxPark = -1 // off; see MaxPark
+		c.MaxPark = time.Second
 	}
 	if c.MaxParked == 0 {
 		c.MaxParked = 64
 	}
 	if c.BatchWindow == 0 {
-		c.BatchWindow = 5 * time.Millisecond
+		c.BatchWindow = 10 * time.Millisecond
 	}
 	if c.Retention == 0 {
 		c.Retention = c.MaxAge

@@ -48,7 +48,9 @@ type Core struct {
 	polls        []poll         // this node's long-poll pulls parked at peers, subscriptions among them (subscribe.go)
 	pruned       []poll         // peers whose subscription was pruned lately
 	pendingGraft graft          // a hint waited on
+	lateness     lateness       // of the subscriptions behind hints: how long to wait on one
 	graftPeer    netip.AddrPort // the last graft's peer, whose answer is awaited until graftUntil
+	graftSent    time.Time      // when the last graft went
 	graftUntil   time.Time
 	now          time.Time      // the time of the input being handled
 	from         netip.AddrPort // the sender of the datagram being handled; zero otherwise

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -85,6 +86,27 @@ func TestParkedPullGetsNewMessagesBatched(t *testing.T) {
 	require.Equal(t, []int{2}, ms, "both in one datagram")
 	require.True(t, c.NextTick().After(due))
 	require.Equal(t, uint64(2), c.Stats().ParkedSends)
+}
+
+// A batch that fills a datagram goes at once, before the window ends: a
+// fast stream waits only as long as a datagram takes to fill.
+func TestParkedPullBatchGoesWhenADatagramIsFull(t *testing.T) {
+	c := holder(t, nil)
+	longPollFrom(c, t0, 1, subscribing)
+	ms, _, _ := sent(t, push(t, c, t0.Add(time.Millisecond), "first"))
+	require.Equal(t, []int{1}, ms, "the first at once")
+	big := strings.Repeat("x", c.Config().MaxPacketSize/3)
+	var held int
+	for i := 2; ; i++ {
+		ms, _, _ = sent(t, push(t, c, t0.Add(time.Duration(i)*time.Millisecond), big))
+		if len(ms) > 0 {
+			require.Equal(t, []int{held}, ms[:1], "what was held goes in a datagram")
+			break
+		}
+		held++
+		require.Less(t, time.Duration(i)*time.Millisecond, c.Config().BatchWindow, "sent within the window")
+	}
+	require.Equal(t, 2, held, "two fill a third of the datagram each; the third overflows it")
 }
 
 // Past its eager time a parked pull gets one hint of the first new message

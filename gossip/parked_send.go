@@ -43,11 +43,18 @@ func (c *Core) offerParked(e *cacheEntry) {
 }
 
 // due is when p's pending messages may be sent: BatchWindow after the
-// last datagram sent to it, so that a fast stream goes out in full
-// datagrams and a slow one at once.
+// last datagram sent to it, so that a slow stream goes out at once and a
+// faster one a few messages a datagram; at once when they fill a
+// datagram, so that a fast stream waits no longer than that takes.
 func (c *Core) due(p *parkedPull) time.Time {
 	if p.lastSend.IsZero() {
 		return time.Time{}
+	}
+	room := c.cfg.MaxPacketSize - wire.HeaderSize
+	for _, e := range p.pending {
+		if room -= len(e.enc); room < 0 {
+			return time.Time{}
+		}
 	}
 	return p.lastSend.Add(c.cfg.BatchWindow)
 }

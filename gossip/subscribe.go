@@ -39,10 +39,11 @@ type poll struct {
 // graft is a hint waited on, to see whether the subscriptions bring what
 // it names.
 type graft struct {
-	peer netip.AddrPort
-	at   time.Time
-	tag  OriginTag // the first message the hint named that this node lacked
-	seq  uint64
+	peer   netip.AddrPort
+	hinted time.Time // when the hint came
+	at     time.Time // when to graft if the subscriptions have not brought it
+	tag    OriginTag // the first message the hint named that this node lacked
+	seq    uint64
 }
 
 // Bounds of the puller's state. Past maxPolls the oldest poll is
@@ -83,9 +84,14 @@ func (c *Core) settled() LongPoll  { return LongPoll{SkipFresh: true} }
 func (c *Core) freshness() time.Duration { return c.cfg.Interval }
 
 // graftWait is how long a hint of what the subscriptions have not brought
-// is waited on before grafting; subscriptionIdle, how long a subscription
-// may go without bringing anything before it is let go.
-func (c *Core) graftWait() time.Duration { return c.freshness() }
+// is waited on before grafting: twice as long as they have lately been late
+// (graft_wait.go), at least four batch windows and at most the freshness
+// (round pulls leave what is fresh to the subscriptions); subscriptionIdle,
+// how long a subscription may go without bringing anything before it is
+// let go.
+func (c *Core) graftWait() time.Duration {
+	return c.lateness.wait(max(4*c.cfg.BatchWindow, time.Millisecond), c.freshness())
+}
 
 func (c *Core) subscriptionIdle() time.Duration { return 30 * c.cfg.MaxPark }
 
@@ -212,7 +218,7 @@ func (c *Core) handleHint(now time.Time, from netip.AddrPort, body []byte) {
 			c.stats.HintsIgnored++
 			return
 		}
-		c.pendingGraft = graft{peer: from, at: now.Add(c.graftWait()), tag: tag, seq: seq}
+		c.pendingGraft = graft{peer: from, hinted: now, at: now.Add(c.graftWait()), tag: tag, seq: seq}
 	default:
 		c.graft(now, from)
 	}
@@ -226,8 +232,9 @@ func (c *Core) tickGraft(now time.Time) {
 	}
 	peer := g.peer
 	g.peer = netip.AddrPort{}
-	if !c.lacksSeq(g.tag, g.seq) && c.bySubscription(g.tag, g.seq) {
+	if arrived, ok := c.bySubscription(g.tag, g.seq); ok && !c.lacksSeq(g.tag, g.seq) {
 		c.stats.HintsIgnored++ // the subscriptions brought it meanwhile
+		c.lateness.observe(g.hinted, arrived)
 		return
 	}
 	c.graft(now, peer)
@@ -250,7 +257,7 @@ func (c *Core) graft(now time.Time, from netip.AddrPort) {
 	}
 	pr.grafts++
 	c.stats.Grafts++
-	c.graftPeer, c.graftUntil = from, now.Add(c.slotInterval)
+	c.graftPeer, c.graftSent, c.graftUntil = from, now, now.Add(c.slotInterval)
 	if p := c.findPoll(from); (p == nil || !p.eager) && c.subscriptions() >= maxSubscriptions {
 		c.prune(now, c.quietestSubscription())
 	}
@@ -338,10 +345,15 @@ func (c *Core) isSubscription(peer netip.AddrPort) bool {
 
 // answered notes a datagram of messages from peer.
 func (c *Core) answered(now time.Time, peer netip.AddrPort) {
-	if peer == c.graftPeer {
+	if peer == c.graftPeer && !c.graftUntil.IsZero() {
 		c.graftUntil = time.Time{}
+		c.lateness.observe(c.graftSent, now)
 	}
 	if p := c.findPoll(peer); p != nil {
+		if !p.eager && !p.heard.After(p.sentAt) {
+			// A lazy pull gets messages only in its answer at once.
+			c.lateness.observe(p.sentAt, now)
+		}
 		p.heard = now
 	}
 }
@@ -369,17 +381,21 @@ func (c *Core) lacksSeq(tag OriginTag, seq uint64) bool {
 }
 
 // bySubscription reports whether the message seq of the origin tagged tag
-// came from a subscription, as far as the cache remembers.
-func (c *Core) bySubscription(tag OriginTag, seq uint64) bool {
+// came from a subscription, as far as the cache remembers, and when.
+func (c *Core) bySubscription(tag OriginTag, seq uint64) (time.Time, bool) {
 	for _, oe := range c.cache.origins {
 		if oe.tag != tag {
 			continue
 		}
+		var at time.Time
 		by := false
-		oe.forEachIn(seq, seq+1, func(e *cacheEntry) bool { by = e.bySub; return false })
-		return by
+		oe.forEachIn(seq, seq+1, func(e *cacheEntry) bool {
+			at, by = time.Unix(0, e.at), e.bySub
+			return false
+		})
+		return at, by
 	}
-	return false
+	return time.Time{}, false
 }
 
 func (c *Core) heldByTag(tag OriginTag) []SeqRange {

@@ -45,6 +45,7 @@ func newReplicaPair(tb testing.TB, shape TreeConfig) replicaPair {
 type scenario struct {
 	d       int
 	oneSide bool
+	seed    uint64 // of the differences; 0: d+7
 }
 
 func (sc scenario) String() string {
@@ -55,8 +56,8 @@ func (sc scenario) String() string {
 }
 
 type figure struct {
-	bytes, rounds, queries, found int
-	err                           error
+	bytes, rounds, queries, found, passes int
+	err                                   error
 }
 
 // measure runs one session from p.a to p.b with sc's differences in place
@@ -64,6 +65,9 @@ type figure struct {
 func (p replicaPair) measure(tb testing.TB, sc scenario, cfg SessionConfig) figure {
 	tb.Helper()
 	rng := newRand(uint64(sc.d) + 7)
+	if sc.seed != 0 {
+		rng = newRand(sc.seed)
+	}
 	var onlyA, onlyB []ID
 	if sc.oneSide {
 		onlyB = randomIDs(rng, sc.d)
@@ -96,14 +100,16 @@ func (p replicaPair) measure(tb testing.TB, sc scenario, cfg SessionConfig) figu
 		tb.Fatal(err)
 	}
 	res, rounds := newNet(tb, 0, 1).run(s, r)
-	if res.Err == nil && (len(res.Missing) != len(onlyB) || len(res.Extra) != len(onlyA)) {
-		tb.Fatalf("%v: found %d missing and %d extra", sc, len(res.Missing), len(res.Extra))
+	if res.Err == nil {
+		requireSameIDs(tb, onlyB, res.Missing, sc.String())
+		requireSameIDs(tb, onlyA, res.Extra, sc.String())
 	}
 	return figure{
 		bytes:   res.Stats.BytesSent + res.Stats.BytesReceived,
 		rounds:  rounds,
 		queries: res.Stats.Queries,
 		found:   len(res.Missing) + len(res.Extra),
+		passes:  1 + res.Stats.Passes,
 		err:     res.Err,
 	}
 }
@@ -113,6 +119,7 @@ func (f figure) report(b *testing.B) {
 	b.ReportMetric(float64(f.rounds), "round-trips")
 	b.ReportMetric(float64(f.queries), "queries")
 	b.ReportMetric(float64(f.found), "found")
+	b.ReportMetric(float64(f.passes), "passes")
 	b.ReportMetric(0, "ns/op")
 	if f.err != nil {
 		b.Logf("session ended with %v", f.err)
@@ -128,28 +135,55 @@ func unbounded(cfg SessionConfig) SessionConfig {
 }
 
 // BenchmarkReconcile gives the bytes and round trips to reconcile two
-// replicas of 10^6 IDs with the default shape and configuration (the budget
-// lifted, to see the whole cost).
+// replicas of n = 10^6 IDs with d differences, with the default shape and
+// configuration (the budget lifted, to see the whole cost, except in
+// default-budget): n=1000000/d=... with the differences split evenly
+// between the sides, peer-only/d=... with all of them on the responder's;
+// seeds/d=100 runs 200 sessions with other differences and session seeds
+// and reports the worst of them.
 func BenchmarkReconcile(b *testing.B) {
 	p := newReplicaPair(b, DefaultTreeConfig())
-	for _, sc := range []scenario{
-		{0, false}, {1, false}, {1, true}, {100, false}, {100, true}, {10_000, false}, {10_000, true},
-	} {
-		b.Run(sc.String(), func(b *testing.B) {
-			f := p.measure(b, sc, unbounded(SessionConfig{}))
+	run := func(name string, sc scenario, cfg SessionConfig) {
+		b.Run(name, func(b *testing.B) {
+			f := p.measure(b, sc, cfg)
 			for b.Loop() {
 			}
 			f.report(b)
 		})
 	}
-	// With the default budget of 1 MiB, 10,000 differences take several
-	// sessions; each finds its share.
-	b.Run("d=10000/split/default-budget", func(b *testing.B) {
-		f := p.measure(b, scenario{10_000, false}, SessionConfig{})
+	for _, d := range []int{0, 1, 100, 10_000} {
+		run(fmt.Sprintf("n=%d/d=%d", figureN, d), scenario{d: d}, unbounded(SessionConfig{}))
+	}
+	for _, d := range []int{1, 100, 10_000} {
+		run(fmt.Sprintf("n=%d/peer-only/d=%d", figureN, d), scenario{d: d, oneSide: true}, unbounded(SessionConfig{}))
+	}
+	// With the default budget of 1 MiB.
+	b.Run(fmt.Sprintf("n=%d/default-budget/d=10000", figureN), func(b *testing.B) {
+		f := p.measure(b, scenario{d: 10_000}, SessionConfig{})
 		for b.Loop() {
 		}
 		f.report(b)
-		b.ReportMetric(float64(p.sessionsToConverge(b, scenario{10_000, false}, SessionConfig{})), "sessions")
+		b.ReportMetric(float64(p.sessionsToConverge(b, scenario{d: 10_000}, SessionConfig{})), "sessions")
+	})
+	b.Run(fmt.Sprintf("n=%d/seeds/d=100", figureN), func(b *testing.B) {
+		var worst figure
+		within := 0
+		const seeds = 200
+		for seed := range seeds {
+			f := p.measure(b, scenario{d: 100, seed: uint64(1000 + seed)}, unbounded(SessionConfig{Rand: newRand(uint64(seed))}))
+			worst.bytes, worst.rounds = max(worst.bytes, f.bytes), max(worst.rounds, f.rounds)
+			worst.passes = max(worst.passes, f.passes)
+			if f.rounds <= 3 && f.bytes <= 8<<10 {
+				within++
+			}
+		}
+		for b.Loop() {
+		}
+		b.ReportMetric(float64(worst.bytes), "max-wire-bytes")
+		b.ReportMetric(float64(worst.rounds), "max-round-trips")
+		b.ReportMetric(float64(worst.passes), "max-passes")
+		b.ReportMetric(float64(within)/seeds, "share-within-3-round-trips-and-8KiB")
+		b.ReportMetric(0, "ns/op")
 	})
 }
 
@@ -192,8 +226,8 @@ func (p replicaPair) sessionsToConverge(tb testing.TB, sc scenario, cfg SessionC
 
 // BenchmarkShapeChoice is the measurement behind DefaultFanoutBits and
 // DefaultLeafSize: bytes and round trips to reconcile 10^6 IDs with 100
-// differences (split), for each fanout and leaf size, with 8-byte hashes;
-// then, for the chosen shape, each hash size.
+// and 10,000 differences (split), for each fanout and leaf size; then, for
+// the chosen shape and 100 differences, each check size.
 func BenchmarkShapeChoice(b *testing.B) {
 	for _, fb := range []int{1, 2, 3, 4, 5, 6} {
 		for _, leaf := range []int{4, 8, 16, 32, 64} {
@@ -211,9 +245,9 @@ func BenchmarkShapeChoice(b *testing.B) {
 		}
 	}
 	p := newReplicaPair(b, DefaultTreeConfig())
-	for _, h := range []int{4, 8, 16, 32} {
-		b.Run(fmt.Sprintf("default/hash=%d", h), func(b *testing.B) {
-			f := p.measure(b, scenario{d: 100}, unbounded(SessionConfig{HashSize: h}))
+	for _, c := range []int{1, 2, 3, 4} {
+		b.Run(fmt.Sprintf("default/check=%d", c), func(b *testing.B) {
+			f := p.measure(b, scenario{d: 100}, unbounded(SessionConfig{CheckSize: c}))
 			for b.Loop() {
 			}
 			f.report(b)
@@ -286,16 +320,26 @@ func BenchmarkInsert(b *testing.B) {
 	}
 }
 
-// BenchmarkRemove removes IDs from a tree of 10^6 (which shrinks by b.N).
+// BenchmarkRemove removes IDs from a tree of 10^6 (which shrinks by b.N,
+// and is built again, off the clock, once emptied).
 func BenchmarkRemove(b *testing.B) {
 	ids := figureIDs()
-	t, err := BuildTree(DefaultTreeConfig(), ids)
-	if err != nil {
-		b.Fatal(err)
+	build := func() *Tree {
+		t, err := BuildTree(DefaultTreeConfig(), ids)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return t
 	}
+	t := build()
 	i := 0
 	for b.Loop() {
-		if !t.Remove(ids[i%len(ids)]) {
+		if i == len(ids) {
+			b.StopTimer()
+			t, i = build(), 0
+			b.StartTimer()
+		}
+		if !t.Remove(ids[i]) {
 			b.Fatal("not there")
 		}
 		i++

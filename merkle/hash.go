@@ -28,6 +28,7 @@ func settle(n *node) {
 	n.dirty = false
 	if n.isLeaf() {
 		n.hash = leafHash(n.ids)
+		n.sum = summarize(n.ids)
 		return
 	}
 	for i, c := range n.inner.children {
@@ -37,6 +38,7 @@ func settle(n *node) {
 		}
 	}
 	n.hash = sha256.Sum256(n.inner.hashIn)
+	n.sum = summarizeChildren(n)
 }
 
 // leafHash hashes a leaf: SHA-256(0x00 || ids).
@@ -67,4 +69,5 @@ func (t *Tree) rehashInner(n *node) {
 	}
 	n.inner.hashIn = in
 	n.hash = sha256.Sum256(in)
+	n.sum = summarizeChildren(n)
 }

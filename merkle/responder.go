@@ -35,9 +35,11 @@ func (c *ResponderConfig) validate() error {
 // A Responder is not safe for concurrent use; it reads the tree it was given,
 // which must not be modified during a call.
 type Responder struct {
-	tree *Tree
-	cfg  ResponderConfig
-	body []byte // scratch: the entries of the answer being built
+	tree  *Tree
+	cfg   ResponderConfig
+	body  []byte // scratch: the entries of the answer being built
+	cells []cell // scratch of AnswerV2: at most 2^maxCellBits
+	sums  []byte // scratch of AnswerV2
 }
 
 // NewResponder returns a responder that answers from tree.
@@ -130,4 +132,118 @@ func (r *Responder) appendEntryAt(dst []byte, it *QueryItem, hashSize int) []byt
 		dst = append(dst, ids[i][skip:]...)
 	}
 	return dst
+}
+
+// AnswerV2 answers query, the body of a wire.AEQueryV2 datagram, as Answer
+// does a v1 query: it appends the wire.AEAnswerV2 datagram to dst. The
+// reports of the query's first items that fit go in, in order; a
+// ReportCells whose summaries do not all fit carries the first ones.
+func (r *Responder) AnswerV2(dst, query []byte) ([]byte, error) {
+	q, err := DecodeQueryV2(query)
+	if err != nil {
+		return nil, err
+	}
+	t := r.tree
+	a := AnswerV2{Session: q.Session, Seq: q.Seq, Shape: t.Config(), HashSize: q.HashSize, CheckSize: q.CheckSize}
+	start := len(dst)
+	dst = appendAnswerV2Head(dst, &a)
+	if q.Shape != a.Shape {
+		return binary.AppendUvarint(dst, 0), nil
+	}
+	limit := min(r.cfg.MaxPacketSize, q.MaxAnswerSize) - (len(dst) - start) - 3 // the entry count
+	body := r.body[:0]
+	n := 0
+	for i := range q.Items {
+		before := len(body)
+		var ok bool
+		body, ok = r.appendReport(body, q, &q.Items[i], limit-before)
+		if !ok {
+			body = body[:before]
+			break
+		}
+		n++
+	}
+	r.body = body
+	dst = binary.AppendUvarint(dst, uint64(n))
+	return append(dst, body...), nil
+}
+
+// appendReport appends the report on it, in at most room bytes; false if
+// it does not fit.
+func (r *Responder) appendReport(dst []byte, q *QueryV2, it *ProbeItem, room int) ([]byte, bool) {
+	t := r.tree
+	start := len(dst)
+	fits := func() bool { return len(dst)-start <= room }
+	switch it.Kind {
+	case ProbeRoot:
+		root := t.Root()
+		if string(root[:q.HashSize]) == string(it.Hash) {
+			return append(dst, byte(ReportEqual)), fits()
+		}
+		r.cells = t.cellsAt(it.Pos, it.Depth, growCells(r.cells, cellCount(t.b, it.Depth)))
+		dst = append(dst, byte(ReportOverview), byte(it.Depth))
+		dst = append(dst, root[:q.HashSize]...)
+		dst = binary.AppendUvarint(dst, uint64(t.Len()))
+		for i := range r.cells {
+			dst = append(dst, r.cells[i].hash[q.CheckOffset:q.CheckOffset+q.CheckSize]...)
+		}
+		return dst, fits()
+	case ProbeIDs:
+		c := t.cellAt(it.Pos)
+		skip := leafSkip(it.Pos.Level, t.b)
+		if c.count > t.leafSize {
+			s := Summary{Count: uint64(c.count), XOR: c.sum.xor, Check: uint16(c.sum.chk)}
+			dst = append(dst, byte(ReportSummary), byte(skip))
+			return appendSummary(dst, &s, skip), fits()
+		}
+		dst = append(dst, byte(ReportIDs), byte(skip))
+		dst = binary.AppendUvarint(dst, uint64(c.count))
+		for id := range t.IDs(it.Pos) {
+			dst = append(dst, id[skip:]...)
+		}
+		return dst, fits()
+	}
+	// ProbeCells, ProbeSummaries.
+	cells := cellCount(t.b, it.Depth)
+	r.cells = t.cellsAt(it.Pos, it.Depth, growCells(r.cells, cells))
+	skip := leafSkip(it.Pos.Level+it.Depth, t.b)
+	dst = append(dst, byte(ReportCells), byte(it.Depth), byte(skip))
+	at := len(dst)
+	dst = append(dst, make([]byte, cellBitmapSize(t.b, it.Depth))...)
+	c, o := q.CheckSize, q.CheckOffset
+	for i := range r.cells {
+		if string(r.cells[i].hash[o:o+c]) != string(it.Checks[i*c:(i+1)*c]) {
+			dst[at+i/8] |= 1 << (i % 8)
+		}
+	}
+	if it.Kind == ProbeCells {
+		return append(dst, 0), fits()
+	}
+	// As many summaries as fit, in cell order.
+	bitmap := dst[at:]
+	sums := r.sums[:0]
+	k := 0
+	for i := range r.cells {
+		if bitmap[i/8]&(1<<(i%8)) == 0 {
+			continue
+		}
+		before := len(sums)
+		s := Summary{Count: uint64(r.cells[i].count), XOR: r.cells[i].sum.xor, Check: uint16(r.cells[i].sum.chk)}
+		sums = appendSummary(sums, &s, skip)
+		if len(dst)-start+uvarintLen(uint64(k+1))+len(sums) > room {
+			sums = sums[:before]
+			break
+		}
+		k++
+	}
+	r.sums = sums
+	dst = binary.AppendUvarint(dst, uint64(k))
+	return append(dst, sums...), fits()
+}
+
+func growCells(cells []cell, n int) []cell {
+	if cap(cells) < n {
+		return make([]cell, n)
+	}
+	return cells[:n]
 }

@@ -23,6 +23,7 @@ type net struct {
 	now      time.Time
 	dropped  int
 	maxSteps int
+	v1Only   bool // the responder is of an older release: it answers v1 queries only
 }
 
 func newNet(t testing.TB, loss float64, seed uint64) *net {
@@ -60,7 +61,13 @@ func (n *net) run(s *Session, r *Responder) (Result, int) {
 			if n.lost() {
 				continue
 			}
-			a, err := r.Answer(nil, body(q))
+			answer := r.AnswerV2
+			if typ, _ := wire.TypeOf(q); typ == wire.AEQuery {
+				answer = r.Answer
+			} else if n.v1Only {
+				continue // unknown_type to an old node
+			}
+			a, err := answer(nil, body(q))
 			require.NoError(n.t, err)
 			require.LessOrEqual(n.t, len(a), r.cfg.MaxPacketSize)
 			answers = append(answers, a)
@@ -70,7 +77,11 @@ func (n *net) run(s *Session, r *Responder) (Result, int) {
 			if n.lost() {
 				continue
 			}
-			if err := s.Handle(n.now, body(a)); err != nil && !errors.Is(err, ErrStaleAnswer) {
+			handle := s.Handle
+			if typ, _ := wire.TypeOf(a); typ == wire.AEAnswer {
+				handle = s.HandleV1
+			}
+			if err := handle(n.now, body(a)); err != nil && !errors.Is(err, ErrStaleAnswer) {
 				require.ErrorIs(n.t, err, s.Result().Err)
 			}
 		}
@@ -225,7 +236,7 @@ func TestSessionGivesUpOnASilentPeer(t *testing.T) {
 		s.Tick(now)
 		sent += len(s.Ready())
 	}
-	require.Equal(t, 3, sent, "MaxAttempts sends in all")
+	require.Equal(t, 3+1, sent, "MaxAttempts sends of the v2 root query, and the v1 one with the third")
 	require.Equal(t, time.Unix(3, 0), now)
 	require.ErrorIs(t, s.Result().Err, ErrTimeout)
 	require.True(t, s.NextTick().IsZero())
@@ -344,13 +355,13 @@ func TestSessionDropsStaleAndMalformedAnswers(t *testing.T) {
 
 	other := mustSession(t, a, SessionConfig{Rand: newRand(12)})
 	other.Start(now)
-	foreign, err := r.Answer(nil, body(other.Ready()[0]))
+	foreign, err := r.AnswerV2(nil, body(other.Ready()[0]))
 	require.NoError(t, err)
 	require.ErrorIs(t, s.Handle(now, body(foreign)), ErrStaleAnswer, "another session's answer")
 
 	require.ErrorIs(t, s.Handle(now, body([]byte{'H', 'S', 1, byte(wire.AEAnswer), 1})), ErrMalformed)
 
-	ans, err := r.Answer(nil, body(q))
+	ans, err := r.AnswerV2(nil, body(q))
 	require.NoError(t, err)
 	require.NoError(t, s.Handle(now, body(ans)))
 	require.ErrorIs(t, s.Handle(now, body(ans)), ErrStaleAnswer, "a duplicate")
@@ -361,40 +372,60 @@ func TestSessionDropsStaleAndMalformedAnswers(t *testing.T) {
 // TestSessionRejectsLyingPeers feeds answers that contradict the protocol.
 func TestSessionRejectsLyingPeers(t *testing.T) {
 	a := mustTree(t, TreeConfig{}, randomIDs(newRand(13), 1000)...)
-	start := func() (*Session, *Query) {
+	start := func() (*Session, *QueryV2) {
 		s := mustSession(t, a, SessionConfig{})
 		s.Start(time.Unix(0, 0))
-		q, err := DecodeQuery(body(s.Ready()[0]))
+		q, err := DecodeQueryV2(body(s.Ready()[0]))
 		require.NoError(t, err)
 		return s, q
 	}
-	answer := func(q *Query, entries ...Entry) []byte {
-		return AppendAnswer(nil, &Answer{Session: q.Session, Seq: q.Seq, Shape: q.Shape, HashSize: q.HashSize, Entries: entries})
+	answer := func(q *QueryV2, entries ...Report) []byte {
+		return AppendAnswerV2(nil, &AnswerV2{Session: q.Session, Seq: q.Seq, Shape: q.Shape, HashSize: q.HashSize, CheckSize: q.CheckSize, Entries: entries})
 	}
-	outside := ID{0xff}
-	for name, entries := range map[string][]Entry{
-		"no entries":    nil,
-		"too many":      {{Kind: EntryEqual}, {Kind: EntryEqual}},
-		"leaf too deep": {{Kind: EntryLeaf, Skip: 3}},
+	root := q0Hash(t, a)
+	for name, entries := range map[string][]Report{
+		"no entries":       nil,
+		"too many":         {{Kind: ReportEqual}, {Kind: ReportEqual}},
+		"cells for a root": {{Kind: ReportCells, Bitmap: []byte{1}}},
+		"overview depth":   {{Kind: ReportOverview, Depth: 2, Hash: root, Count: 5, Checks: make([]byte, 128)}},
 	} {
 		s, q := start()
 		require.ErrorIs(t, s.Handle(time.Unix(0, 0), body(answer(q, entries...))), ErrProtocol, name)
 		require.True(t, s.Done())
 	}
 
-	// A leaf ID outside the queried subtree: descend once, then lie.
+	// A summary naming an ID outside its cell: an overview in which cell 0
+	// alone differs, then the lie about it.
 	s, q := start()
-	children := Entry{Kind: EntryInner, Children: []byte{0x01}, Data: make([]byte, 8)}
-	require.NoError(t, s.Handle(time.Unix(0, 0), body(answer(q, children))))
-	q, err := DecodeQuery(body(s.Ready()[0]))
+	require.Equal(t, 1, q.Items[0].Depth, "1,000 IDs: 62 leaves, an overview of 8 cells")
+	cells := a.cellsAt(Position{}, 1, make([]cell, 8))
+	var checks []byte
+	for i := range cells {
+		checks = append(checks, cells[i].hash[q.CheckOffset:q.CheckOffset+q.CheckSize]...)
+	}
+	checks[0] ^= 0xff
+	require.NoError(t, s.Handle(time.Unix(0, 0), body(answer(q, Report{Kind: ReportOverview, Depth: 1, Hash: root, Count: 1000, Checks: checks}))))
+	q, err := DecodeQueryV2(body(s.Ready()[0]))
 	require.NoError(t, err)
-	require.Equal(t, 1, q.Items[0].Pos.Level)
-	lie := Entry{Kind: EntryLeaf, Data: outside[:]}
+	require.Len(t, q.Items, 1)
+	require.Equal(t, ProbeItem{Kind: ProbeSummaries, Pos: Position{Level: 1}, Depth: 0, Checks: cells[0].hash[q.CheckOffset : q.CheckOffset+q.CheckSize]}, q.Items[0])
+	lie := Report{Kind: ReportCells, Bitmap: []byte{1}, Summaries: []Summary{{Count: 1, XOR: ID{0xff}}}}
 	require.ErrorIs(t, s.Handle(time.Unix(0, 0), body(answer(q, lie))), ErrProtocol)
 
 	s, q = start()
-	bad := AppendAnswer(nil, &Answer{Session: q.Session, Seq: q.Seq, Shape: q.Shape, HashSize: 9, Entries: []Entry{{Kind: EntryEqual}}})
+	bad := AppendAnswerV2(nil, &AnswerV2{Session: q.Session, Seq: q.Seq, Shape: q.Shape, HashSize: 9, CheckSize: q.CheckSize, Entries: []Report{{Kind: ReportEqual}}})
 	require.ErrorIs(t, s.Handle(time.Unix(0, 0), body(bad)), ErrProtocol, "hash size not the one asked")
+	s, q = start()
+	bad = AppendAnswerV2(nil, &AnswerV2{Session: q.Session, Seq: q.Seq, Shape: q.Shape, HashSize: q.HashSize, CheckSize: 3, Entries: []Report{{Kind: ReportEqual}}})
+	require.ErrorIs(t, s.Handle(time.Unix(0, 0), body(bad)), ErrProtocol, "check size not the one asked")
+}
+
+// q0Hash is a root hash that is not t's, 8 bytes.
+func q0Hash(t *testing.T, tr *Tree) []byte {
+	t.Helper()
+	h := tr.Root()
+	h[0] ^= 1
+	return h[:8]
 }
 
 func TestSessionConfigValidation(t *testing.T) {
@@ -453,7 +484,7 @@ func TestSessionsOnePerPeer(t *testing.T) {
 			got[f.Peer] = f.Result
 		}
 		for _, dg := range rd.Datagrams {
-			ans, err := peers[dg.To].Answer(nil, body(dg.Data))
+			ans, err := peers[dg.To].AnswerV2(nil, body(dg.Data))
 			require.NoError(t, err)
 			require.NoError(t, m.Handle(now, dg.To, body(ans)))
 		}
@@ -468,7 +499,7 @@ func TestSessionsOnePerPeer(t *testing.T) {
 	}
 	require.False(t, m.Active("b"))
 	require.True(t, m.NextTick().IsZero())
-	ans, err := peers["b"].Answer(nil, body(AppendQuery(nil, sampleQuery())))
+	ans, err := peers["b"].AnswerV2(nil, body(AppendQueryV2(nil, sampleQueryV2())))
 	require.NoError(t, err)
 	require.ErrorIs(t, m.Handle(now, "b", body(ans)), ErrStaleAnswer, "no session with b any more")
 
@@ -501,7 +532,7 @@ func TestSessionToleratesTreeChangesBetweenInputs(t *testing.T) {
 	for step := 0; !s.Done(); step++ {
 		require.Less(t, step, 1000)
 		for _, q := range s.Ready() {
-			ans, err := r.Answer(nil, body(q))
+			ans, err := r.AnswerV2(nil, body(q))
 			require.NoError(t, err)
 			for _, id := range randomIDs(rng, 3) {
 				a.Insert(id)
@@ -515,7 +546,9 @@ func TestSessionToleratesTreeChangesBetweenInputs(t *testing.T) {
 		}
 	}
 	res := s.Result()
-	require.NoError(t, res.Err)
+	// The roots moved on meanwhile: the final check cannot pass.
+	require.ErrorIs(t, res.Err, ErrUnverified)
+	require.Equal(t, maxPasses-1, res.Stats.Passes)
 	for _, id := range res.Missing {
 		require.True(t, everB[id])
 	}
@@ -524,4 +557,124 @@ func TestSessionToleratesTreeChangesBetweenInputs(t *testing.T) {
 	}
 	require.NotEmpty(t, res.Missing)
 	require.NotEmpty(t, res.Extra)
+}
+
+// TestSessionExactRandomized reconciles random pairs of sets, of every size
+// from empty to thousands, with differences on one side, the other or
+// both, none, or everything, on several shapes and check sizes (1-byte
+// checks collide often, so that the final check and the further passes
+// are exercised), under loss. Every session reports only true
+// differences; a series of them (one, nearly always) makes the sets equal.
+func TestSessionExactRandomized(t *testing.T) {
+	t.Parallel()
+	shapes := []TreeConfig{DefaultTreeConfig(), DefaultTreeConfig(), {FanoutBits: 1, LeafSize: 2}, {FanoutBits: 2, LeafSize: 8}, {FanoutBits: 4, LeafSize: 16}}
+	passes := 0
+	for trial := range 40 {
+		rng := newRand(uint64(500 + trial))
+		shape := shapes[trial%len(shapes)]
+		n := []int{0, 1, 10, 100, 1000, 5000}[rng.IntN(6)]
+		pool := randomIDs(rng, n)
+		if trial%7 == 0 && n > 0 {
+			pool = withNearTwins(pool, 12)
+		}
+		var shared, onlyA, onlyB []ID
+		mode := rng.IntN(5)
+		for _, id := range pool {
+			switch {
+			case mode == 0: // equal sets
+				shared = append(shared, id)
+			case mode == 1: // nothing shared: d = n
+				if rng.IntN(2) == 0 {
+					onlyA = append(onlyA, id)
+				} else {
+					onlyB = append(onlyB, id)
+				}
+			case mode == 2 && rng.IntN(20) == 0: // the initiator lacks some
+				onlyB = append(onlyB, id)
+			case mode == 3 && rng.IntN(20) == 0: // the peer lacks some
+				onlyA = append(onlyA, id)
+			case mode == 4 && rng.IntN(10) == 0:
+				if rng.IntN(2) == 0 {
+					onlyA = append(onlyA, id)
+				} else {
+					onlyB = append(onlyB, id)
+				}
+			default:
+				shared = append(shared, id)
+			}
+		}
+		a, b := replicas(t, shape, shared, onlyA, onlyB)
+		want := idSet(onlyA, onlyB)
+		checkSize := 1 + rng.IntN(3)
+		name := []any{"trial %d: %+v n=%d mode=%d d=%d check=%d", trial, shape, n, mode, len(want), checkSize}
+		for session := 1; ; session++ {
+			require.LessOrEqual(t, session, 4, name...)
+			s := mustSession(t, a, SessionConfig{Rand: newRand(uint64(trial*10 + session)), CheckSize: checkSize, MaxPacketSize: 4096, MaxInFlight: 1 + rng.IntN(8)})
+			r, err := NewResponder(b, ResponderConfig{MaxPacketSize: 4096})
+			require.NoError(t, err)
+			res, _ := newNet(t, 0.1*float64(trial%2), uint64(trial)).run(s, r)
+			passes += res.Stats.Passes
+			for _, id := range res.Missing {
+				require.True(t, b.Contains(id) && !a.Contains(id), name...)
+			}
+			for _, id := range res.Extra {
+				require.True(t, a.Contains(id) && !b.Contains(id), name...)
+			}
+			apply(a, b, res)
+			if res.Err == nil {
+				break
+			}
+			require.ErrorIs(t, res.Err, ErrUnverified, name...)
+		}
+		requireSameSets(t, a, b)
+	}
+	require.Positive(t, passes, "1-byte checks collided somewhere, and a further pass found what they hid")
+}
+
+// TestSessionCheckCollisionsAreCaughtByTheFinalCheck forces check
+// collisions (1-byte checks: a differing cell looks equal with odds 1/256)
+// on 1,200 differences: the first pass misses some, the final check sees
+// it, and the next passes, which compare the tree as it would be with what
+// was found applied, find the rest at a small cost.
+func TestSessionCheckCollisionsAreCaughtByTheFinalCheck(t *testing.T) {
+	t.Parallel()
+	rng := newRand(34)
+	onlyA, onlyB := randomIDs(rng, 600), randomIDs(rng, 600)
+	a, b := replicas(t, TreeConfig{}, randomIDs(rng, 20_000), onlyA, onlyB)
+	res, rounds := newNet(t, 0, 34).run(mustSession(t, a, SessionConfig{CheckSize: 1, Rand: newRand(34)}), mustResponder(t, b))
+	t.Logf("%d passes, %d round trips, %d bytes", 1+res.Stats.Passes, rounds, res.Stats.BytesSent+res.Stats.BytesReceived)
+	require.NoError(t, res.Err)
+	require.Positive(t, res.Stats.Passes, "a collision hid a difference from the first pass")
+	requireSameIDs(t, onlyB, res.Missing)
+	requireSameIDs(t, onlyA, res.Extra)
+}
+
+// TestSessionFallsBackToV1WithAnOldPeer: a peer of an older release answers
+// only v1 queries. The session's v2 root query goes unanswered; with its
+// third attempt the v1 root query goes too, and the session goes on in v1,
+// exactly. Under loss, a peer of this release answers in v2 first.
+func TestSessionFallsBackToV1WithAnOldPeer(t *testing.T) {
+	t.Parallel()
+	rng := newRand(35)
+	onlyA, onlyB := randomIDs(rng, 30), randomIDs(rng, 30)
+	a, b := replicas(t, TreeConfig{}, randomIDs(rng, 20_000), onlyA, onlyB)
+	n := newNet(t, 0, 35)
+	n.v1Only = true
+	start := n.now
+	res, _ := n.run(mustSession(t, a, SessionConfig{}), mustResponder(t, b))
+	require.NoError(t, res.Err)
+	require.Equal(t, 1, res.Stats.Version)
+	requireSameIDs(t, onlyB, res.Missing)
+	requireSameIDs(t, onlyA, res.Extra)
+	require.Less(t, n.now.Sub(start), 2*time.Second, "a second lost before the v1 query, and a few round trips")
+
+	fallbacks := 0
+	for seed := range 20 {
+		res, _ := newNet(t, 0.3, uint64(seed)).run(mustSession(t, a, SessionConfig{Rand: newRand(uint64(seed))}), mustResponder(t, b))
+		if res.Err == nil && res.Stats.Version == 1 {
+			fallbacks++
+		}
+	}
+	t.Logf("%d of 20 sessions with a peer of this release under 30%% loss fell back to v1", fallbacks)
+	require.Less(t, fallbacks, 10)
 }

@@ -22,18 +22,25 @@ const (
 // beside each field; Rand is required.
 type SessionConfig struct {
 	// Rand chooses the session's ID, which tells its answers from those of
-	// the previous session with the same peer. Required; a session draws
-	// one number from it.
+	// the previous session with the same peer, and the bytes of the
+	// hashes its checks are. Required; a session draws two numbers from
+	// it, and two more for each further pass.
 	Rand *rand.Rand
 	// MaxPacketSize bounds every query, and the answers the peer may send,
 	// in bytes. From 512 to 65507; it must hold the largest node of the
 	// tree's shape (a full leaf or a full inner node). Default 1400.
 	MaxPacketSize int
-	// HashSize is how many bytes of each SHA-256 travel: 4 to 32. A
-	// difference goes unseen in a session only if two truncated hashes of
-	// different subtrees match, with odds of 2^-(8·HashSize) per compared
-	// node. Default 8.
+	// HashSize is how many bytes of the roots' SHA-256 travel: 4 to 32.
+	// The final check compares the peer's root with the local one with
+	// the differences found applied; it misses with odds of
+	// 2^-(8·HashSize). Default 8.
 	HashSize int
+	// CheckSize is how many bytes of each cell's SHA-256 travel as its
+	// check: 1 to 7 (one more is used when many differences are
+	// expected). A differing cell looks equal with odds 2^-(8·CheckSize);
+	// the final check then fails and the session compares again with
+	// other bytes of the hashes. Default 2.
+	CheckSize int
 	// MaxInFlight bounds the queries awaiting an answer. More shortens the
 	// session when differences are many; each costs the peer one datagram
 	// at once. Default 32.
@@ -49,9 +56,9 @@ type SessionConfig struct {
 	MaxAttempts int
 	// MaxSessionBytes bounds the bytes of the session's queries and of the
 	// answers it uses. Comparing 10^6 IDs with 100 differences takes about
-	// 30 KB. A session that runs out returns ErrBudgetExceeded with the
-	// differences found so far, deepest subtrees first, so that a series of
-	// sessions converges. Default 1 MiB.
+	// 4 KB, with 10,000 about 300 KB. A session that runs out returns
+	// ErrBudgetExceeded with the differences found so far, deepest cells
+	// first, so that a series of sessions converges. Default 1 MiB.
 	MaxSessionBytes int
 	// MaxDifferences bounds Missing and Extra each, and so the session's
 	// memory. Default 65,536 (1 MiB of IDs each).
@@ -64,6 +71,9 @@ func (c *SessionConfig) setDefaults() {
 	}
 	if c.HashSize == 0 {
 		c.HashSize = DefaultHashSize
+	}
+	if c.CheckSize == 0 {
+		c.CheckSize = DefaultCheckSize
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultMaxInFlight
@@ -103,6 +113,8 @@ func (c *SessionConfig) validate(shape TreeConfig) error {
 		return fmt.Errorf("%w: MaxPacketSize %d out of range %d..%d", ErrInvalidConfig, c.MaxPacketSize, wire.MinPacketSize, wire.MaxUDPPayload)
 	case c.HashSize < MinHashSize || c.HashSize > MaxHashSize:
 		return fmt.Errorf("%w: HashSize %d out of range %d..%d", ErrInvalidConfig, c.HashSize, MinHashSize, MaxHashSize)
+	case c.CheckSize < MinCheckSize || c.CheckSize >= MaxCheckSize:
+		return fmt.Errorf("%w: CheckSize %d out of range %d..%d", ErrInvalidConfig, c.CheckSize, MinCheckSize, MaxCheckSize-1)
 	case maxAnswerHead+maxEntrySize(shape, c.HashSize) > c.MaxPacketSize:
 		return fmt.Errorf("%w: MaxPacketSize %d cannot hold a node of shape %+v with %d-byte hashes", ErrInvalidConfig, c.MaxPacketSize, shape, c.HashSize)
 	case c.MaxInFlight < 1:

@@ -109,17 +109,31 @@ func (m *Sessions[P]) Active(peer P) bool {
 // Len returns the number of sessions running.
 func (m *Sessions[P]) Len() int { return len(m.active) }
 
-// Handle takes the body of a wire.AEAnswer datagram from peer. Errors are as for
+// Handle takes the body of a wire.AEAnswerV2 datagram from peer. Errors are as for
 // Session.Handle; an answer from a peer with no session running is stale.
 func (m *Sessions[P]) Handle(now time.Time, from P, body []byte) error {
+	return m.handle(from, body, func(s *Session) error { return s.Handle(now, body) },
+		func(b []byte) error { _, err := DecodeAnswerV2(b); return err })
+}
+
+// HandleV1 takes the body of a wire.AEAnswer datagram (protocol v1) from
+// peer: see Session.HandleV1.
+func (m *Sessions[P]) HandleV1(now time.Time, from P, body []byte) error {
+	return m.handle(from, body, func(s *Session) error { return s.HandleV1(now, body) },
+		func(b []byte) error { _, err := DecodeAnswer(b); return err })
+}
+
+// handle hands body to from's session, or, with none running, reports it
+// stale if it decodes.
+func (m *Sessions[P]) handle(from P, body []byte, handle func(*Session) error, decode func([]byte) error) error {
 	s, ok := m.active[from]
 	if !ok {
-		if _, err := DecodeAnswer(body); err != nil {
+		if err := decode(body); err != nil {
 			return err
 		}
 		return fmt.Errorf("%w: no session with this peer", ErrStaleAnswer)
 	}
-	err := s.Handle(now, body)
+	err := handle(s)
 	m.collect(from, s)
 	return err
 }

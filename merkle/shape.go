@@ -14,8 +14,8 @@ const (
 )
 
 // Defaults of TreeConfig, chosen by measurement (docs/anti-entropy.md,
-// BenchmarkShapeChoice): the fewest bytes to reconcile a million IDs with
-// 100 differences within six round trips.
+// BenchmarkShapeChoice, BenchmarkShapeMemory): the fewest bytes to
+// reconcile a million IDs with 100 differences, with a small tree.
 const (
 	DefaultFanoutBits = 3
 	DefaultLeafSize   = 16

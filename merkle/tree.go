@@ -11,8 +11,9 @@ import (
 // memory is proportional to the number of IDs.
 type node struct {
 	hash  Hash
-	dirty bool // hash (and, inner, hashIn's slots of dirty children) not up to date
+	dirty bool // hash, sum (and, inner, hashIn's slots of dirty children) not up to date
 	count int
+	sum   summary
 	ids   []ID       // leaf: ascending
 	inner *innerNode // nil for a leaf
 }
@@ -90,6 +91,7 @@ func (t *Tree) build(sorted []ID, level int) *node {
 	if len(sorted) <= t.leafSize || level >= t.maxLevel {
 		n.ids = slices.Clip(sorted)
 		n.hash = leafHash(n.ids)
+		n.sum = summarize(n.ids)
 		return n
 	}
 	n.inner = &innerNode{children: make([]*node, 1<<t.b)}

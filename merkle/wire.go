@@ -129,10 +129,6 @@ func appendQueryItem(dst []byte, it *QueryItem, fanoutBits int) []byte {
 	return append(dst, it.Hash...)
 }
 
-func queryItemSize(it *QueryItem, fanoutBits int) int {
-	return uvarintLen(uint64(it.Pos.Level)<<1|1) + prefixSize(it.Pos.Level, fanoutBits) + len(it.Hash)
-}
-
 // AppendQuery appends a whole wire.AEQuery datagram (header included).
 // Prefix bits past each position's level are sent as zero.
 func AppendQuery(dst []byte, q *Query) []byte {
@@ -149,15 +145,12 @@ func AppendQuery(dst []byte, q *Query) []byte {
 // DecodeQuery decodes the body of a wire.AEQuery datagram. Item hashes
 // alias body. It allocates at most in proportion to len(body).
 func DecodeQuery(body []byte) (*Query, error) {
-	b := body
-	var err error
-	if len(b) < 4 {
-		return nil, fmt.Errorf("%w: truncated query", ErrMalformed)
-	}
-	q := &Query{Session: binary.BigEndian.Uint32(b)}
-	if q.Seq, b, err = readUvarint(b[4:]); err != nil {
+	q := &Query{}
+	session, seq, b, err := readSessionSeq(body)
+	if err != nil {
 		return nil, err
 	}
+	q.Session, q.Seq = session, seq
 	if len(b) < 3 {
 		return nil, fmt.Errorf("%w: truncated query", ErrMalformed)
 	}
@@ -256,15 +249,12 @@ func AppendAnswer(dst []byte, a *Answer) []byte {
 // DecodeAnswer decodes the body of a wire.AEAnswer datagram. Entries alias
 // body. It allocates at most in proportion to len(body).
 func DecodeAnswer(body []byte) (*Answer, error) {
-	b := body
-	var err error
-	if len(b) < 4 {
-		return nil, fmt.Errorf("%w: truncated answer", ErrMalformed)
-	}
-	a := &Answer{Session: binary.BigEndian.Uint32(b)}
-	if a.Seq, b, err = readUvarint(b[4:]); err != nil {
+	a := &Answer{}
+	session, seq, b, err := readSessionSeq(body)
+	if err != nil {
 		return nil, err
 	}
+	a.Session, a.Seq = session, seq
 	if len(b) < 3 {
 		return nil, fmt.Errorf("%w: truncated answer", ErrMalformed)
 	}
@@ -327,30 +317,9 @@ func decodeEntry(e *Entry, b []byte, fanoutBits, hashSize int) ([]byte, error) {
 		e.Data, b = b[:n:n], b[n:]
 		return b, nil
 	case EntryLeaf:
-		if len(b) < 1 {
-			return nil, fmt.Errorf("%w: truncated leaf", ErrMalformed)
-		}
-		e.Skip = b[0]
-		if e.Skip > maxSkip {
-			return nil, fmt.Errorf("%w: leaf skips %d bytes", ErrMalformed, e.Skip)
-		}
-		var count uint64
 		var err error
-		if count, b, err = readUvarint(b[1:]); err != nil {
-			return nil, err
-		}
-		w := 16 - int(e.Skip)
-		if count > uint64(len(b)/w) {
-			return nil, fmt.Errorf("%w: %d IDs in %d bytes", ErrMalformed, count, len(b))
-		}
-		n := int(count) * w
-		e.Data, b = b[:n:n], b[n:]
-		for k := w; k < n; k += w {
-			if string(e.Data[k-w:k]) >= string(e.Data[k:k+w]) {
-				return nil, fmt.Errorf("%w: leaf IDs not strictly ascending", ErrMalformed)
-			}
-		}
-		return b, nil
+		e.Skip, e.Data, b, err = decodeIDRun(b)
+		return b, err
 	}
 	return nil, fmt.Errorf("%w: entry kind %d", ErrMalformed, e.Kind)
 }
@@ -381,6 +350,45 @@ func DecodeIDs(b []byte) ([]ID, error) {
 		copy(ids[i][:], b[16*i:])
 	}
 	return ids, nil
+}
+
+// readSessionSeq reads the session and sequence number every body starts
+// with.
+func readSessionSeq(b []byte) (session uint32, seq uint64, rest []byte, err error) {
+	if len(b) < 4 {
+		return 0, 0, nil, fmt.Errorf("%w: truncated body", ErrMalformed)
+	}
+	session = binary.BigEndian.Uint32(b)
+	seq, rest, err = readUvarint(b[4:])
+	return session, seq, rest, err
+}
+
+// decodeIDRun reads a skip byte, a count and that many IDs less their
+// first skip bytes, strictly ascending: a v1 LEAF, a v2 IDS.
+func decodeIDRun(b []byte) (skip uint8, data, rest []byte, err error) {
+	if len(b) < 1 {
+		return 0, nil, nil, fmt.Errorf("%w: truncated IDs", ErrMalformed)
+	}
+	skip = b[0]
+	if skip > maxSkip {
+		return 0, nil, nil, fmt.Errorf("%w: IDs skip %d bytes", ErrMalformed, skip)
+	}
+	var count uint64
+	if count, b, err = readUvarint(b[1:]); err != nil {
+		return 0, nil, nil, err
+	}
+	w := 16 - int(skip)
+	if count > uint64(len(b)/w) {
+		return 0, nil, nil, fmt.Errorf("%w: %d IDs in %d bytes", ErrMalformed, count, len(b))
+	}
+	n := int(count) * w
+	data, rest = b[:n:n], b[n:]
+	for k := w; k < n; k += w {
+		if string(data[k-w:k]) >= string(data[k:k+w]) {
+			return 0, nil, nil, fmt.Errorf("%w: IDs not strictly ascending", ErrMalformed)
+		}
+	}
+	return skip, data, rest, nil
 }
 
 func readUvarint(b []byte) (uint64, []byte, error) {

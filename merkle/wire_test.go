@@ -320,7 +320,7 @@ func FuzzSessionHandle(f *testing.F) {
 		}
 		var answers [][]byte
 		for _, q := range queries {
-			a, err := r.Answer(nil, body(q))
+			a, err := r.AnswerV2(nil, body(q))
 			require.NoError(f, err)
 			answers = append(answers, a)
 			f.Add(a)
@@ -361,3 +361,60 @@ func errorsIsAny(err error, targets ...error) bool {
 // body is a datagram's body: what wire.Parse hands to the decoders and
 // handlers of this package.
 func body(datagram []byte) []byte { return datagram[min(len(datagram), wire.HeaderSize):] }
+
+// FuzzSessionHandleV1 is FuzzSessionHandle for a session that fell back to
+// v1 with a peer of an older release.
+func FuzzSessionHandleV1(f *testing.F) {
+	tr := fuzzTree(f)
+	peer := mustTree(f, DefaultTreeConfig(), randomIDs(newRand(4), 300)...)
+	r := mustResponder(f, peer)
+	now := time.Unix(0, 0)
+	// start returns a session whose v2 root query went unanswered three
+	// times, and the v1 root query it then sent.
+	start := func(t testing.TB) (*Session, []byte) {
+		s := mustSession(t, tr, SessionConfig{Rand: newRand(5)})
+		s.Start(now)
+		var v1 []byte
+		for i := 1; v1 == nil; i++ {
+			require.Less(t, i, 10)
+			s.Tick(now.Add(time.Duration(i) * DefaultRetryTimeout))
+			for _, q := range s.Ready() {
+				if typ, _ := wire.TypeOf(q); typ == wire.AEQuery {
+					v1 = q
+				}
+			}
+		}
+		return s, v1
+	}
+	s, q := start(f)
+	var first []byte
+	queries := [][]byte{q}
+	for !s.Done() && len(queries) > 0 {
+		var answers [][]byte
+		for _, q := range queries {
+			a, err := r.Answer(nil, body(q))
+			require.NoError(f, err)
+			answers = append(answers, a)
+			f.Add(a)
+			if first == nil {
+				first = a
+			}
+		}
+		for _, a := range answers {
+			_ = s.HandleV1(now, body(a))
+		}
+		queries = s.Ready()
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, _ := start(t)
+		_ = s.HandleV1(now, body(first))
+		s.Ready()
+		for range 2 {
+			if err := s.HandleV1(now, body(b)); err != nil && !s.Done() {
+				require.True(t, errorsIsAny(err, ErrMalformed, ErrStaleAnswer), "%v", err)
+			}
+			s.Ready()
+		}
+		s.Tick(now.Add(time.Hour))
+	})
+}

@@ -7,8 +7,8 @@ import (
 
 // Datagrams that fail to open are dropped and counted (Stats.Drops). A
 // peer whose datagrams keep failing is almost always misconfigured: another
-// passphrase or cluster name, no passphrase at all, or a clock off by more
-// than the replay window. The counter alone leaves an operator guessing
+// passphrase or cluster name, no passphrase at all, another cipher suite,
+// or a clock off by more than the replay window. The counter alone leaves an operator guessing
 // which peer; so the node also logs a WARN naming it, at most once per
 // authWarnEvery per address, and at most authWarnBurst such lines per
 // authWarnEvery in all (forged source addresses must not flood the log).
@@ -22,11 +22,12 @@ const (
 
 // authWarnHints say what a drop reason most likely means.
 var authWarnHints = map[string]string{
-	"unknown_key": "sealed with a key this agent does not have: wrong passphrase or cluster name?",
-	"auth_failed": "failed authentication: wrong passphrase or cluster name, or tampered with?",
-	"plaintext":   "not encrypted, and this agent has a passphrase: the peer has none (--passphrase-file)?",
-	"sealed":      "encrypted, and this agent has no passphrase (--passphrase-file)?",
-	"stale":       "timestamped too far from this clock: clocks further apart than --replay-window?",
+	"unknown_key":  "sealed with a key this agent does not have: wrong passphrase or cluster name?",
+	"auth_failed":  "failed authentication: wrong passphrase or cluster name, or tampered with?",
+	"plaintext":    "not encrypted, and this agent has a passphrase: the peer has none (--passphrase-file)?",
+	"sealed":       "encrypted, and this agent has no passphrase (--passphrase-file)?",
+	"stale":        "timestamped too far from this clock: clocks further apart than --replay-window?",
+	"wrong_cipher": "sealed with another cipher suite: the agents' --cipher differs?",
 }
 
 // authWarner decides when to warn about an address's failing datagrams.

@@ -21,7 +21,7 @@ const reloadInterval = time.Second
 // scheduled). Guarded by n.mu.
 type timers struct {
 	tick, reload, dht, dhtSave, dns func() bool
-	dhtAt                           time.Time // when the dht call is due
+	tickAt, dhtAt                   time.Time // when the tick and the dht call are due
 }
 
 func (t *timers) stopAll() {
@@ -75,7 +75,7 @@ func (n *Node) Start() error {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.started = n.clock.Now()
-	n.timers.tick = n.afterLocked(0, n.tick)
+	n.scheduleTickLocked(n.started)
 	n.watchPeersFileLocked()
 	if n.dht != nil {
 		n.startDHTLocked()
@@ -119,9 +119,27 @@ func (n *Node) tick() {
 	start := time.Now() // the histogram measures the work in real time, whatever the clock
 	n.core.Tick(n.clock.Now())
 	n.flushLocked()
-	n.timers.tick = n.afterLocked(n.core.NextTick().Sub(n.clock.Now()), n.tick)
+	n.scheduleTickLocked(n.core.NextTick())
 	n.mu.Unlock()
 	n.tickSeconds.Observe(time.Since(start).Seconds())
+}
+
+// scheduleTickLocked schedules the core's tick at at.
+func (n *Node) scheduleTickLocked(at time.Time) {
+	n.timers.tickAt = at
+	n.timers.tick = n.afterLocked(at.Sub(n.clock.Now()), n.tick)
+}
+
+// kickTickLocked brings the core's tick forward when an input did so: a
+// long-poll answer waiting out its batch window, a graft to send.
+func (n *Node) kickTickLocked() {
+	next := n.core.NextTick()
+	if n.timers.tick == nil || !next.Before(n.timers.tickAt) {
+		return
+	}
+	if n.timers.tick() { // else the tick is running: it reschedules itself
+		n.scheduleTickLocked(next)
+	}
 }
 
 // reloadPeers re-reads the registry's peers file if it changed.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -76,10 +77,14 @@ func TestTwoClustersWithDifferentKeysExchangeNothing(t *testing.T) {
 // the other half's datagrams are counted as wrong_cipher, not as failed
 // authentication.
 func TestCipherSuitesDoNotMix(t *testing.T) {
+	logs := &lockedBuffer{}
 	c := newMemCluster(t, 6, func(i int, c *Config) {
 		c.Keyring = ringFor(t, "one passphrase, two suites")
 		if i >= 3 {
 			c.Security.Suite = security.AES256GCM
+		}
+		if i == 0 {
+			c.Logger = slog.New(slog.NewTextHandler(logs, nil))
 		}
 	})
 	boxes := c.inboxes()
@@ -102,6 +107,7 @@ func TestCipherSuitesDoNotMix(t *testing.T) {
 		require.NotZero(t, drops["wrong_cipher"], "node %d counts the other suite's datagrams", i)
 		require.Zero(t, drops["auth_failed"], "node %d", i)
 	}
+	require.Contains(t, logs.String(), "the agents' --cipher differs?", "the operator is told which flag")
 }
 
 // A key rotation across five running nodes loses no message published

@@ -59,6 +59,7 @@ func (n *Node) flushLocked() {
 			s.offer(m)
 		}
 	}
+	n.kickTickLocked()
 }
 
 // sendLocked seals (when encrypted) and sends datagrams, within the send

@@ -5,6 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/hearsay-io/hearsay/gossip"
 )
 
 // BenchmarkScale runs one message to every node at 10^3 to 10^6 nodes
@@ -14,12 +17,16 @@ import (
 //	go test -run XXX -bench 'Scale/nodes=100000$' -benchtime 1x ./simulations
 //
 // With HEARSAY_SIM_OUT set to a directory, each size also writes its
-// files (Report.WriteFiles) into a subdirectory of it.
+// files (Report.WriteFiles) into a subdirectory of it. HEARSAY_SIM_LONG_POLL
+// sets the core's MaxPark as `hearsay simulate --long-poll` does (0:
+// round-paced pulls, which docs/simulations.md's figures compare with
+// theory); unset, the default.
 func BenchmarkScale(b *testing.B) {
+	gcfg := benchGossip(b)
 	for _, n := range []int{1_000, 10_000, 100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			for b.Loop() {
-				rep, err := Broadcast(Config{Nodes: n, Seed: 1, MeasureMemory: true})
+				rep, err := Broadcast(Config{Nodes: n, Seed: 1, MeasureMemory: true, Gossip: gcfg})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -65,8 +72,9 @@ const DefaultBenchDHT = "dht:k=8,pool=16"
 //
 // HEARSAY_SIM_PEERS sets another DHT model (dht:pool=128, ...);
 // HEARSAY_SIM_OUT writes each size's files, as for BenchmarkScale, under
-// dht-nodes-N.
+// dht-nodes-N; HEARSAY_SIM_LONG_POLL as for BenchmarkScale.
 func BenchmarkScaleDHT(b *testing.B) {
+	gcfg := benchGossip(b)
 	spec := DefaultBenchDHT
 	if s := os.Getenv("HEARSAY_SIM_PEERS"); s != "" {
 		spec = s
@@ -78,11 +86,11 @@ func BenchmarkScaleDHT(b *testing.B) {
 				b.Fatal(err)
 			}
 			for b.Loop() {
-				full, err := Broadcast(Config{Nodes: n, Seed: 1})
+				full, err := Broadcast(Config{Nodes: n, Seed: 1, Gossip: gcfg})
 				if err != nil {
 					b.Fatal(err)
 				}
-				rep, err := Broadcast(Config{Nodes: n, Seed: 1, Peers: peers, MeasureMemory: true})
+				rep, err := Broadcast(Config{Nodes: n, Seed: 1, Peers: peers, MeasureMemory: true, Gossip: gcfg})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -112,4 +120,21 @@ func BenchmarkScaleDHT(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchGossip is the core's template for the scale benchmarks: MaxPark from
+// HEARSAY_SIM_LONG_POLL (a duration; 0: off), else the default.
+func benchGossip(b *testing.B) gossip.Config {
+	v := os.Getenv("HEARSAY_SIM_LONG_POLL")
+	if v == "" {
+		return gossip.Config{}
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		b.Fatalf("HEARSAY_SIM_LONG_POLL=%q: want a duration, 0 for off", v)
+	}
+	if d == 0 {
+		d = -1
+	}
+	return gossip.Config{MaxPark: d}
 }

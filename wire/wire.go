@@ -46,8 +46,10 @@ const (
 	Hint     PacketType = 0x06 // "I now have these messages": to a parked long-poll pull, ranges only
 
 	// Anti-entropy (package merkle), 0x10 to 0x1f.
-	AEQuery  PacketType = 0x10 // initiator -> responder: tree positions to compare
-	AEAnswer PacketType = 0x11 // responder -> initiator: the responder's nodes there
+	AEQuery    PacketType = 0x10 // v1, initiator -> responder: tree positions to compare
+	AEAnswer   PacketType = 0x11 // v1, responder -> initiator: the responder's nodes there
+	AEQueryV2  PacketType = 0x12 // v2, initiator -> responder: cells to compare, by short checks
+	AEAnswerV2 PacketType = 0x13 // v2, responder -> initiator: the cells that differ, summarized
 
 	// The DHT registry (package registry/dht), 0x20 to 0x2f.
 	DHTPing     PacketType = 0x20 // "are you there?"; answered by DHTPong
@@ -101,7 +103,7 @@ func (t PacketType) Owner() Owner {
 
 var typeNames = map[PacketType]string{
 	Pull: "pull", Messages: "messages", Fetch: "fetch", PullAck: "pull-ack", More: "more", Hint: "hint",
-	AEQuery: "ae-query", AEAnswer: "ae-answer",
+	AEQuery: "ae-query", AEAnswer: "ae-answer", AEQueryV2: "ae-query-v2", AEAnswerV2: "ae-answer-v2",
 	DHTPing: "dht-ping", DHTPong: "dht-pong", DHTFindNode: "dht-find-node", DHTNodes: "dht-nodes",
 }
 

@@ -113,6 +113,7 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("filter", node.FilterLevelDB, "seen filter `KIND`: leveldb (survives restarts, in --data-dir) or memory"),
 			stringFlag("fanout", strconv.Itoa(def.Gossip.Fanout), "pull from `N` random peers per round (1 to 64)"),
 			stringFlag("interval", durationText(def.Gossip.Interval), "`DURATION` of a gossip round"),
+			stringFlag("long-poll", longPollText(def.Gossip.MaxPark), "keep pulls open at peers up to `DURATION`, so that new messages come as they arrive rather than at the next round (docs/latency.md); 0: round-paced pulls only"),
 			stringFlag("max-packet-size", strconv.Itoa(def.Gossip.MaxPacketSize), "largest datagram in `BYTES` (512 to 65507); larger messages travel as chunks"),
 			stringFlag("max-message-size", strconv.Itoa(def.Gossip.MaxMessageSize), "largest payload in `BYTES` a message may carry (1 to 1073741824); above one datagram it is sent as chunks"),
 			stringFlag("cache-rounds", strconv.Itoa(def.Gossip.CacheRounds), "offer a new message to pullers for `N` rounds (1 to 100000)"),
@@ -235,6 +236,9 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 	if cfg.Gossip.Interval, err = durationValue(c, "interval", time.Millisecond); err != nil {
 		return cfg, err
 	}
+	if cfg.Gossip.MaxPark, err = longPollValue(c, "long-poll"); err != nil {
+		return cfg, err
+	}
 	if cfg.Gossip.MaxPacketSize, err = intValue(c, "max-packet-size", wire.MinPacketSize, wire.MaxUDPPayload); err != nil {
 		return cfg, err
 	}
@@ -329,6 +333,11 @@ const shutdownTimeout = 10 * time.Second
 
 // agent runs an agent until ctx is cancelled (SIGINT, SIGTERM).
 func (p *program) agent(ctx context.Context, cfg agentConfig) error {
+	// SIGHUP's default action ends the process: catch it before anything
+	// says the agent runs, so that a reload sent at once is not a kill.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
 	logger := newLogger(p.stderr, level, cfg.LogFormat)
@@ -429,9 +438,6 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 		"registry", cfg.Registry, "peers", len(n.Peers()), "encrypted", n.Encrypted(), "version", node.Version)
 
 	live := &liveAgent{cfg: cfg, node: n, peers: peers, level: level, logger: logger}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	var runErr error
 loop:

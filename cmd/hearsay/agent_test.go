@@ -216,7 +216,7 @@ func TestDemo(t *testing.T) {
 	assert.Regexp(t, `curl -X POST 'http://127\.0\.0\.1:\d+/v1/messages\?topic=demo\.hello' -d 'hi'`, out)
 	assert.Regexp(t, `curl -N 'http://127\.0\.0\.1:\d+/v1/messages/stream\?topic=demo\.>'`, out)
 	assert.Regexp(t, `curl http://127\.0\.0\.1:\d+/v1/status`, out)
-	assert.Regexp(t, `msg 1 from node-1 \(id [0-9a-f]{8}…\): arrived on 3/3 nodes in \d+ms`, out)
-	assert.Regexp(t, `msg 2 from node-2 \(id [0-9a-f]{8}…\): arrived on 3/3 nodes in \d+ms`, out)
+	assert.Regexp(t, `msg 1 from node-1 \(id [0-9a-f]{8}…\): arrived on 3/3 nodes in \d+\.\dms`, out)
+	assert.Regexp(t, `msg 2 from node-2 \(id [0-9a-f]{8}…\): arrived on 3/3 nodes in \d+\.\dms`, out)
 	assert.Regexp(t, `stopped: 3 sample messages published, [23] arrived on all 3 nodes`, out)
 }

@@ -32,6 +32,7 @@ func (p *program) benchCommand() *cli.Command {
 			stringFlag("origins", fmt.Sprint(bench.DefaultOrigins), "`N` nodes publish, taking the messages in turn"),
 			stringFlag("interval", bench.DefaultInterval.String(), "gossip round of both systems, a `DURATION`"),
 			stringFlag("fanout", fmt.Sprint(bench.DefaultFanout), fmt.Sprintf("peers contacted per round by both systems, `N` from 1 to %d", bench.MaxFanout)),
+			stringFlag("long-poll", longPollText(bench.DefaultLongPoll), "hearsay's long-poll: peers keep a node's pull open up to `DURATION` (as the agent's --long-poll); 0: round-paced pulls only"),
 			boolFlag("encrypt", true, "encrypt both systems' traffic with the same 256-bit key; --encrypt=false turns it off"),
 			stringFlag("timeout", "60s", "stop waiting for full delivery `DURATION` after the first publish"),
 			stringFlag("systems", string(bench.Hearsay)+","+string(bench.Memberlist), "comma-separated `LIST` of systems to run: hearsay, memberlist, gossipsub"),
@@ -98,6 +99,9 @@ func benchConfigFromFlags(c *cli.Context) (bench.Config, error) {
 		return cfg, flagErrorf("interval", "must be at most %s, got %s", bench.MaxInterval, cfg.Interval)
 	}
 	if cfg.Fanout, err = intValue(c, "fanout", 1, bench.MaxFanout); err != nil {
+		return cfg, err
+	}
+	if cfg.LongPoll, err = longPollValue(c, "long-poll"); err != nil {
 		return cfg, err
 	}
 	cfg.Plaintext = !c.Bool("encrypt")

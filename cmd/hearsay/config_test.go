@@ -13,14 +13,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// writeConfig writes a config file named name in a temporary directory.
-func writeConfig(t *testing.T, name, text string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
-	return path
-}
-
 // The same settings in the three formats give the same configuration;
 // peers may be a list or a comma-separated string.
 func TestConfigFileFormats(t *testing.T) {
@@ -32,7 +24,7 @@ func TestConfigFileFormats(t *testing.T) {
 		"a.json": `{"bind": "127.0.0.1:7700", "peers": ["127.0.0.1:7710", "127.0.0.1:7720"], "fanout": 4, "interval": "50ms", "filter": "memory", "data-dir": ""}`,
 	}
 	for name, text := range files {
-		res := runCLI(t, "", "agent", "--config", writeConfig(t, name, text))
+		res := runCLI(t, "", "agent", "--config", writeFile(t, name, text))
 		require.Equal(t, exitOK, res.code, "%s: %s", name, res.stderr)
 		cfg := res.agent
 		assert.Equal(t, "127.0.0.1:7700", cfg.Bind, name)
@@ -48,7 +40,7 @@ func TestConfigFileFormats(t *testing.T) {
 // defaults.
 func TestConfigFilePrecedence(t *testing.T) {
 	clearEnv(t)
-	path := writeConfig(t, "p.yaml", "fanout: 4\ninterval: 50ms\ncache-rounds: 40\n")
+	path := writeFile(t, "p.yaml", "fanout: 4\ninterval: 50ms\ncache-rounds: 40\n")
 	t.Setenv("HEARSAY_INTERVAL", "70ms")
 	t.Setenv("HEARSAY_CACHE_ROUNDS", "50")
 	res := runCLI(t, "", "agent", "--config", path, "--cache-rounds", "60")
@@ -87,7 +79,7 @@ func TestConfigFileErrors(t *testing.T) {
 		{"syntax.json", `{"bind": `, `not valid JSON`},
 	}
 	for _, tc := range cases {
-		path := writeConfig(t, tc.name, tc.text)
+		path := writeFile(t, tc.name, tc.text)
 		res := runCLI(t, "", "agent", "--config", path)
 		require.Equal(t, exitUsage, res.code, "%s: %s", tc.name, res.stderr)
 		assert.Contains(t, res.stderr, "hearsay: --config "+path+": ", tc.name)
@@ -96,7 +88,7 @@ func TestConfigFileErrors(t *testing.T) {
 		assert.Nil(t, res.agent, "%s: the agent must not start", tc.name)
 	}
 	for _, tc := range []struct{ path, want string }{
-		{writeConfig(t, "agent.ini", "bind=x"), "the name must end in .yaml, .yml, .toml or .json"},
+		{writeFile(t, "agent.ini", "bind=x"), "the name must end in .yaml, .yml, .toml or .json"},
 		{missing, "no such file or directory"},
 	} {
 		res := runCLI(t, "", "agent", "--config", tc.path)
@@ -106,7 +98,7 @@ func TestConfigFileErrors(t *testing.T) {
 		assert.Contains(t, res.stderr, tc.want)
 	}
 	// A bad value on the command line is still the flag's, not the file's.
-	res := runCLI(t, "", "agent", "--config", writeConfig(t, "ok.yaml", "fanout: 4\n"), "--interval", "x")
+	res := runCLI(t, "", "agent", "--config", writeFile(t, "ok.yaml", "fanout: 4\n"), "--interval", "x")
 	require.Equal(t, exitUsage, res.code)
 	assert.Equal(t, "hearsay: --interval: want a duration such as 200ms, 5s or 1m30s, got \"x\"\n", res.stderr)
 }
@@ -116,7 +108,7 @@ func TestConfigFileErrors(t *testing.T) {
 func TestPrintConfigRoundTrip(t *testing.T) {
 	clearEnv(t)
 	for _, ext := range []string{"yaml", "toml", "json"} {
-		path := writeConfig(t, "in."+ext, "")
+		path := writeFile(t, "in."+ext, "")
 		require.NoError(t, os.WriteFile(path, []byte(map[string]string{
 			"yaml": "peers: [127.0.0.1:7710, 127.0.0.1:7720]\nfanout: 5\nname: web-1\napi-token: \"12345\"\n",
 			"toml": "peers = [\"127.0.0.1:7710\", \"127.0.0.1:7720\"]\nfanout = 5\nname = \"web-1\"\napi-token = \"12345\"\n",
@@ -127,7 +119,7 @@ func TestPrintConfigRoundTrip(t *testing.T) {
 		require.Nil(t, first.agent, "print-config does not start the agent")
 		assert.Contains(t, first.stdout, "75ms", "the flag's value is printed")
 
-		again := writeConfig(t, "printed."+ext, first.stdout)
+		again := writeFile(t, "printed."+ext, first.stdout)
 		second := runCLI(t, "", "agent", "--config", again, "--print-config")
 		require.Equal(t, exitOK, second.code, second.stderr)
 		assert.Equal(t, first.stdout, second.stdout, ext)
@@ -148,7 +140,7 @@ func TestPrintConfigRoundTrip(t *testing.T) {
 // takes a list, a boolean flag a boolean, with no code for either.
 func TestConfigFileIsGenericOverFlags(t *testing.T) {
 	clearEnv(t)
-	path := writeConfig(t, "g.yaml", "handler: [a, b]\nverbose: true\nlevel: 3\n")
+	path := writeFile(t, "g.yaml", "handler: [a, b]\nverbose: true\nlevel: 3\n")
 	var handlers []string
 	var verbose bool
 	var level string
@@ -172,7 +164,7 @@ func TestConfigFileIsGenericOverFlags(t *testing.T) {
 	require.NoError(t, app.RunContext(context.Background(), []string{"x", "agent", "--config", path, "--handler", "c"}))
 	assert.Equal(t, []string{"c"}, handlers, "the command line replaces the file's list")
 
-	bad := writeConfig(t, "b.yaml", "verbose: maybe\n")
+	bad := writeFile(t, "b.yaml", "verbose: maybe\n")
 	err := app.RunContext(context.Background(), []string{"x", "agent", "--config", bad})
 	require.Error(t, err)
 	assert.Equal(t, `--config `+bad+`: key "verbose": want true or false, got the string "maybe"`, err.Error())

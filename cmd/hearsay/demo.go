@@ -393,8 +393,9 @@ func (t *arrivalTracker) report(id gossip.MessageID, tr *trip) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	line := fmt.Sprintf("%s (id %s…): arrived on %d/%d nodes in %s", tr.label, id.String()[:8],
-		tr.count, len(tr.on), tr.last.Sub(tr.start).Round(time.Millisecond))
+	// In milliseconds with a decimal: with long-poll most arrive within one.
+	line := fmt.Sprintf("%s (id %s…): arrived on %d/%d nodes in %.1fms", tr.label, id.String()[:8],
+		tr.count, len(tr.on), float64(tr.last.Sub(tr.start))/float64(time.Millisecond))
 	if tr.count < len(tr.on) {
 		var missing []string
 		for i, on := range tr.on {

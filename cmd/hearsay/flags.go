@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/hearsay-io/hearsay/gossip"
 )
 
 // Every flag also reads the environment variable HEARSAY_<FLAG>. Numbers and
@@ -209,4 +211,29 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 		msg = fmt.Sprintf("--%s: invalid value %s: %s", m[2], m[1], m[3])
 	}
 	return usageError{err: errors.New(msg)}
+}
+
+// longPollValue reads a --long-poll flag: the longest a peer may keep this
+// node's pull open (gossip.Config.MaxPark), or 0 for round-paced pulls
+// only, which the core spells as a negative MaxPark.
+func longPollValue(c *cli.Context, name string) (time.Duration, error) {
+	d, err := durationValue(c, name, 0)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case d == 0:
+		return -1, nil
+	case d < time.Millisecond || d > gossip.MaxLongPoll:
+		return 0, flagErrorf(name, "want 0 (off) or from 1ms to %v, got %s", durationText(gossip.MaxLongPoll), d)
+	}
+	return d, nil
+}
+
+// longPollText writes a MaxPark as its --long-poll flag's value.
+func longPollText(d time.Duration) string {
+	if d <= 0 {
+		return "0"
+	}
+	return durationText(d)
 }

@@ -34,44 +34,26 @@ func (p *program) healthCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			client, err := newAPIClient(c)
+			cl, err := newAPIClient(c, client.WithRequestTimeout(timeout))
 			if err != nil {
 				return err
 			}
-			path := "/healthz"
+			path, probe, answer := "/healthz", cl.Health, "ok"
 			if c.Bool("ready") {
-				path = "/readyz"
+				path, probe, answer = "/readyz", cl.Ready, "ready"
 			}
-			ctx, cancel := context.WithTimeout(c.Context, timeout)
-			defer cancel()
-			answer, err := probe(ctx, client, path)
-			if errors.Is(err, context.DeadlineExceeded) {
+			err = probe(c.Context)
+			var apiErr *client.APIError
+			switch {
+			case errors.Is(err, context.DeadlineExceeded):
 				return fmt.Errorf("GET %s: no answer within %s", path, timeout)
-			}
-			if err != nil {
+			case errors.As(err, &apiErr):
+				return fmt.Errorf("GET %s: %d: %s", path, apiErr.StatusCode, apiErr.Message)
+			case err != nil:
 				return err
 			}
 			_, err = fmt.Fprintln(p.stdout, answer)
 			return err
 		},
 	}
-}
-
-// probe asks a probe endpoint through the client and returns the answer
-// of a 200 (what the endpoint says: "ok", "ready"), else an error carrying
-// the agent's reason on one line.
-func probe(ctx context.Context, agent *client.Client, path string) (string, error) {
-	check, answer := agent.Health, "ok"
-	if path == "/readyz" {
-		check, answer = agent.Ready, "ready"
-	}
-	err := check(ctx)
-	var apiErr *client.APIError
-	switch {
-	case errors.As(err, &apiErr):
-		return "", fmt.Errorf("GET %s: %d: %s", path, apiErr.StatusCode, oneLine(apiErr.Message))
-	case err != nil:
-		return "", err
-	}
-	return answer, nil
 }

@@ -61,7 +61,7 @@ func simulateCommand() *cli.Command {
 			simulateFlag("fanout", strconv.Itoa(def.Fanout), "pull from `K` random peers per round (1 to 64)"),
 			simulateFlag("interval", def.Interval.String(), "`DURATION` of a gossip round"),
 			simulateFlag("cache-rounds", strconv.Itoa(def.CacheRounds), "offer a new message to pullers for `N` rounds (1 to 100000)"),
-			simulateFlag("long-poll", "0", "turn long-poll pulls on: a peer keeps a node's pull open up to `DURATION` and sends it new messages as they arrive (docs/latency.md; 1s is the measured value); 0: off, round-paced pulls as an agent does today"),
+			simulateFlag("long-poll", longPollText(gossip.DefaultConfig(gossip.NodeID{}, nil).MaxPark), "long-poll pulls: a peer keeps a node's pull open up to `DURATION` and sends it new messages as they arrive (docs/latency.md), as an agent does; 0: off, round-paced pulls only"),
 			simulateFlag("ae-interval", "0", "run Merkle anti-entropy every `DURATION` on every node (each keeps a message log); 0: gossip alone"),
 			simulateFlag("loss", "0", "probability that a datagram is lost: `P` as 0.2 or 20%"),
 			simulateFlag("latency", simulations.DefaultLatency.String(), "one-way delay: `SPEC` (see above)"),
@@ -109,11 +109,8 @@ func simulateOptionsFromFlags(c *cli.Context) (simulateOptions, error) {
 	if cfg.Gossip.AEInterval, err = durationValue(c, "ae-interval", 0); err != nil {
 		return o, err
 	}
-	if cfg.Gossip.MaxPark, err = durationValue(c, "long-poll", 0); err != nil {
+	if cfg.Gossip.MaxPark, err = longPollValue(c, "long-poll"); err != nil {
 		return o, err
-	}
-	if cfg.Gossip.MaxPark > gossip.MaxLongPoll {
-		return o, flagErrorf("long-poll", "must be at most %v", gossip.MaxLongPoll)
 	}
 	cfg.AntiEntropy = cfg.Gossip.AEInterval > 0
 	if cfg.Loss, err = simulations.ParseFraction(simulateValue(c, "loss")); err != nil {

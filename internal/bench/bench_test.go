@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,11 @@ func TestBenchSmallRunBothSystems(t *testing.T) {
 		assert.True(t, res.Complete(), "%s: %d of %d delivered", system, res.Deliveries, res.Expected())
 		assert.InDelta(t, 1.0, res.DeliveredFraction(), 1e-9, system)
 		assert.Greater(t, res.OverheadRatio(), 1.0, system)
+		if runtime.GOOS == "linux" { // memberlist's TCP headers come from the kernel
+			wire, ok := res.WireOverheadRatio()
+			require.True(t, ok, "%s: the headers are counted", system)
+			assert.Greater(t, wire, res.OverheadRatio(), system)
+		}
 		assert.Greater(t, res.TimeToFull, time.Duration(0), system)
 		assert.Equal(t, 4*50-50, res.LatencySamples, system) // the origin's own deliveries left out
 		assert.LessOrEqual(t, res.LatencyP50, res.LatencyP99, system)
@@ -187,25 +193,27 @@ func TestBenchTableIncompleteRun(t *testing.T) {
 	rep := Report{Config: Config{Plaintext: true, Rate: RateUnlimited}.WithDefaults(), Results: []Result{
 		{System: Hearsay, Nodes: 2, Messages: 2, Size: 100, Published: 2, PublishTime: time.Millisecond,
 			Deliveries: 4, TimeToFull: 1210 * time.Millisecond, LatencyP50: 180 * time.Millisecond,
-			LatencyP99: 410 * time.Millisecond, LatencySamples: 2, BytesOut: 524, CPU: 20 * time.Microsecond, CPUKnown: true},
+			LatencyP99: 410 * time.Millisecond, LatencySamples: 2, BytesOut: 524, HeaderBytes: 56, HeadersKnown: true,
+			CPU: 20 * time.Microsecond, CPUKnown: true},
 		{System: Memberlist, Nodes: 2, Messages: 2, Size: 100, Published: 1, Deliveries: 1,
 			BytesOut: 2_500_000, Drops: map[string]uint64{"handoff_queue_full": 3}},
 	}}
 	var table bytes.Buffer
 	require.NoError(t, rep.WriteTable(&table))
-	want := `20 nodes, 1000 messages of 256 bytes as fast as possible from 1 origin(s), interval 200ms, fanout 3, not encrypted, one process
+	want := `20 nodes, 1000 messages of 256 bytes as fast as possible from 1 origin(s), interval 200ms, fanout 3, long-poll 1s, not encrypted, one process
 
-                           hearsay      memberlist
-delivered                  100.00%      25.00%
-time to 100%               1.21s        -
-latency p50 / p99          180ms/410ms  -
-overhead ratio             1.31         6250.00
-duplicates per delivery    0.00         0.00
-CPU µs / msg / node        5.0          -
-publish rate (msg/s)       1000         -
-backpressure waits         0            -
-bytes sent                 524 B        2.5 MB
-drops (by reason: --json)  0            3
+                            hearsay      memberlist
+delivered                   100.00%      25.00%
+time to 100%                1.21s        -
+latency p50 / p99           180ms/410ms  -
+overhead ratio              1.31         6250.00
+wire overhead (IP headers)  1.45         -
+duplicates per delivery     0.00         0.00
+CPU µs / msg / node         5.0          -
+publish rate (msg/s)        1000         -
+backpressure waits          0            -
+bytes sent                  524 B        2.5 MB
+drops (by reason: --json)   0            3
 `
 	assert.Equal(t, want, table.String())
 
@@ -220,4 +228,8 @@ drops (by reason: --json)  0            3
 	assert.Nil(t, decoded.Results[1].CPUUSPerDelivery)
 	assert.Equal(t, map[string]uint64{"handoff_queue_full": 3}, decoded.Results[1].Drops)
 	assert.InDelta(t, 1210, *decoded.Results[0].TimeToFullMS, 1e-9)
+	assert.InDelta(t, 1.45, *decoded.Results[0].WireOverheadRatio, 1e-9)
+	assert.Equal(t, uint64(56), *decoded.Results[0].HeaderBytes)
+	assert.Nil(t, decoded.Results[1].WireOverheadRatio)
+	assert.InDelta(t, 1000, decoded.Config.LongPollMS, 1e-9)
 }

@@ -104,8 +104,12 @@ func waitReady(ctx context.Context, system System, nodes []benchNode, size int) 
 
 // counters are cumulative counters of one node or, summed, of a cluster.
 type counters struct {
-	bytesOut   uint64 // bytes sent on the wire, every packet and stream included
-	duplicates uint64 // copies of a message received by a node that already had it
+	bytesOut uint64 // bytes sent on the wire, every packet and stream included
+	// headerBytes are the IP and UDP or TCP headers of what was sent;
+	// headersKnown is false where they could not be counted.
+	headerBytes  uint64
+	headersKnown bool
+	duplicates   uint64 // copies of a message received by a node that already had it
 	// drops counts what the nodes dropped, by reason: datagrams and
 	// messages, whatever the system reports.
 	drops map[string]uint64
@@ -121,6 +125,8 @@ type counters struct {
 // add adds o's counts to c's, CPU time included.
 func (c *counters) add(o counters) {
 	c.bytesOut += o.bytesOut
+	c.headerBytes += o.headerBytes
+	c.headersKnown = c.headersKnown && o.headersKnown
 	c.duplicates += o.duplicates
 	c.waits += o.waits
 	if c.drops == nil {
@@ -136,6 +142,7 @@ func (c *counters) add(o counters) {
 // since returns the counts from before to c.
 func (c counters) since(before counters) counters {
 	d := counters{bytesOut: c.bytesOut - before.bytesOut, duplicates: c.duplicates - before.duplicates,
+		headerBytes: c.headerBytes - before.headerBytes, headersKnown: c.headersKnown && before.headersKnown,
 		waits: c.waits - before.waits, drops: map[string]uint64{},
 		cpu: c.cpu - before.cpu, cpuKnown: c.cpuKnown && before.cpuKnown}
 	for reason, n := range c.drops {
@@ -197,7 +204,7 @@ func (c *localCluster) publish(ctx context.Context, origin, index int) error {
 func (c *localCluster) flush(int) error { return nil }
 
 func (c *localCluster) counters(context.Context) (counters, error) {
-	sum := counters{drops: map[string]uint64{}, waits: c.waits.Load()}
+	sum := counters{drops: map[string]uint64{}, waits: c.waits.Load(), headersKnown: true}
 	for _, n := range c.nodes {
 		sum.add(n.counters())
 	}

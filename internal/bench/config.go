@@ -85,6 +85,11 @@ type Config struct {
 	// Fanout is how many peers a node contacts per round in both systems
 	// (hearsay's Fanout, memberlist's GossipNodes), from 1 to 64. Default 3.
 	Fanout int
+	// LongPoll is hearsay's long-poll (gossip.Config.MaxPark): how long a
+	// peer may keep a node's pull open, sending it new messages as they
+	// arrive. Default: the protocol's default, as an agent runs; negative:
+	// off, round-paced pulls only. Memberlist has no such thing.
+	LongPoll time.Duration
 	// Plaintext turns encryption off. Default false: hearsay seals every
 	// datagram (XChaCha20-Poly1305) and memberlist encrypts with the same
 	// 256-bit key (AES-256-GCM).
@@ -137,6 +142,7 @@ const (
 var (
 	DefaultInterval = protocolDefaults.Interval
 	DefaultFanout   = protocolDefaults.Fanout
+	DefaultLongPoll = protocolDefaults.MaxPark
 )
 
 var protocolDefaults = gossip.DefaultConfig(gossip.NodeID{}, nil)
@@ -163,6 +169,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Fanout == 0 {
 		c.Fanout = DefaultFanout
+	}
+	if c.LongPoll == 0 {
+		c.LongPoll = DefaultLongPoll
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
@@ -198,6 +207,8 @@ func (c Config) Validate() error {
 		return bad("Interval must be between %s and %s, got %s", MinInterval, MaxInterval, c.Interval)
 	case c.Fanout < 1 || c.Fanout > MaxFanout:
 		return bad("Fanout must be between 1 and %d, got %d", MaxFanout, c.Fanout)
+	case c.LongPoll > 0 && c.LongPoll < time.Millisecond || c.LongPoll > gossip.MaxLongPoll:
+		return bad("LongPoll must be negative (off) or between 1ms and %s, got %s", gossip.MaxLongPoll, c.LongPoll)
 	case c.Timeout < MinTimeout || c.Timeout > MaxTimeout:
 		return bad("Timeout must be between %s and %s, got %s", MinTimeout, MaxTimeout, c.Timeout)
 	}

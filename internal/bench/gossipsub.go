@@ -115,7 +115,8 @@ type gossipSubReport struct {
 	} `json:"config"`
 	Results []struct {
 		jsonResult
-		PublishTimeMS float64 `json:"publish_time_ms"`
+		PublishTimeMS       float64 `json:"publish_time_ms"`
+		BytesOutWithHeaders *uint64 `json:"bytes_out_with_headers"`
 	} `json:"results"`
 }
 
@@ -145,6 +146,12 @@ func parseGossipSubReport(out []byte, cfg Config) (Result, error) {
 		r.LatencySamples < 0 || int64(r.LatencySamples) > res.Expected() {
 		return Result{}, fmt.Errorf("its report counts more than the workload holds: %d published, %d deliveries, %d latency samples",
 			r.Published, r.Deliveries, r.LatencySamples)
+	}
+	if r.BytesOutWithHeaders != nil {
+		if *r.BytesOutWithHeaders < r.BytesOut {
+			return Result{}, fmt.Errorf("its report counts fewer bytes with headers (%d) than without (%d)", *r.BytesOutWithHeaders, r.BytesOut)
+		}
+		res.HeaderBytes, res.HeadersKnown = *r.BytesOutWithHeaders-r.BytesOut, true
 	}
 	if r.TimeToFullMS != nil {
 		res.TimeToFull = fromMS(*r.TimeToFullMS)

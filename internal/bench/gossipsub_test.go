@@ -71,7 +71,7 @@ func TestBenchReadsGossipSubReport(t *testing.T) {
 	  "latency_p50_ms": 1.5, "latency_p99_ms": 7, "latency_max_ms": 9, "latency_samples": 150,
 	  "bytes_out": 40000, "overhead_ratio": 3.1, "duplicates": 250, "duplicate_ratio": 1.25,
 	  "drops": {"rpc_queue_full": 2}, "cpu_ms": 85, "cpu_us_per_delivery": 425, "window_ms": 501,
-	  "publish_time_ms": 490}]}`
+	  "publish_time_ms": 490, "bytes_out_with_headers": 45200}]}`
 	script := func(body string) []string {
 		return []string{"sh", "-c", `echo "$@" > "` + argsFile + `"; ` + body, "gossipsub"}
 	}
@@ -94,7 +94,7 @@ func TestBenchReadsGossipSubReport(t *testing.T) {
 		Published: 50, PublishTime: 490 * time.Millisecond, Deliveries: 200,
 		TimeToFull: 500500 * time.Microsecond, LatencyP50: 1500 * time.Microsecond,
 		LatencyP99: 7 * time.Millisecond, LatencyMax: 9 * time.Millisecond, LatencySamples: 150,
-		BytesOut: 40000, Duplicates: 250, Drops: map[string]uint64{"rpc_queue_full": 2},
+		BytesOut: 40000, HeaderBytes: 5200, HeadersKnown: true, Duplicates: 250, Drops: map[string]uint64{"rpc_queue_full": 2},
 		CPU: 85 * time.Millisecond, CPUKnown: true, Window: 501 * time.Millisecond,
 	}, res)
 
@@ -105,6 +105,7 @@ func TestBenchReadsGossipSubReport(t *testing.T) {
 		{`echo '{"config": {"nodes": 5, "messages": 50, "size": 64}, "results": [{"system": "gossipsub"}]}'`, "it ran 5 nodes"},
 		{`echo '{"config": {"nodes": 4, "messages": 50, "size": 64}, "results": [{"system": "gossipsub", "deliveries": 201}]}'`, "more than the workload holds"},
 		{`echo '{"config": {"nodes": 4, "messages": 50, "size": 64}, "results": [{"system": "gossipsub", "latency_samples": 3}]}'`, "no latencies"},
+		{`echo '{"config": {"nodes": 4, "messages": 50, "size": 64}, "results": [{"system": "gossipsub", "bytes_out": 9, "bytes_out_with_headers": 8}]}'`, "fewer bytes with headers"},
 	} {
 		cfg.GossipSubCommand = script(tc.body)
 		_, err := Run(context.Background(), cfg)

@@ -57,6 +57,7 @@ func newHearsayNode(cfg Config, key *security.Key, index int, rec arrivals) (*he
 	}
 	ncfg.Gossip.Fanout = cfg.Fanout
 	ncfg.Gossip.Interval = cfg.Interval
+	ncfg.Gossip.MaxPark = cfg.LongPoll
 	if n.node, err = node.New(ncfg); err != nil {
 		return nil, fmt.Errorf("bench: hearsay node %d: %w", index, err)
 	}
@@ -106,7 +107,8 @@ func (n *hearsayNode) publish(ctx context.Context, payload []byte) error {
 
 func (n *hearsayNode) counters() counters {
 	st := n.node.Stats()
-	c := counters{bytesOut: st.UDP.BytesOut, duplicates: st.Gossip.Duplicates, drops: map[string]uint64{}}
+	c := counters{bytesOut: st.UDP.BytesOut, duplicates: st.Gossip.Duplicates, drops: map[string]uint64{},
+		headerBytes: st.UDP.DatagramsOut * udpIPv4Headers, headersKnown: true}
 	for reason, count := range st.Drops {
 		c.drops[reason] += count
 	}

@@ -108,7 +108,8 @@ func (n *memberlistNode) publish(_ context.Context, payload []byte) error {
 }
 
 func (n *memberlistNode) counters() counters {
-	c := counters{bytesOut: n.transport.bytesOut.Load(), duplicates: n.duplicates.Load(), drops: map[string]uint64{}}
+	c := counters{bytesOut: n.transport.bytesOut.Load(), duplicates: n.duplicates.Load(), drops: map[string]uint64{},
+		headerBytes: n.transport.headerBytes.Load(), headersKnown: !n.transport.segmentsUnknown.Load()}
 	if full := n.logs.queueFull.Load(); full > 0 {
 		c.drops["handoff_queue_full"] = full
 	}
@@ -167,10 +168,15 @@ func (b broadcast) UniqueBroadcast()                      {}
 type countingTransport struct {
 	*memberlist.NetTransport
 	bytesOut atomic.Uint64
-	streams  chan net.Conn
-	done     chan struct{} // closed when Shutdown begins
-	stopped  chan struct{} // closed when the NetTransport has stopped
-	stopOnce sync.Once
+	// headerBytes are the IP and UDP headers of the packets sent and the
+	// IP and TCP headers of the segments of closed streams (tcpSegments);
+	// segmentsUnknown is set once a stream's could not be read.
+	headerBytes     atomic.Uint64
+	segmentsUnknown atomic.Bool
+	streams         chan net.Conn
+	done            chan struct{} // closed when Shutdown begins
+	stopped         chan struct{} // closed when the NetTransport has stopped
+	stopOnce        sync.Once
 }
 
 var _ memberlist.NodeAwareTransport = (*countingTransport)(nil)
@@ -211,6 +217,7 @@ func (t *countingTransport) WriteToAddress(b []byte, a memberlist.Address) (time
 	at, err := t.NetTransport.WriteToAddress(b, a)
 	if err == nil {
 		t.bytesOut.Add(uint64(len(b)))
+		t.headerBytes.Add(udpIPv4Headers)
 	}
 	return at, err
 }
@@ -224,7 +231,7 @@ func (t *countingTransport) DialAddressTimeout(a memberlist.Address, timeout tim
 	if err != nil {
 		return nil, err
 	}
-	return &countingConn{Conn: conn, bytesOut: &t.bytesOut}, nil
+	return &countingConn{Conn: conn, transport: t}, nil
 }
 
 func (t *countingTransport) StreamCh() <-chan net.Conn { return t.streams }
@@ -241,7 +248,7 @@ func (t *countingTransport) forwardStreams() {
 			return
 		case conn := <-t.NetTransport.StreamCh():
 			select {
-			case t.streams <- &countingConn{Conn: conn, bytesOut: &t.bytesOut}:
+			case t.streams <- &countingConn{Conn: conn, transport: t}:
 			case <-t.done:
 				conn.Close()
 				t.drainStreams()
@@ -286,14 +293,27 @@ func (d *dropCounter) Write(line []byte) (int, error) {
 	return len(line), nil
 }
 
-// countingConn counts the bytes written to a stream.
+// countingConn counts the bytes written to a stream and, when it closes,
+// the headers of the segments it sent.
 type countingConn struct {
 	net.Conn
-	bytesOut *atomic.Uint64
+	transport *countingTransport
+	closeOnce sync.Once
 }
 
 func (c *countingConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
-	c.bytesOut.Add(uint64(n))
+	c.transport.bytesOut.Add(uint64(n))
 	return n, err
+}
+
+func (c *countingConn) Close() error {
+	c.closeOnce.Do(func() {
+		if headers, ok := tcpHeaderBytes(c.Conn); ok {
+			c.transport.headerBytes.Add(headers)
+		} else {
+			c.transport.segmentsUnknown.Store(true)
+		}
+	})
+	return c.Conn.Close()
 }

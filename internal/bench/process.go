@@ -296,7 +296,7 @@ func (c *processCluster) counters(ctx context.Context) (counters, error) {
 			return counters{}, c.failure(err)
 		}
 	}
-	sum := counters{drops: map[string]uint64{}, cpuKnown: true}
+	sum := counters{drops: map[string]uint64{}, cpuKnown: true, headersKnown: true}
 	deadline := time.NewTimer(answerTimeout)
 	defer deadline.Stop()
 	for _, p := range c.procs {

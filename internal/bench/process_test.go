@@ -124,13 +124,15 @@ func TestBenchProcessesHearsay(t *testing.T) {
 	assert.LessOrEqual(t, res.LatencyP99, res.LatencyMax)
 	assert.Greater(t, res.TimeToFull, time.Duration(0))
 	assert.Greater(t, res.BytesOut, uint64(0))
+	assert.True(t, res.HeadersKnown, "the node processes report their datagrams' headers")
+	assert.Greater(t, res.HeaderBytes, uint64(0))
 	assert.True(t, res.CPUKnown, "the node processes report their CPU")
 	assert.Greater(t, res.CPU, time.Duration(0))
 
 	var table bytes.Buffer
 	require.NoError(t, rep.WriteTable(&table))
 	t.Log("\n" + table.String())
-	assert.True(t, strings.HasPrefix(table.String(), "4 nodes, 50 messages of 64 bytes at 500/s from 1 origin(s), interval 50ms, fanout 3, encrypted, processes\n"), table.String())
+	assert.True(t, strings.HasPrefix(table.String(), "4 nodes, 50 messages of 64 bytes at 500/s from 1 origin(s), interval 50ms, fanout 3, long-poll 1s, encrypted, processes\n"), table.String())
 	var js bytes.Buffer
 	require.NoError(t, rep.WriteJSON(&js))
 	var decoded jsonReport

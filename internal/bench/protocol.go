@@ -71,6 +71,9 @@ type nodeSpec struct {
 	// IntervalNS is Config.Interval in nanoseconds.
 	IntervalNS int64 `json:"interval_ns"`
 	Fanout     int   `json:"fanout"`
+	// LongPollNS is Config.LongPoll in nanoseconds, negative for off;
+	// absent, the default.
+	LongPollNS int64 `json:"long_poll_ns,omitempty"`
 	// Key is the run's 32-byte key in hex; empty: plaintext.
 	Key             string `json:"key,omitempty"`
 	OriginSendsOnce bool   `json:"origin_sends_once,omitempty"`
@@ -79,7 +82,7 @@ type nodeSpec struct {
 // newNodeSpec describes node index of system's cluster in cfg.
 func newNodeSpec(cfg Config, system System, key *security.Key, index int) nodeSpec {
 	s := nodeSpec{System: system, Index: index, Nodes: cfg.Nodes, Messages: cfg.Messages, Size: cfg.Size,
-		IntervalNS: int64(cfg.Interval), Fanout: cfg.Fanout, OriginSendsOnce: cfg.originSendsOnce}
+		IntervalNS: int64(cfg.Interval), Fanout: cfg.Fanout, LongPollNS: int64(cfg.LongPoll), OriginSendsOnce: cfg.originSendsOnce}
 	if key != nil {
 		s.Key = hex.EncodeToString(key[:])
 	}
@@ -90,7 +93,7 @@ func newNodeSpec(cfg Config, system System, key *security.Key, index int) nodeSp
 // is built with.
 func (s nodeSpec) config() (Config, *security.Key, error) {
 	cfg := Config{Nodes: s.Nodes, Messages: s.Messages, Size: s.Size, Rate: RateUnlimited,
-		Interval: time.Duration(s.IntervalNS), Fanout: s.Fanout, Systems: []System{s.System},
+		Interval: time.Duration(s.IntervalNS), Fanout: s.Fanout, LongPoll: time.Duration(s.LongPollNS), Systems: []System{s.System},
 		Plaintext: s.Key == "", originSendsOnce: s.OriginSendsOnce}
 	// Zeros would take defaults: a spec states everything.
 	if s.Nodes == 0 || s.Messages == 0 || s.Size == 0 || s.IntervalNS == 0 || s.Fanout == 0 || s.System == "" {
@@ -118,6 +121,8 @@ func (s nodeSpec) config() (Config, *security.Key, error) {
 // CPU time.
 type nodeCounters struct {
 	BytesOut          uint64            `json:"bytes_out"`
+	HeaderBytes       uint64            `json:"header_bytes"`
+	HeadersKnown      bool              `json:"headers_known"`
 	Duplicates        uint64            `json:"duplicates"`
 	Drops             map[string]uint64 `json:"drops"`
 	BackpressureWaits uint64            `json:"backpressure_waits"`
@@ -126,12 +131,12 @@ type nodeCounters struct {
 }
 
 func newNodeCounters(c counters) nodeCounters {
-	return nodeCounters{BytesOut: c.bytesOut, Duplicates: c.duplicates, Drops: c.drops,
+	return nodeCounters{BytesOut: c.bytesOut, HeaderBytes: c.headerBytes, HeadersKnown: c.headersKnown, Duplicates: c.duplicates, Drops: c.drops,
 		BackpressureWaits: c.waits, CPUNS: int64(c.cpu), CPUKnown: c.cpuKnown}
 }
 
 func (n nodeCounters) counters() counters {
-	c := counters{bytesOut: n.BytesOut, duplicates: n.Duplicates, drops: map[string]uint64{},
+	c := counters{bytesOut: n.BytesOut, headerBytes: n.HeaderBytes, headersKnown: n.HeadersKnown, duplicates: n.Duplicates, drops: map[string]uint64{},
 		waits: n.BackpressureWaits, cpu: time.Duration(n.CPUNS), cpuKnown: n.CPUKnown}
 	for reason, count := range n.Drops {
 		c.drops[reason] = count

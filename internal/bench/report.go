@@ -22,8 +22,12 @@ func (r Report) WriteTable(w io.Writer) error {
 		encryption = "not encrypted"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d nodes, %d messages of %d bytes %s from %d origin(s), interval %s, fanout %d, %s, %s\n\n",
-		cfg.Nodes, cfg.Messages, cfg.Size, rate, cfg.Origins, cfg.Interval, cfg.Fanout, encryption, cfg.mode())
+	longPoll := "long-poll off"
+	if cfg.LongPoll > 0 {
+		longPoll = "long-poll " + cfg.LongPoll.String()
+	}
+	fmt.Fprintf(&b, "%d nodes, %d messages of %d bytes %s from %d origin(s), interval %s, fanout %d, %s, %s, %s\n\n",
+		cfg.Nodes, cfg.Messages, cfg.Size, rate, cfg.Origins, cfg.Interval, cfg.Fanout, longPoll, encryption, cfg.mode())
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	row := func(label string, cell func(Result) string) {
@@ -50,6 +54,12 @@ func (r Report) WriteTable(w io.Writer) error {
 		return formatDuration(res.LatencyP50) + "/" + formatDuration(res.LatencyP99)
 	})
 	row("overhead ratio", func(res Result) string { return fmt.Sprintf("%.2f", res.OverheadRatio()) })
+	row("wire overhead (IP headers)", func(res Result) string {
+		if ratio, ok := res.WireOverheadRatio(); ok {
+			return fmt.Sprintf("%.2f", ratio)
+		}
+		return "-"
+	})
 	row("duplicates per delivery", func(res Result) string { return fmt.Sprintf("%.2f", res.DuplicateRatio()) })
 	row("CPU µs / msg / node", func(res Result) string {
 		if us, ok := res.CPUPerDelivery(); ok {
@@ -138,6 +148,7 @@ type jsonConfig struct {
 	Origins    int      `json:"origins"`
 	IntervalMS float64  `json:"interval_ms"`
 	Fanout     int      `json:"fanout"`
+	LongPollMS float64  `json:"long_poll_ms"` // hearsay's; 0: off
 	Encrypt    bool     `json:"encrypt"`
 	TimeoutMS  float64  `json:"timeout_ms"`
 	Systems    []System `json:"systems"`
@@ -160,6 +171,8 @@ type jsonResult struct {
 	LatencySamples    int               `json:"latency_samples"`
 	BytesOut          uint64            `json:"bytes_out"`
 	OverheadRatio     float64           `json:"overhead_ratio"`
+	HeaderBytes       *uint64           `json:"header_bytes"`
+	WireOverheadRatio *float64          `json:"wire_overhead_ratio"`
 	Duplicates        uint64            `json:"duplicates"`
 	DuplicateRatio    float64           `json:"duplicate_ratio"`
 	Drops             map[string]uint64 `json:"drops"`
@@ -183,7 +196,7 @@ func (r Report) WriteJSON(w io.Writer) error {
 	cfg := r.Config
 	out := jsonReport{Config: jsonConfig{
 		Nodes: cfg.Nodes, Messages: cfg.Messages, Size: cfg.Size, Rate: max(cfg.Rate, 0),
-		Origins: cfg.Origins, IntervalMS: ms(cfg.Interval), Fanout: cfg.Fanout,
+		Origins: cfg.Origins, IntervalMS: ms(cfg.Interval), Fanout: cfg.Fanout, LongPollMS: ms(max(cfg.LongPoll, 0)),
 		Encrypt: !cfg.Plaintext, TimeoutMS: ms(cfg.Timeout), Systems: cfg.Systems, Mode: cfg.mode(),
 	}, Results: []jsonResult{}}
 	for _, res := range r.Results {
@@ -204,6 +217,10 @@ func (r Report) WriteJSON(w io.Writer) error {
 		}
 		if us, ok := res.CPUPerDelivery(); ok {
 			jr.CPUUSPerDelivery = &us
+		}
+		if ratio, ok := res.WireOverheadRatio(); ok {
+			headers := res.HeaderBytes
+			jr.HeaderBytes, jr.WireOverheadRatio = &headers, &ratio
 		}
 		if jr.Drops == nil {
 			jr.Drops = map[string]uint64{}

@@ -59,6 +59,13 @@ type Result struct {
 	// wrote on their TCP connections, TLS and yamux included, IP and TCP
 	// headers not.
 	BytesOut uint64
+	// HeaderBytes are the IP and UDP or TCP headers of what BytesOut
+	// counts: 28 bytes per datagram; per TCP segment sent (the kernel's
+	// count, pure ACKs included) 40, or 52 with timestamps. Memberlist's
+	// streams count once closed. HeadersKnown is false where the kernel
+	// did not say (outside Linux, for TCP).
+	HeaderBytes  uint64
+	HeadersKnown bool
 	// Duplicates counts the copies of a message received by a node that
 	// already had it.
 	Duplicates uint64
@@ -96,6 +103,16 @@ func (r Result) DeliveredFraction() float64 {
 // byte of payload the cluster had to deliver.
 func (r Result) OverheadRatio() float64 {
 	return float64(r.BytesOut) / (float64(r.Expected()) * float64(r.Size))
+}
+
+// WireOverheadRatio is (BytesOut + HeaderBytes) / (Nodes × Messages ×
+// Size): OverheadRatio with every packet's IP and UDP or TCP headers. False
+// if the headers are not known.
+func (r Result) WireOverheadRatio() (float64, bool) {
+	if !r.HeadersKnown {
+		return 0, false
+	}
+	return float64(r.BytesOut+r.HeaderBytes) / (float64(r.Expected()) * float64(r.Size)), true
 }
 
 // DuplicateRatio is Duplicates / Deliveries.
@@ -229,9 +246,10 @@ func runSystem(ctx context.Context, cfg Config, system System, key *security.Key
 		System: system, Nodes: cfg.Nodes, Messages: cfg.Messages, Size: cfg.Size,
 		BackpressureWaits: delta.waits,
 		BytesOut:          delta.bytesOut,
-		Duplicates:        delta.duplicates,
-		Drops:             delta.drops,
-		CPU:               delta.cpu, CPUKnown: delta.cpuKnown,
+		HeaderBytes:       delta.headerBytes, HeadersKnown: delta.headersKnown,
+		Duplicates: delta.duplicates,
+		Drops:      delta.drops,
+		CPU:        delta.cpu, CPUKnown: delta.cpuKnown,
 		Window: end - start,
 	}
 	rec.summarize(&res, origins, end)
