@@ -93,6 +93,24 @@ func TestBenchSmallRunBothSystems(t *testing.T) {
 	assert.Equal(t, true, decoded.Config["encrypt"])
 }
 
+// Through the HTTP API, as applications publish and subscribe, hearsay
+// delivers everything, and both paths of the process mode agree on it.
+func TestBenchThroughTheAPI(t *testing.T) {
+	cfg := smallConfig()
+	cfg.Systems, cfg.API = []System{Hearsay}, true
+	rep := runSmall(t, cfg)
+	require.Len(t, rep.Results, 1)
+	res := rep.Results[0]
+	assert.True(t, res.Complete(), "%d of %d delivered", res.Deliveries, res.Expected())
+	assert.Equal(t, 4*50-50, res.LatencySamples)
+	var table bytes.Buffer
+	require.NoError(t, rep.WriteTable(&table))
+	assert.Contains(t, table.String(), "hearsay through its HTTP API (POST, SSE)")
+	var js bytes.Buffer
+	require.NoError(t, rep.WriteJSON(&js))
+	assert.Contains(t, js.String(), `"api": true`)
+}
+
 // With its origin sending each message once, to a single peer, a
 // memberlist cluster still delivers beyond that peer: the nodes that
 // received a message forward it. Not necessarily everywhere: each node

@@ -90,6 +90,13 @@ type Config struct {
 	// arrive. Default: the protocol's default, as an agent runs; negative:
 	// off, round-paced pulls only. Memberlist has no such thing.
 	LongPoll time.Duration
+	// API sends hearsay's messages through each node's HTTP API, as
+	// applications see them: published with an HTTP POST (client.Publish)
+	// and received from an SSE stream (client.Subscribe) on every node, so
+	// latency runs from the publish request to the event. Default false:
+	// node.Publish and node.Subscribe in the node's process. Memberlist and
+	// GossipSub have no such API and ignore it.
+	API bool
 	// Plaintext turns encryption off. Default false: hearsay seals every
 	// datagram (XChaCha20-Poly1305) and memberlist encrypts with the same
 	// 256-bit key (AES-256-GCM).

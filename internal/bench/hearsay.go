@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"sync/atomic"
+	"time"
 
+	"github.com/hearsay-io/hearsay/client"
 	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/node"
 	"github.com/hearsay-io/hearsay/registry/static"
@@ -28,6 +32,10 @@ type hearsayNode struct {
 	index int
 	node  *node.Node
 	peers *static.Deferred // set by connect
+	// api and client are set with Config.API: the node's HTTP API on a
+	// loopback port, and the client that publishes and subscribes there.
+	api    *http.Server
+	client *client.Client
 	// subDone is closed when the subscriber has stopped, after Close.
 	subDone chan struct{}
 	// slow is set if the subscription was cut off for falling behind: its
@@ -61,6 +69,13 @@ func newHearsayNode(cfg Config, key *security.Key, index int, rec arrivals) (*he
 	if n.node, err = node.New(ncfg); err != nil {
 		return nil, fmt.Errorf("bench: hearsay node %d: %w", index, err)
 	}
+	if cfg.API {
+		if err := n.subscribeAPI(cfg, rec); err != nil {
+			n.node.Close()
+			return nil, err
+		}
+		return n, nil
+	}
 	sub, err := n.node.Subscribe(benchTopic)
 	if err != nil {
 		n.node.Close()
@@ -79,6 +94,44 @@ func newHearsayNode(cfg Config, key *security.Key, index int, rec arrivals) (*he
 		}
 	}()
 	return n, nil
+}
+
+// subscribeAPI serves the node's HTTP API on a loopback port and
+// subscribes to the benchmark's topic over SSE, as an application would;
+// the subscription is held by the node when it returns.
+func (n *hearsayNode) subscribeAPI(cfg Config, rec arrivals) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("bench: hearsay node %d: API listener: %w", n.index, err)
+	}
+	n.api = &http.Server{Handler: node.NewAPI(n.node, node.APIConfig{}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = n.api.Serve(ln) }()
+	if n.client, err = client.New(ln.Addr().String()); err != nil {
+		n.api.Close()
+		return fmt.Errorf("bench: hearsay node %d: API client: %w", n.index, err)
+	}
+	// One stream for the whole run: a reconnection could only hide a
+	// loss, so the first end of the stream ends the subscriber.
+	sub, err := n.client.Subscribe(context.Background(), benchTopic, client.WithoutReconnect(),
+		client.WithIdleTimeout(max(cfg.Timeout, time.Minute)))
+	if err != nil {
+		n.api.Close()
+		return fmt.Errorf("bench: hearsay node %d: SSE subscription: %w", n.index, err)
+	}
+	go func() {
+		defer close(n.subDone)
+		defer sub.Close()
+		for {
+			m, err := sub.Next()
+			if err != nil {
+				return
+			}
+			if i, ok := messageIndex(m.Payload, cfg.Messages); ok {
+				rec.delivered(n.index, i)
+			}
+		}
+	}()
+	return nil
 }
 
 func (n *hearsayNode) addr() string { return n.node.Addr().String() }
@@ -101,7 +154,14 @@ func (n *hearsayNode) connect(addrs []string) error {
 func (n *hearsayNode) ready() bool { return true }
 
 func (n *hearsayNode) publish(ctx context.Context, payload []byte) error {
-	_, err := n.node.Publish(ctx, benchTopic, payload)
+	if n.client == nil {
+		_, err := n.node.Publish(ctx, benchTopic, payload)
+		return err
+	}
+	_, err := n.client.Publish(ctx, benchTopic, payload)
+	if errors.Is(err, client.ErrBackpressure) {
+		return fmt.Errorf("%w: %w", gossip.ErrBackpressure, err) // retried like the node's own
+	}
 	return err
 }
 
@@ -122,6 +182,9 @@ func (n *hearsayNode) counters() counters {
 
 func (n *hearsayNode) close() error {
 	err := n.node.Close()
+	if n.api != nil {
+		n.api.Close() // ends the SSE stream, and with it the subscriber
+	}
 	<-n.subDone // closing the node closes its subscription
 	if err != nil {
 		return fmt.Errorf("bench: closing hearsay node %d: %w", n.index, err)

@@ -26,8 +26,12 @@ func (r Report) WriteTable(w io.Writer) error {
 	if cfg.LongPoll > 0 {
 		longPoll = "long-poll " + cfg.LongPoll.String()
 	}
-	fmt.Fprintf(&b, "%d nodes, %d messages of %d bytes %s from %d origin(s), interval %s, fanout %d, %s, %s, %s\n\n",
-		cfg.Nodes, cfg.Messages, cfg.Size, rate, cfg.Origins, cfg.Interval, cfg.Fanout, longPoll, encryption, cfg.mode())
+	via := ""
+	if cfg.API {
+		via = ", hearsay through its HTTP API (POST, SSE)"
+	}
+	fmt.Fprintf(&b, "%d nodes, %d messages of %d bytes %s from %d origin(s), interval %s, fanout %d, %s, %s, %s%s\n\n",
+		cfg.Nodes, cfg.Messages, cfg.Size, rate, cfg.Origins, cfg.Interval, cfg.Fanout, longPoll, encryption, cfg.mode(), via)
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	row := func(label string, cell func(Result) string) {
@@ -154,6 +158,8 @@ type jsonConfig struct {
 	Systems    []System `json:"systems"`
 	// Mode is "one process", or "processes": a process per node.
 	Mode string `json:"mode"`
+	// API: hearsay's messages went through its HTTP API (Config.API).
+	API bool `json:"api"`
 }
 
 type jsonResult struct {
@@ -197,7 +203,7 @@ func (r Report) WriteJSON(w io.Writer) error {
 	out := jsonReport{Config: jsonConfig{
 		Nodes: cfg.Nodes, Messages: cfg.Messages, Size: cfg.Size, Rate: max(cfg.Rate, 0),
 		Origins: cfg.Origins, IntervalMS: ms(cfg.Interval), Fanout: cfg.Fanout, LongPollMS: ms(max(cfg.LongPoll, 0)),
-		Encrypt: !cfg.Plaintext, TimeoutMS: ms(cfg.Timeout), Systems: cfg.Systems, Mode: cfg.mode(),
+		Encrypt: !cfg.Plaintext, TimeoutMS: ms(cfg.Timeout), Systems: cfg.Systems, Mode: cfg.mode(), API: cfg.API,
 	}, Results: []jsonResult{}}
 	for _, res := range r.Results {
 		jr := jsonResult{
