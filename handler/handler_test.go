@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -18,11 +19,7 @@ import (
 )
 
 // quiet is a logger for tests that expect warnings.
-var quiet = slog.New(slog.NewTextHandler(os_discard{}, nil))
-
-type os_discard struct{}
-
-func (os_discard) Write(p []byte) (int, error) { return len(p), nil }
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // newNode opens a node with no peers on the loopback; with dataDir, its
 // filter and log are LevelDB's, kept there.
@@ -282,4 +279,56 @@ func TestProgressFile(t *testing.T) {
 	require.NoError(t, os.WriteFile(progressPath(dir, spec), []byte("{not json"), 0o600))
 	_, err = Start(n, Config{Handlers: []Spec{spec}, Dir: dir, Runner: rec, Logger: quiet})
 	assert.ErrorContains(t, err, "is corrupt")
+}
+
+// countingShell is the Shell runner, counting the runs that succeeded.
+type countingShell struct{ done chan struct{} }
+
+func (c *countingShell) Run(ctx context.Context, job Job) error {
+	err := Shell{}.Run(ctx, job)
+	if err == nil {
+		c.done <- struct{}{}
+	}
+	return err
+}
+
+func newBenchNode(b *testing.B) (*node.Node, error) {
+	n, err := node.New(node.Config{Bind: "127.0.0.1:0", Logger: quiet})
+	if err == nil {
+		b.Cleanup(func() { n.Close() })
+	}
+	return n, err
+}
+
+func mustPattern(s string) node.Pattern { return node.MustParsePattern(s) }
+
+// hangingRunner signals each run's start and runs until killed.
+type hangingRunner struct{ started chan string }
+
+func (h hangingRunner) Run(ctx context.Context, job Job) error {
+	h.started <- string(job.Message.Payload)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// Close kills a command still running after StopTimeout; its message is
+// not done, so it runs again after a restart.
+func TestCloseKillsRunningCommandsAndTheyRunAgain(t *testing.T) {
+	dataDir, progressDir := t.TempDir(), t.TempDir()
+	spec := mustSpec(t, ">=unused")
+	n := newNode(t, dataDir, nil)
+	hang := hangingRunner{started: make(chan string, 1)}
+	hs := startHandlers(t, n, Config{Handlers: []Spec{spec}, Dir: progressDir, Runner: hang, StopTimeout: 20 * time.Millisecond})
+	require.NoError(t, n.Start())
+	publish(t, n, "t", "hangs")
+	require.Equal(t, "hangs", <-hang.started)
+	require.NoError(t, hs.Close(), "returns once the command is killed")
+	require.NoError(t, n.Close())
+
+	n = newNode(t, dataDir, nil)
+	rec := newRecorder(nil)
+	startHandlers(t, n, Config{Handlers: []Spec{spec}, Dir: progressDir, Runner: rec})
+	require.NoError(t, n.Start())
+	rec.waitUntil(t, "the killed message run again", func() bool { return rec.count() >= 1 })
+	assert.Equal(t, []string{"hangs"}, rec.succeeded())
 }
