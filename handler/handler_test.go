@@ -273,6 +273,7 @@ func TestProgressFile(t *testing.T) {
 	b, err := os.ReadFile(progressPath(dir, spec))
 	require.NoError(t, err)
 	assert.JSONEq(t, fmt.Sprintf(`{"handler": "a.b=true", "after": %q, "done": []}`, ids[0].String()), string(b))
+	assert.Contains(t, string(b), `"handler": "a.b=true"`, "indented, as docs/handlers.md shows it")
 	leftovers, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
 	assert.Empty(t, leftovers)
 

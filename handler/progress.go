@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -207,15 +208,18 @@ func (p *progress) save(spec Spec) error {
 	if p.path == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(p.snapshot(spec), "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // patterns hold '>'
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(p.snapshot(spec)); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(p.path), 0o700); err != nil {
 		return fmt.Errorf("handler %q: progress: %w", spec.String(), err)
 	}
 	tmp := p.path + ".tmp"
-	if err := writeSynced(tmp, append(b, '\n')); err != nil {
+	if err := writeSynced(tmp, buf.Bytes()); err != nil {
 		return fmt.Errorf("handler %q: progress: %w", spec.String(), err)
 	}
 	if err := os.Rename(tmp, p.path); err != nil {

@@ -58,6 +58,14 @@ func TestShellPassesPayloadAndVariables(t *testing.T) {
 	}, "\n")+"\n", string(env))
 }
 
+// A command may leave a large payload unread.
+func TestShellCommandMayLeaveThePayloadUnread(t *testing.T) {
+	requireShell(t)
+	job := shellJob("true")
+	job.Message.Payload = make([]byte, 4<<20) // more than a pipe holds
+	require.NoError(t, Shell{}.Run(context.Background(), job))
+}
+
 // A failing command's error carries its exit status and the end of its
 // output; a missing command is exit status 127 with the shell's message.
 func TestShellFailures(t *testing.T) {
