@@ -483,7 +483,6 @@ function preview(bytes) {
   const max = 240;
   try {
     const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, Math.min(bytes.length, 4 * max)));
-    // eslint-disable-next-line no-control-regex
     if (!/[\u0000-\u0008\u000e-\u001f\u007f]/.test(text)) {
       const flat = text.replace(/\s+/g, " ");
       return flat.length > max ? flat.slice(0, max) + "…" : flat;
