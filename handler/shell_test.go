@@ -94,8 +94,11 @@ func TestShellFailures(t *testing.T) {
 // started.
 func TestShellTimeoutKillsTheProcessGroup(t *testing.T) {
 	requireShell(t)
+	t.Parallel()
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	// Time enough for the shell to start its child, even on a loaded
+	// machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	err := Shell{}.Run(ctx, shellJob(`sleep 60 & echo $! > `+pidFile+`; wait`))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
@@ -121,14 +124,21 @@ func TestShellTimeoutKillsTheProcessGroup(t *testing.T) {
 // timeout and retried.
 func TestShellHandlerRetriesARealCommand(t *testing.T) {
 	requireShell(t)
+	t.Parallel()
 	dir := t.TempDir()
 	n := newNode(t, "", nil)
 	// The first run of each message only leaves a mark and fails; the
-	// second appends the payload to got.
-	failOnce := `if [ -e "` + dir + `/$HEARSAY_MESSAGE_ID" ]; then cat >> "` + dir + `/got"; echo >> "` + dir + `/got"; else touch "` + dir + `/$HEARSAY_MESSAGE_ID"; exit 1; fi`
+	// second appends the payload to got, in one write (runs of the two
+	// messages may overlap).
+	failOnce := `if [ -e "` + dir + `/$HEARSAY_MESSAGE_ID" ]; then printf '%s\n' "$(cat)" >> "` + dir + `/got"; else touch "` + dir + `/$HEARSAY_MESSAGE_ID"; exit 1; fi`
 	hangs := `if [ "$HEARSAY_HANDLER_ATTEMPT" = 1 ]; then sleep 60; fi; cat > "` + dir + `/hung"`
-	hs := startHandlers(t, n, Config{Handlers: []Spec{mustSpec(t, "orders.>="+failOnce), mustSpec(t, "slow="+hangs)},
-		RetryMin: 10 * time.Millisecond, Timeout: time.Second})
+	// A timeout no run of failOnce reaches, even on a loaded machine (a
+	// killed run that had appended would append again); hangs is
+	// idempotent, so its retries may time out too.
+	hs := startHandlers(t, n, Config{Handlers: []Spec{mustSpec(t, "orders.>="+failOnce)},
+		RetryMin: 10 * time.Millisecond, Timeout: time.Minute})
+	slow := startHandlers(t, n, Config{Handlers: []Spec{mustSpec(t, "slow="+hangs)},
+		RetryMin: 10 * time.Millisecond, Timeout: 500 * time.Millisecond})
 	require.NoError(t, n.Start())
 	publish(t, n, "orders.new", "first")
 	publish(t, n, "slow", "after a timeout")
@@ -136,9 +146,10 @@ func TestShellHandlerRetriesARealCommand(t *testing.T) {
 	require.Eventually(t, func() bool {
 		got, _ := os.ReadFile(filepath.Join(dir, "got"))
 		hung, _ := os.ReadFile(filepath.Join(dir, "hung"))
-		return len(strings.Fields(string(got))) == 2 && string(hung) == "after a timeout"
-	}, 20*time.Second, 10*time.Millisecond)
+		return len(strings.Fields(string(got))) >= 2 && string(hung) == "after a timeout"
+	}, 30*time.Second, 10*time.Millisecond)
 	require.NoError(t, hs.Close())
+	require.NoError(t, slow.Close())
 	got, err := os.ReadFile(filepath.Join(dir, "got"))
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{"first", "second"}, strings.Fields(string(got)))
