@@ -102,8 +102,8 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 // docs/ui.png is made).
 func TestE2EStatusPageInChromium(t *testing.T) {
 	t.Parallel()
+	ctx, problems := newBrowser(t) // first: it skips without Chromium
 	hearsayBinary(t)
-	ctx, problems := newBrowser(t)
 	const token = "ui-test-token"
 	c := newCluster(t, 2)
 	passphrase := filepath.Join(t.TempDir(), "passphrase")
