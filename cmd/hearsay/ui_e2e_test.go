@@ -34,11 +34,17 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// newBrowser starts a headless Chromium for the test, ended when the test
-// ends, pass or fail. It collects the page's console errors and warnings
-// and its uncaught exceptions (a refusal by the Content-Security-Policy is
+// browser is a headless Chromium for a test, ended when the test ends,
+// pass or fail. It collects its tabs' console errors and warnings and
+// their uncaught exceptions (a refusal by the Content-Security-Policy is
 // one).
-func newBrowser(t *testing.T) (context.Context, func() []string) {
+type browser struct {
+	ctx      context.Context // of the browser's first tab
+	mu       sync.Mutex
+	problems []string
+}
+
+func newBrowser(t *testing.T) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
@@ -55,9 +61,24 @@ func newBrowser(t *testing.T) (context.Context, func() []string) {
 	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
 	t.Cleanup(cancelTimeout)
 	require.NoError(t, chromedp.Do(ctx), "starting Chromium")
+	b := &browser{ctx: ctx}
+	b.watch(t, ctx)
+	return b
+}
 
-	var mu sync.Mutex
-	var problems []string
+// tab opens a new tab: a new page, with a sessionStorage of its own.
+func (b *browser) tab(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	t.Cleanup(cancel)
+	require.NoError(t, chromedp.Do(ctx), "opening a tab")
+	b.watch(t, ctx)
+	return ctx
+}
+
+// watch collects the problems the tab of ctx logs.
+func (b *browser) watch(t *testing.T, ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
 	messages := chromedp.Console(ctx)
 	read := make(chan struct{})
 	go func() {
@@ -71,26 +92,36 @@ func newBrowser(t *testing.T) (context.Context, func() []string) {
 			}
 			switch m.Type {
 			case chromedp.ConsoleError, chromedp.ConsoleWarning, chromedp.ConsoleException:
-				mu.Lock()
-				problems = append(problems, fmt.Sprintf("%s %s:%d: %s", m.Type, m.URL, m.Line+1, m.Text))
-				mu.Unlock()
+				b.mu.Lock()
+				b.problems = append(b.problems, fmt.Sprintf("%s %s:%d: %s", m.Type, m.URL, m.Line+1, m.Text))
+				b.mu.Unlock()
 			}
 		}
 	}()
-	t.Cleanup(func() { cancelTimeout(); <-read })
-	return ctx, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), problems...)
-	}
+	t.Cleanup(func() { cancel(); <-read })
+}
+
+func (b *browser) seen() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.problems...)
 }
 
 // waitJS waits until the JavaScript expression is true in the page.
 func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
-	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond),
-		chromedp.WithPollingTimeout(20*time.Second)))
-	require.NoError(t, err, "waiting for %s (%s)", what, expr)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond),
+			chromedp.WithPollingTimeout(time.Until(deadline))))
+		// A poll begun as a navigation replaced the page's JavaScript
+		// context fails so; the new page is polled again.
+		if err != nil && strings.Contains(err.Error(), "Cannot find context with specified id") && time.Now().Before(deadline) {
+			continue
+		}
+		require.NoError(t, err, "waiting for %s (%s)", what, expr)
+		return
+	}
 }
 
 // The status page in headless Chromium, on a real agent with a real peer
@@ -102,7 +133,8 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 // docs/ui.png is made).
 func TestE2EStatusPageInChromium(t *testing.T) {
 	t.Parallel()
-	ctx, problems := newBrowser(t) // first: it skips without Chromium
+	b := newBrowser(t) // first: it skips without Chromium
+	ctx := b.ctx
 	hearsayBinary(t)
 	const token = "ui-test-token"
 	c := newCluster(t, 2)
@@ -121,9 +153,10 @@ func TestE2EStatusPageInChromium(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#auth-form button"))))
 	waitJS(t, ctx, "the node's name", `document.getElementById("node-name").textContent === "web-1"`)
 
-	// A first load with the token in the fragment, in a fresh tab session.
-	require.NoError(t, chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`sessionStorage.clear()`),
-		chromedp.Navigate("about:blank"), chromedp.Navigate(page+"#token="+url.QueryEscape(token))))
+	// A first load with the token in the fragment, in a new tab (whose
+	// sessionStorage is empty).
+	ctx = b.tab(t)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(page+"#token="+url.QueryEscape(token))))
 	waitJS(t, ctx, "the node's name", `document.getElementById("node-name").textContent === "web-1"`)
 	waitJS(t, ctx, "the peer's address", fmt.Sprintf(`document.getElementById("peers").textContent.includes(%q)`, peer.gossip))
 	waitJS(t, ctx, "the token out of the address bar, kept in the tab", fmt.Sprintf(
@@ -166,7 +199,7 @@ func TestE2EStatusPageInChromium(t *testing.T) {
 	if *uiScreenshot != "" {
 		require.NoError(t, os.WriteFile(*uiScreenshot, png, 0o644))
 	}
-	assert.Empty(t, problems(), "the page's console errors and exceptions (a CSP refusal is one)")
+	assert.Empty(t, b.seen(), "the page's console errors and exceptions (a CSP refusal is one)")
 }
 
 // postMessage publishes a message over HTTP, with token if not empty.
