@@ -33,6 +33,17 @@ func TestAgentHandlerFlags(t *testing.T) {
 	assert.Equal(t, 5*time.Second, res.agent.Handlers.Timeout)
 	assert.Equal(t, 2, res.agent.Handlers.Concurrency)
 
+	// In a config file, handler is a list: each element one handler.
+	conf := writeFile(t, "agent.yaml", "handler:\n  - 'orders.>=cut -d, -f1'\n  - '>=true'\nhandler-concurrency: 3\n")
+	res = runCLI(t, "", "agent", "--config", conf)
+	require.Equal(t, exitOK, res.code, res.stderr)
+	specs = nil
+	for _, s := range res.agent.Handlers.Handlers {
+		specs = append(specs, s.String())
+	}
+	assert.Equal(t, []string{"orders.>=cut -d, -f1", ">=true"}, specs)
+	assert.Equal(t, 3, res.agent.Handlers.Concurrency)
+
 	t.Setenv("HEARSAY_HANDLER", "jobs.*=./run-job, fast")
 	res = runCLI(t, "", "agent")
 	require.Equal(t, exitOK, res.code, res.stderr)
