@@ -23,6 +23,8 @@ type Status struct {
 	Duplicates        uint64  `json:"duplicates"`
 	CacheMessages     int     `json:"cache_messages"`
 	CacheBytes        int     `json:"cache_bytes"`
+	CacheMaxMessages  int     `json:"cache_max_messages"` // the propagation cache's bounds
+	CacheMaxBytes     int     `json:"cache_max_bytes"`
 	Subscribers       int     `json:"subscribers"`
 	Rounds            uint64  `json:"rounds"`
 	Fanout            int     `json:"fanout"`
@@ -33,6 +35,7 @@ type Status struct {
 	MerkleRoot        string  `json:"merkle_root"`
 	LogMessages       int     `json:"log_messages"`
 	LogBytes          int64   `json:"log_bytes"`
+	LogMaxBytes       int64   `json:"log_max_bytes"` // the message log's bound; 0: unknown (a log an embedding program gave)
 	UptimeSeconds     float64 `json:"uptime_seconds"`
 }
 

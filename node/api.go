@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hearsay-io/hearsay/gossip"
+	"github.com/hearsay-io/hearsay/node/ui"
 	"github.com/hearsay-io/hearsay/security"
 )
 
@@ -36,7 +37,8 @@ type APIConfig struct {
 	// Leave it off when several nodes share a process.
 	ProcessMetrics bool
 	// Token, if set, is required as "Authorization: Bearer TOKEN" on every
-	// endpoint but the probes, /healthz and /readyz.
+	// endpoint but the probes, /healthz and /readyz, and the status page's
+	// assets (/ui/).
 	Token string
 	// BodyTimeout bounds the time to read a request body. Default 10s.
 	BodyTimeout time.Duration
@@ -92,9 +94,11 @@ func NewAPI(n *Node, cfg APIConfig) *API {
 	if cfg.Debug != nil {
 		a.mux.Handle("/debug/", cfg.Debug)
 	}
-	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
 	})
+	a.mux.Handle(ui.Prefix, ui.Handler(notFound)) // the status page; "/ui" redirects to it
+	a.mux.Handle("/", notFound)
 	return a
 }
 
@@ -119,12 +123,19 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a.cors(w, r) {
 		return // a preflight, which carries no token
 	}
-	if a.cfg.Token != "" && !probePaths[r.URL.Path] && !a.authorized(r) {
+	if a.cfg.Token != "" && !public(r.URL.Path) && !a.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hearsay"`)
 		writeError(w, http.StatusUnauthorized, "missing or wrong API token (Authorization: Bearer TOKEN)")
 		return
 	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// public reports the paths served without the token: the probes, and the
+// status page's assets, which hold nothing secret (the page sends the
+// token on its own requests).
+func public(path string) bool {
+	return probePaths[path] || path == strings.TrimSuffix(ui.Prefix, "/") || strings.HasPrefix(path, ui.Prefix)
 }
 
 // EndStreams ends every open event stream, and any opened after it, with

@@ -233,4 +233,18 @@ func TestResumeAcrossLargeMessages(t *testing.T) {
 	found, out = replayed(gossip.MessageID{1})
 	require.False(t, found)
 	require.Empty(t, out)
+
+	// SubscribeLogged replays the whole log, the large message whole.
+	s, r, err := c.nodes[1].SubscribeLogged("a")
+	require.NoError(t, err)
+	defer s.Close()
+	require.True(t, r.Found())
+	var all []gossip.MessageID
+	for b := r.Next(); b != nil; b = r.Next() {
+		for _, m := range b {
+			all = append(all, m.ID)
+		}
+	}
+	require.NoError(t, r.Err())
+	require.Equal(t, []gossip.MessageID{first, big, last}, all)
 }

@@ -39,6 +39,19 @@ type Replay struct {
 // Finding the resume point reads the log from its start, in batches that
 // let the node run between them.
 func (n *Node) SubscribeAfter(pattern string, after gossip.MessageID) (*Subscription, *Replay, error) {
+	return n.subscribeReplay(pattern, after, true)
+}
+
+// SubscribeLogged subscribes to pattern like Subscribe, and also returns
+// every message matching it that the message log still holds, oldest
+// first: a resume point before everything logged. Found reports true.
+func (n *Node) SubscribeLogged(pattern string) (*Subscription, *Replay, error) {
+	return n.subscribeReplay(pattern, gossip.MessageID{}, false)
+}
+
+// subscribeReplay subscribes, and replays the log after the message after
+// (seek), or all of it.
+func (n *Node) subscribeReplay(pattern string, after gossip.MessageID, seek bool) (*Subscription, *Replay, error) {
 	p, err := ParsePattern(pattern)
 	if err != nil {
 		return nil, nil, err
@@ -52,7 +65,7 @@ func (n *Node) SubscribeAfter(pattern string, after gossip.MessageID) (*Subscrip
 	// Registering the subscription and reading lastSeq under one lock: every
 	// message accepted later reaches the subscription, every earlier one is
 	// at or before lastSeq in the log.
-	r := &Replay{node: n, pattern: p, after: after, lastSeq: n.log.LastSeq(), seeking: true,
+	r := &Replay{node: n, pattern: p, after: after, lastSeq: n.log.LastSeq(), seeking: seek,
 		ra: gossip.NewReassembler(n.core.Config().MaxPartialBytes)}
 	n.mu.Unlock()
 	for r.seeking && !r.done {
@@ -64,7 +77,7 @@ func (n *Node) SubscribeAfter(pattern string, after gossip.MessageID) (*Subscrip
 	}
 	r.found = !r.seeking
 	r.done = r.done || !r.found
-	r.leftover = true
+	r.leftover = seek
 	return sub, r, nil
 }
 

@@ -87,6 +87,8 @@ type Status struct {
 	Duplicates        uint64  `json:"duplicates"`
 	CacheMessages     int     `json:"cache_messages"`
 	CacheBytes        int     `json:"cache_bytes"`
+	CacheMaxMessages  int     `json:"cache_max_messages"`
+	CacheMaxBytes     int     `json:"cache_max_bytes"`
 	Subscribers       int     `json:"subscribers"`
 	Rounds            uint64  `json:"rounds"`
 	Fanout            int     `json:"fanout"`
@@ -97,6 +99,7 @@ type Status struct {
 	MerkleRoot        string  `json:"merkle_root"`
 	LogMessages       int     `json:"log_messages"`
 	LogBytes          int64   `json:"log_bytes"`
+	LogMaxBytes       int64   `json:"log_max_bytes"` // 0: a log the embedding program gave, bound unknown
 	UptimeSeconds     float64 `json:"uptime_seconds"`
 }
 
@@ -110,9 +113,13 @@ func (n *Node) Status() Status {
 		Peers: len(n.Peers()), Filter: n.cfg.Filter, FilterIDs: st.FilterIDs,
 		MessagesPublished: st.Gossip.Published, MessagesDelivered: st.Gossip.Delivered,
 		Duplicates: st.Gossip.Duplicates, CacheMessages: st.Gossip.CacheMessages,
-		CacheBytes: st.Gossip.CacheBytes, Subscribers: st.Subscribers, Rounds: st.Gossip.Rounds,
+		CacheBytes: st.Gossip.CacheBytes, CacheMaxMessages: gc.CacheMessages, CacheMaxBytes: gc.CacheBytes,
+		Subscribers: st.Subscribers, Rounds: st.Gossip.Rounds,
 		Fanout: gc.Fanout, Interval: gc.Interval.String(), MaxPacketSize: gc.MaxPacketSize + security.Overhead,
 		Encrypted: n.cfg.Keyring.Enabled(), Keys: len(n.cfg.Keyring.List()),
+	}
+	if n.cfg.Log == nil {
+		s.LogMaxBytes = n.cfg.LogMaxBytes
 	}
 	n.mu.Lock()
 	started := n.started

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hearsay-io/hearsay/gossip"
+	"github.com/hearsay-io/hearsay/handler"
 	"github.com/hearsay-io/hearsay/node"
 	"github.com/hearsay-io/hearsay/registry/dht"
 	"github.com/hearsay-io/hearsay/registry/dns"
@@ -72,10 +74,13 @@ type agentConfig struct {
 
 	ConfigFile string         // --config; empty: none
 	Settings   map[string]any // every flag's effective value, by name: what --print-config prints, what SIGHUP compares
+
+	Handlers handler.Config // --handler, --handler-timeout, --handler-concurrency
 }
 
 func (p *program) agentCommand() *cli.Command {
 	def := node.DefaultConfig() // the flags' defaults are the library's
+	hdef := handler.DefaultConfig()
 	return &cli.Command{
 		Name:  "agent",
 		Usage: "run a node until interrupted (SIGHUP re-reads --peers-file and --config)",
@@ -119,6 +124,10 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("cache-rounds", strconv.Itoa(def.Gossip.CacheRounds), "offer a new message to pullers for `N` rounds (1 to 100000)"),
 			stringFlag("retention", durationText(def.Gossip.Retention), "keep accepted messages in the log for `DURATION` (at most "+durationText(def.Gossip.MaxAge)+"), for anti-entropy and resumed streams"),
 			stringFlag("ae-interval", durationText(def.Gossip.AEInterval), "reconcile with a random peer every `DURATION` (Merkle anti-entropy); 0 turns it off"),
+			&cli.StringSliceFlag{Name: "handler", EnvVars: []string{envVar("handler")},
+				Usage: "`SPEC` is PATTERN=COMMAND: run COMMAND (/bin/sh -c) for each delivered message whose topic matches PATTERN, the payload on stdin; retried until it succeeds, its progress kept in --data-dir; repeatable"},
+			stringFlag("handler-timeout", durationText(hdef.Timeout), "kill a handler's command still running after `DURATION`, and retry it"),
+			stringFlag("handler-concurrency", strconv.Itoa(hdef.Concurrency), "run at most `N` handler commands at once"),
 			stringFlag("log-level", "info", "`LEVEL` of the logs: debug, info, warn or error"),
 			stringFlag("log-format", "text", "`FORMAT` of the logs on stderr: text or json"),
 		},
@@ -260,6 +269,9 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 	if cfg.Gossip.AEInterval == 0 {
 		cfg.Gossip.AEInterval = -1 // the core's "never"
 	}
+	if cfg.Handlers, err = handlerConfigValue(c); err != nil {
+		return cfg, err
+	}
 	if cfg.LogLevel, err = logLevelValue(c, "log-level"); err != nil {
 		return cfg, err
 	}
@@ -293,6 +305,30 @@ func dnsFlags(c *cli.Context, cfg *agentConfig) error {
 		}
 	}
 	return nil
+}
+
+// handlerConfigValue reads --handler, --handler-timeout and
+// --handler-concurrency.
+func handlerConfigValue(c *cli.Context) (handler.Config, error) {
+	var hc handler.Config
+	for _, s := range c.StringSlice("handler") {
+		if strings.TrimSpace(s) == "" {
+			continue // HEARSAY_HANDLER= : none
+		}
+		spec, err := handler.ParseSpec(s)
+		if err != nil {
+			return hc, flagErrorf("handler", "%v", err)
+		}
+		hc.Handlers = append(hc.Handlers, spec)
+	}
+	var err error
+	if hc.Timeout, err = durationValue(c, "handler-timeout", time.Millisecond); err != nil {
+		return hc, err
+	}
+	if hc.Concurrency, err = intValue(c, "handler-concurrency", 1, 1024); err != nil {
+		return hc, err
+	}
+	return hc, nil
 }
 
 // nameValue checks a node name: printable, at most 128 bytes.
@@ -398,10 +434,29 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 			return fmt.Errorf("--passphrase-file: %w", err)
 		}
 	}
+	var handlers *handler.Handlers
+	if len(cfg.Handlers.Handlers) > 0 {
+		// Before the node starts, so that new handlers see its first
+		// messages.
+		hc := cfg.Handlers
+		hc.Logger = logger
+		if cfg.DataDir != "" {
+			hc.Dir = filepath.Join(cfg.DataDir, "handlers")
+		} else {
+			logger.Warn("no --data-dir: handlers' progress is not kept, a restart starts them from its own first message")
+		}
+		if handlers, err = handler.Start(n, hc); err != nil {
+			n.Close()
+			return fmt.Errorf("--handler: %w", err)
+		}
+	}
 	if !n.Encrypted() {
 		logger.Warn("no passphrase: gossip is NOT encrypted or authenticated; for development only (see --passphrase-file)")
 	}
 	if err := n.Start(); err != nil {
+		if handlers != nil {
+			handlers.Close()
+		}
 		n.Close()
 		return err
 	}
@@ -461,6 +516,11 @@ loop:
 			server.Close()
 		}
 		cancel()
+	}
+	if handlers != nil {
+		if err := handlers.Close(); err != nil && runErr == nil {
+			runErr = err
+		}
 	}
 	if err := n.Close(); err != nil && runErr == nil {
 		runErr = err

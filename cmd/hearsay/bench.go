@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hearsay-io/hearsay/internal/bench"
+	"github.com/hearsay-io/hearsay/security"
 )
 
 func (p *program) benchCommand() *cli.Command {
@@ -37,6 +38,7 @@ func (p *program) benchCommand() *cli.Command {
 			stringFlag("timeout", "60s", "stop waiting for full delivery `DURATION` after the first publish"),
 			stringFlag("systems", string(bench.Hearsay)+","+string(bench.Memberlist), "comma-separated `LIST` of systems to run: hearsay, memberlist, gossipsub"),
 			stringFlag("gossipsub-bin", "", "the `PROGRAM` that runs gossipsub; default: "+bench.GossipSubProgram+" in dist/, beside this program or on PATH"),
+			stringFlag("cipher", security.DefaultSuite.String(), "hearsay's cipher `SUITE`, as the agent's --cipher: "+strings.Join(security.SuiteNames(), " or ")),
 			boolFlag("api", false, "send hearsay's messages through each node's HTTP API, as applications do: published with a POST, received from an SSE stream on every node (latency from the request to the event)"),
 			boolFlag("processes", false, "run every node as its own process (this program's hidden bench-node command); CPU is then the sum over the node processes"),
 			boolFlag("json", false, "print the results as JSON instead of a table"),
@@ -107,6 +109,9 @@ func benchConfigFromFlags(c *cli.Context) (bench.Config, error) {
 	}
 	cfg.Plaintext = !c.Bool("encrypt")
 	cfg.API = c.Bool("api")
+	if cfg.Cipher, err = security.ParseSuite(flagValue(c, "cipher")); err != nil {
+		return cfg, flagErrorf("cipher", "%w", err)
+	}
 	if cfg.Processes = c.Bool("processes"); cfg.Processes {
 		exe, err := os.Executable()
 		if err != nil {

@@ -90,6 +90,8 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--systems", "hearsay,hearsay"}, "--systems: hearsay listed twice"},
 		{[]string{"--systems", " , "}, "--systems: name at least one system"},
 		{[]string{"--encrypt=maybe"}, `--encrypt: invalid value "maybe"`},
+		{[]string{"--cipher", "des"}, `--cipher: unknown cipher "des": want xchacha20-poly1305 or aes-256-gcm`},
+		{[]string{"--api=maybe"}, `--api: invalid value "maybe"`},
 		{[]string{"--processes=maybe"}, `--processes: invalid value "maybe"`},
 		{[]string{"--processes", "--nodes", "1"}, "--nodes: must be between 2 and 100, got 1"},
 		{[]string{"--processes", "--messages", "1000", "--rate", "10"}, "--timeout: publishing 1000 messages at 10/s takes 1m39.9s"},

@@ -117,6 +117,9 @@ func (p *program) newApp() *cli.App {
 			return cli.ShowAppHelp(c)
 		},
 		OnUsageError: onUsageError,
+		// A repeatable flag's value is one value, commas and all (a
+		// --handler's command may hold commas).
+		DisableSliceFlagSeparator: true,
 		// Errors are printed, and the exit status chosen, by run alone.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

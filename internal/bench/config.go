@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hearsay-io/hearsay/gossip"
+	"github.com/hearsay-io/hearsay/security"
 )
 
 // System names a gossip implementation the benchmark can drive.
@@ -97,6 +98,9 @@ type Config struct {
 	// node.Publish and node.Subscribe in the node's process. Memberlist and
 	// GossipSub have no such API and ignore it.
 	API bool
+	// Cipher is hearsay's cipher suite (the agent's --cipher). Default
+	// security.DefaultSuite.
+	Cipher security.Suite
 	// Plaintext turns encryption off. Default false: hearsay seals every
 	// datagram (XChaCha20-Poly1305) and memberlist encrypts with the same
 	// 256-bit key (AES-256-GCM).
@@ -218,6 +222,9 @@ func (c Config) Validate() error {
 		return bad("LongPoll must be negative (off) or between 1ms and %s, got %s", gossip.MaxLongPoll, c.LongPoll)
 	case c.Timeout < MinTimeout || c.Timeout > MaxTimeout:
 		return bad("Timeout must be between %s and %s, got %s", MinTimeout, MaxTimeout, c.Timeout)
+	}
+	if _, err := security.ParseSuite(c.Cipher.String()); err != nil {
+		return bad("Cipher: %v", err)
 	}
 	if d := c.PublishDuration(); d >= c.Timeout {
 		return bad("publishing %d messages at %d/s takes %s, not less than Timeout (%s)", c.Messages, c.Rate, d, c.Timeout)

@@ -60,6 +60,7 @@ func newHearsayNode(cfg Config, key *security.Key, index int, rec arrivals) (*he
 		Filter:           node.FilterMemory,
 		Registry:         n.peers,
 		Keyring:          ring,
+		Security:         security.SealerConfig{Suite: cfg.Cipher},
 		SubscriberBuffer: min(max(cfg.Messages, 1024), maxSubscriberBuffer),
 		Logger:           slog.New(slog.DiscardHandler),
 	}

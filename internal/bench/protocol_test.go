@@ -171,6 +171,13 @@ func TestProtocolNodeSpec(t *testing.T) {
 	require.NotNil(t, key)
 	assert.Equal(t, security.Key{1, 2, 3}, *key)
 
+	full := newNodeSpec(Config{Nodes: 4, Messages: 50, Size: 64, Interval: 100 * time.Millisecond, Fanout: 3,
+		API: true, Cipher: security.AES256GCM}, Hearsay, nil, 1)
+	cfg, _, err = full.config()
+	require.NoError(t, err)
+	assert.True(t, cfg.API, "the API mode reaches the node process")
+	assert.Equal(t, security.AES256GCM, cfg.Cipher, "so does the cipher")
+
 	plain := spec
 	plain.Key = ""
 	cfg, key, err = plain.config()
@@ -191,6 +198,7 @@ func TestProtocolNodeSpec(t *testing.T) {
 		"size":           {func(s *nodeSpec) { s.Size = 8 }, "Size must be between"},
 		"short key":      {func(s *nodeSpec) { s.Key = "0102" }, "key must be 32 bytes in hex"},
 		"key not hex":    {func(s *nodeSpec) { s.Key = strings.Repeat("zz", 32) }, "key must be 32 bytes in hex"},
+		"unknown cipher": {func(s *nodeSpec) { s.Cipher = 9 }, `unknown cipher "suite-9"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := testSpec()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/hearsay-io/hearsay/security"
 )
 
 // WriteTable writes the report as a table, one column per system, under a
@@ -18,6 +20,9 @@ func (r Report) WriteTable(w io.Writer) error {
 		rate = fmt.Sprintf("at %d/s", cfg.Rate)
 	}
 	encryption := "encrypted"
+	if cfg.Cipher != security.DefaultSuite {
+		encryption = "encrypted (hearsay: " + cfg.Cipher.String() + ")"
+	}
 	if cfg.Plaintext {
 		encryption = "not encrypted"
 	}
@@ -154,6 +159,7 @@ type jsonConfig struct {
 	Fanout     int      `json:"fanout"`
 	LongPollMS float64  `json:"long_poll_ms"` // hearsay's; 0: off
 	Encrypt    bool     `json:"encrypt"`
+	Cipher     string   `json:"cipher"` // hearsay's suite
 	TimeoutMS  float64  `json:"timeout_ms"`
 	Systems    []System `json:"systems"`
 	// Mode is "one process", or "processes": a process per node.
@@ -203,7 +209,7 @@ func (r Report) WriteJSON(w io.Writer) error {
 	out := jsonReport{Config: jsonConfig{
 		Nodes: cfg.Nodes, Messages: cfg.Messages, Size: cfg.Size, Rate: max(cfg.Rate, 0),
 		Origins: cfg.Origins, IntervalMS: ms(cfg.Interval), Fanout: cfg.Fanout, LongPollMS: ms(max(cfg.LongPoll, 0)),
-		Encrypt: !cfg.Plaintext, TimeoutMS: ms(cfg.Timeout), Systems: cfg.Systems, Mode: cfg.mode(), API: cfg.API,
+		Encrypt: !cfg.Plaintext, TimeoutMS: ms(cfg.Timeout), Systems: cfg.Systems, Mode: cfg.mode(), API: cfg.API, Cipher: cfg.Cipher.String(),
 	}, Results: []jsonResult{}}
 	for _, res := range r.Results {
 		jr := jsonResult{
