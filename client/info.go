@@ -31,6 +31,7 @@ type Status struct {
 	Interval          string  `json:"interval"` // a Go duration, as "200ms"
 	MaxPacketSize     int     `json:"max_packet_size"`
 	Encrypted         bool    `json:"encrypted"`
+	Cipher            string  `json:"cipher"`
 	Keys              int     `json:"keys"`
 	MerkleRoot        string  `json:"merkle_root"`
 	LogMessages       int     `json:"log_messages"`

@@ -108,6 +108,8 @@ func TestCipherSuitesDoNotMix(t *testing.T) {
 		require.Zero(t, drops["auth_failed"], "node %d", i)
 	}
 	require.Contains(t, logs.String(), "the agents' --cipher differs?", "the operator is told which flag")
+	require.Equal(t, "xchacha20-poly1305", c.nodes[0].Status().Cipher)
+	require.Equal(t, "aes-256-gcm", c.nodes[3].Status().Cipher, "status names the suite")
 }
 
 // A key rotation across five running nodes loses no message published

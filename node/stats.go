@@ -95,6 +95,7 @@ type Status struct {
 	Interval          string  `json:"interval"`
 	MaxPacketSize     int     `json:"max_packet_size"`
 	Encrypted         bool    `json:"encrypted"`
+	Cipher            string  `json:"cipher"` // the suite sealing datagrams (--cipher); empty when not encrypted
 	Keys              int     `json:"keys"`
 	MerkleRoot        string  `json:"merkle_root"`
 	LogMessages       int     `json:"log_messages"`
@@ -120,6 +121,9 @@ func (n *Node) Status() Status {
 	}
 	if n.cfg.Log == nil {
 		s.LogMaxBytes = n.cfg.LogMaxBytes
+	}
+	if s.Encrypted {
+		s.Cipher = n.sealer.Suite().String()
 	}
 	n.mu.Lock()
 	started := n.started

@@ -248,7 +248,7 @@ function showStatus(s) {
   setText("delivered", fmtInt(s.messages_delivered) + " (" + fmtInt(s.messages_published) + " published here)");
   setText("duplicates", fmtInt(s.duplicates));
   setText("merkle", s.merkle_root);
-  setText("encrypted", s.encrypted ? "sealed (XChaCha20-Poly1305)" : "off: gossip is neither encrypted nor authenticated");
+  setText("encrypted", s.encrypted ? "sealed (" + (s.cipher || "unknown cipher") + ")" : "off: gossip is neither encrypted nor authenticated");
   $("encrypted").className = s.encrypted ? "" : "error";
 }
 
