@@ -18,7 +18,7 @@ func (c *Core) handleMessages(now time.Time, body []byte) {
 	n := 0
 	for b := body; len(b) > 0; n++ {
 		wm, rest, err := decodeMessage(b)
-		if err != nil || wm.seq == math.MaxUint64 || validateTopic(wm.topic) != nil {
+		if err != nil || wm.seq == math.MaxUint64 || !wm.isStatement() && validateTopic(wm.topic) != nil {
 			c.drop(DropMalformed, 1)
 			return
 		}
@@ -38,6 +38,19 @@ func (c *Core) handleMessages(now time.Time, body []byte) {
 }
 
 func (c *Core) accept(now time.Time, wm wireMessage) {
+	if !c.admissible(now, &wm) {
+		return
+	}
+	if c.signing() && !wm.isStatement() {
+		c.acceptSigned(now, &wm) // held back until a statement verifies it (pending.go)
+		return
+	}
+	c.acceptVerified(now, wm)
+}
+
+// admissible checks what makes a message unacceptable whatever its
+// signature: its age, its size and the cache's room.
+func (c *Core) admissible(now time.Time, wm *wireMessage) bool {
 	// No shortcut on the digest's holdings here: a gap given up to
 	// anti-entropy is marked held, and its repair must not be taken for a
 	// duplicate. The cache and the seen filter decide.
@@ -46,22 +59,32 @@ func (c *Core) accept(now time.Time, wm wireMessage) {
 		// Too old to be delivered, ever: stop peers from offering it.
 		c.drop(DropTooOld, 1)
 		c.held.add(wm.origin, wm.seq, c.round)
-		return
+		return false
 	}
 	if wm.created > nowMillis+c.cfg.ClockSkew.Milliseconds() {
 		// Not marked held: it becomes acceptable as our clocks converge.
 		c.drop(DropFromFuture, 1)
-		return
+		return false
 	}
 	if wire.HeaderSize+len(wm.raw) > c.cfg.MaxPacketSize {
 		// A peer with a larger MaxPacketSize sent it; we could never forward it.
 		c.drop(DropTooLarge, 1)
 		c.held.add(wm.origin, wm.seq, c.round)
-		return
+		return false
 	}
 	if !c.cache.hasRoom(len(wm.raw)) {
 		// Not marked held or seen: it will be pulled again once there is room.
 		c.drop(DropCacheFull, 1)
+		return false
+	}
+	return true
+}
+
+// acceptVerified accepts an admissible message whose signature, if one
+// is required, has been verified: once, as the seen filter decides.
+func (c *Core) acceptVerified(now time.Time, wm wireMessage) {
+	if wm.isStatement() {
+		c.acceptStatement(now, &wm)
 		return
 	}
 	if wm.chunk.count != 0 {

@@ -38,6 +38,9 @@ var (
 	// ErrChunk: ParseMessage was given a chunk of a large message, which is
 	// not a message by itself; a Reassembler turns chunks into messages.
 	ErrChunk = errors.New("gossip: a chunk of a large message")
+	// ErrStatement: ParseMessage was given a statement (sign.go), which
+	// signs other messages and is never delivered.
+	ErrStatement = errors.New("gossip: a statement, not an application message")
 	// ErrChunkInconsistent: a chunk disagrees with the other chunks of its
 	// message (origin, first sequence number, creation time, topic, count,
 	// total length, or another chunk with the same index).
@@ -170,6 +173,9 @@ func hashChunkID(raw []byte) MessageID {
 
 // id computes the ID of a decoded message or chunk, with x.
 func (wm *wireMessage) id(x *idHasher) MessageID {
+	if wm.isStatement() {
+		return x.sumStatementID(wm.raw)
+	}
 	if wm.chunk.count != 0 {
 		return x.sumChunk(wm.raw)
 	}

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"math"
@@ -127,6 +128,19 @@ type Config struct {
 	// messages go at its end).
 	BatchWindow time.Duration
 
+	// SigningKey, when set, is this node's Ed25519 key, whose public key's
+	// NodeIDOf must be ID: the core then signs its messages with
+	// statements and accepts, delivers and relays no message that its
+	// origin's statement does not verify (sign.go, pending.go). Every node
+	// of a cluster must run a version that knows statements before any
+	// signs: older ones drop their datagrams as malformed. Default nil:
+	// off.
+	SigningKey ed25519.PrivateKey
+	// SignWindow is the least time between two statements of this node:
+	// the first message after a quiet spell is signed at once, those that
+	// follow within SignWindow together at its end. Default 5ms.
+	SignWindow time.Duration
+
 	// Log keeps the accepted messages for Retention, for anti-entropy (and
 	// for the node to resume event streams). Nil: no log and no
 	// anti-entropy. The core appends to and prunes it; it must hold no other
@@ -207,6 +221,9 @@ func (c *Config) setDefaults() {
 	if c.AEInterval == 0 {
 		c.AEInterval = 10 * time.Second
 	}
+	if c.SignWindow == 0 {
+		c.SignWindow = 5 * time.Millisecond
+	}
 	if c.Filter == nil {
 		c.Filter = filter.NewMemory(filter.MemoryConfig{})
 	}
@@ -253,6 +270,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("gossip: MaxMessageSize %d out of range 1..%d", c.MaxMessageSize, MaxChunkedSize)
 	case c.MaxPartialBytes < minPartialBytes(c.MaxMessageSize):
 		return fmt.Errorf("gossip: MaxPartialBytes %d is below 2 × MaxMessageSize + 4096 (%d)", c.MaxPartialBytes, minPartialBytes(c.MaxMessageSize))
+	case c.SigningKey != nil && len(c.SigningKey) != ed25519.PrivateKeySize:
+		return fmt.Errorf("gossip: SigningKey of %d bytes, want %d", len(c.SigningKey), ed25519.PrivateKeySize)
+	case c.SigningKey != nil && NodeIDOf(c.SigningKey.Public().(ed25519.PublicKey)) != c.ID:
+		return fmt.Errorf("gossip: SigningKey is not the key of ID %v", c.ID)
+	case c.SignWindow < 0:
+		return fmt.Errorf("gossip: negative SignWindow %v", c.SignWindow)
 	case c.ReassemblyTimeout <= 0 || c.ReassemblyTimeout > c.MaxAge:
 		return fmt.Errorf("gossip: ReassemblyTimeout %v out of range (0, MaxAge (%v)]", c.ReassemblyTimeout, c.MaxAge)
 	}

@@ -57,6 +57,11 @@ type Core struct {
 	fromSub      bool           // from is a subscription of this node
 	dupSeen      bool           // the datagram being handled brought a message already here
 
+	sign      signer    // this node's messages not yet signed (sign.go)
+	pend      pending   // messages held back for their origin's statement (pending.go)
+	penalties penalties // peers charged with offences (penalty.go)
+	signStats SignStats
+
 	stats Stats
 }
 
@@ -109,6 +114,9 @@ func (c *Core) NextTick() time.Time {
 	if g := c.pendingGraft; g.peer.IsValid() && g.at.Before(next) {
 		next = g.at
 	}
+	if s := c.nextSign(); !s.IsZero() && s.Before(next) {
+		next = s
+	}
 	return next
 }
 
@@ -129,6 +137,7 @@ func (c *Core) Tick(now time.Time) {
 	}
 	c.tickAntiEntropy(now)
 	c.tickGraft(now)
+	c.maybeSign(now)
 	// After a long pause (a suspended process), skip the missed pulls
 	// rather than send them in a burst.
 	if now.Sub(c.nextPull) > c.cfg.Interval {
@@ -175,6 +184,8 @@ func (c *Core) startRound(now time.Time) {
 	}
 	c.lastPeers = append(c.lastPeers[:0], c.roundPeers...)
 	c.roundPeers = c.cfg.Peers.SamplePeers(c.rng, c.cfg.Fanout, c.roundPeers[:0])
+	c.roundPeers = c.penalties.filter(c.rng, c.round, c.roundPeers)
+	c.expirePending()
 	c.peerRound = c.peerRound[:0]
 }
 

@@ -32,3 +32,38 @@ func ChunkSeqs(d []byte) []uint64 {
 	}
 	return seqs
 }
+
+// AppendStatement appends the encoding of a statement signed with key.
+var AppendStatement = appendStatement
+
+// RangeHash is the hash a statement signs over the IDs of its range.
+func RangeHash(ids []MessageID) []byte {
+	var h rangeHasher
+	h.reset()
+	for _, id := range ids {
+		h.add(id)
+	}
+	var sum [32]byte
+	h.sum(&sum)
+	return sum[:]
+}
+
+// Statements counts the statements in a messages datagram.
+func Statements(d []byte) int {
+	typ, b, err := wire.Parse(d)
+	if err != nil || typ != wire.Messages {
+		return 0
+	}
+	n := 0
+	for len(b) > 0 {
+		wm, rest, err := decodeMessage(b)
+		if err != nil {
+			return 0
+		}
+		if wm.isStatement() {
+			n++
+		}
+		b = rest
+	}
+	return n
+}

@@ -123,3 +123,52 @@ func digestRanges(rs []SeqRange, limit int, turn uint64) []SeqRange {
 	out = append(out, SeqRange{First: rs[s+w+1].First, End: rs[n-1].End})
 	return out
 }
+
+// remove records seq as no longer held, so that peers offer it again: a
+// message held back that turned out not to be the origin's (pending.go).
+func (h *holdings) remove(origin NodeID, seq uint64) {
+	o := h.find(origin)
+	if o == nil {
+		return
+	}
+	rs := o.ranges
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].First > seq })
+	if i == 0 || seq >= rs[i-1].End {
+		return
+	}
+	r := rs[i-1]
+	switch {
+	case r.First == seq && r.End == seq+1:
+		rs = append(rs[:i-1], rs[i:]...)
+		if len(rs) == 0 {
+			// A digest lists no origin without ranges: forget the origin.
+			h.forget(origin)
+			return
+		}
+	case r.First == seq:
+		rs[i-1].First++
+	case r.End == seq+1:
+		rs[i-1].End--
+	default:
+		rs[i-1].End = seq
+		rs = append(rs[:i], append([]SeqRange{{seq + 1, r.End}}, rs[i:]...)...)
+		if len(rs) > h.maxRanges {
+			rs[0].End = rs[1].End
+			rs = append(rs[:1], rs[2:]...)
+		}
+	}
+	o.ranges = rs
+}
+
+// forget drops origin from the holdings.
+func (h *holdings) forget(origin NodeID) {
+	i, ok := h.index[origin]
+	if !ok {
+		return
+	}
+	delete(h.index, origin)
+	h.origins = append(h.origins[:i], h.origins[i+1:]...)
+	for j := int(i); j < len(h.origins); j++ {
+		h.index[h.origins[j].origin] = int32(j)
+	}
+}

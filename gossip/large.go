@@ -27,6 +27,9 @@ func (c *Core) pushChunked(seq uint64, created int64, topic string, payload []by
 	if seq > math.MaxUint64-1-uint64(count) {
 		return Message{}, fmt.Errorf("gossip: sequence numbers exhausted at %d", seq)
 	}
+	if c.signing() && count >= MaxStatementRange {
+		return Message{}, fmt.Errorf("%w: %d chunks, more than one statement covers (%d) when signing", ErrMessageTooLarge, count, MaxStatementRange-1)
+	}
 	h := chunkHeader{count: count, total: total}
 	size := 0
 	for h.index = 0; h.index < count; h.index++ {
@@ -75,6 +78,9 @@ func (c *Core) pushChunked(seq uint64, created int64, topic string, payload []by
 		c.addToCache(e)
 		c.logAccepted(e)
 		c.held.add(c.cfg.ID, e.msg.Seq, c.round)
+		if c.signing() {
+			c.published(e.msg.Seq, e.msg.ID)
+		}
 	}
 	m := Message{ID: whole, Origin: c.cfg.ID, Seq: seq, Created: timeFromMillis(created), Topic: topic,
 		Payload: append([]byte(nil), payload...)}

@@ -46,9 +46,22 @@ func (c *Core) Push(now time.Time, topic string, payload []byte) (Message, error
 	if created <= 0 {
 		return Message{}, fmt.Errorf("gossip: clock before 1970: %v", now)
 	}
+	if c.sign.runFirst == 0 {
+		c.sign.runFirst = seq
+	}
 	size := EncodedMessageSize(seq, created, len(topic), len(payload))
 	if wire.HeaderSize+size > c.cfg.MaxPacketSize {
-		return c.pushChunked(seq, created, topic, payload)
+		if c.signing() && len(c.sign.ids) > 0 {
+			// A statement cannot come between a message's chunks: the
+			// chunks start a window of their own.
+			c.signNow(now)
+			seq = c.nextSeq
+		}
+		m, err := c.pushChunked(seq, created, topic, payload)
+		if err == nil && c.signing() {
+			c.maybeSign(now)
+		}
+		return m, err
 	}
 	if !c.cache.hasRoom(size) {
 		c.stats.Backpressure++
@@ -72,5 +85,9 @@ func (c *Core) Push(now time.Time, topic string, payload []byte) (Message, error
 	c.out.Messages = append(c.out.Messages, e.msg)
 	c.stats.Published++
 	c.stats.Delivered++
+	if c.signing() {
+		c.published(seq, e.msg.ID)
+		c.maybeSign(now)
+	}
 	return e.msg, nil
 }

@@ -174,7 +174,7 @@ func NewReassembler(maxBytes int) *Reassembler {
 
 // Add takes one message encoding. It returns an unchunked message at once
 // (ok), a whole message when enc is its last missing chunk (ok), and ok=false
-// while a message is incomplete or when enc adds nothing (a chunk of a
+// while a message is incomplete or when enc adds nothing (a statement, a chunk of a
 // message already reassembled, or one that does not fit the bound). The
 // returned Message's Payload aliases enc for an unchunked message and is
 // freshly allocated for a reassembled one; chunks are kept, so enc must not
@@ -189,6 +189,9 @@ func (r *Reassembler) Add(enc []byte) (Message, bool, error) {
 	}
 	if len(rest) != 0 {
 		return Message{}, false, wire.ErrTrailingBytes
+	}
+	if wm.isStatement() {
+		return Message{}, false, nil // verification's, not the application's
 	}
 	h := &wm.chunk
 	if h.count == 0 {

@@ -18,6 +18,9 @@ const (
 	DropChunkMismatch                       // a large message whose chunks do not hash to its ID: discarded
 	DropReassemblyTimeout                   // a large message not complete within ReassemblyTimeout: discarded
 	DropPartialFull                         // a chunk that would start a message past MaxPartialBytes: pulled again later
+	DropBadSignature                        // a message or statement its origin did not sign (pending.go)
+	DropUnsigned                            // a message held back that no statement covered in time: pulled again later
+	DropPendingFull                         // a message past the bounds of what is held back for signatures: pulled again later
 	numDropReasons
 )
 
@@ -25,6 +28,7 @@ var dropReasonNames = [numDropReasons]string{
 	"malformed", "version", "unknown_type", "too_old", "from_future",
 	"too_large", "cache_full", "filter_full", "filter_error",
 	"chunk_inconsistent", "chunk_mismatch", "reassembly_timeout", "partial_full",
+	"bad_signature", "unsigned", "pending_full",
 }
 
 func (r DropReason) String() string {

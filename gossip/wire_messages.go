@@ -23,7 +23,13 @@ type wireMessage struct {
 	raw     []byte // the whole encoded message
 	topicAt int    // offset of topic in raw
 	chunk   chunkHeader
+	kind    byte      // kindStatement for a statement (sign.go); 0 otherwise
+	stmt    statement // when kind is kindStatement
 }
+
+// isStatement reports whether wm is a statement, which has no topic or
+// payload and is never delivered.
+func (wm *wireMessage) isStatement() bool { return wm.kind == kindStatement }
 
 // appendMessage appends the encoding of one message (no header).
 func appendMessage(dst []byte, origin NodeID, seq uint64, createdMillis int64, topic string, payload []byte) []byte {
@@ -74,6 +80,14 @@ func decodeMessage(b []byte) (wireMessage, []byte, error) {
 		// message (chunk.go). Unchunked messages never take this branch.
 		if len(b) < 2 {
 			return m, nil, wire.ErrTruncated
+		}
+		if b[0] == kindStatement {
+			m.kind = kindStatement
+			if m.stmt, b, err = decodeStatement(b[1:], m.seq); err != nil {
+				return m, nil, err
+			}
+			m.raw = start[:len(start)-len(b)]
+			return m, b, nil
 		}
 		if b[0] != kindChunk {
 			return m, nil, fmt.Errorf("%w: message kind 0x%02x", wire.ErrMalformed, b[0])
@@ -131,6 +145,9 @@ func DecodeMessages(datagram []byte) ([]Message, error) {
 		if m.seq == math.MaxUint64 {
 			return nil, fmt.Errorf("%w: sequence number 2^64-1", wire.ErrMalformed)
 		}
+		if m.isStatement() {
+			continue // not an application message
+		}
 		topic := string(m.topic)
 		if err := ValidateTopic(topic); err != nil {
 			return nil, fmt.Errorf("%w: %w", wire.ErrMalformed, err)
@@ -161,6 +178,9 @@ func ParseMessage(enc []byte) (Message, error) {
 	}
 	if wm.chunk.count != 0 {
 		return Message{}, fmt.Errorf("%w: %d of %d of message %v", ErrChunk, wm.chunk.index, wm.chunk.count, wm.chunk.whole)
+	}
+	if wm.isStatement() {
+		return Message{}, fmt.Errorf("%w: covering %d messages of %v below %d", ErrStatement, wm.stmt.n, wm.origin, wm.seq)
 	}
 	var h idHasher
 	return Message{

@@ -163,6 +163,8 @@ func FuzzDecodeMessages(f *testing.F) {
 	chunks := newChunkSet(testOrigin(3), 1<<40, 1_700_000_000_000, "big.file", bytes.Repeat([]byte{9}, 300), 3)
 	f.Add(append(wire.AppendHeader(nil, wire.Messages), append(chunks.enc(0, nil), chunks.enc(2, nil)...)...))
 	f.Add(appendMessage(chunks.datagram(1, nil), testOrigin(4), 9, 5, "small", []byte("x")))
+	f.Add(appendStatement(appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(5), 9, 5, "t", nil),
+		testKey(), testOrigin(5), 10, 5, 1, make([]byte, 32)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ms, err := DecodeMessages(b)
 		if err != nil {
@@ -170,10 +172,18 @@ func FuzzDecodeMessages(f *testing.F) {
 		}
 		out := wire.AppendHeader(nil, wire.Messages)
 		body := b[wire.HeaderSize:]
-		for _, m := range ms {
+		for len(body) > 0 {
 			wm, rest, err := decodeMessage(body)
 			require.NoError(t, err)
 			body = rest
+			if wm.isStatement() {
+				// Not an application message: DecodeMessages leaves it out.
+				s := wm.stmt
+				out = appendStatementFields(out, wm.origin, wm.seq, wm.created, s.n, s.hash, s.pub, s.sig)
+				continue
+			}
+			m := ms[0]
+			ms = ms[1:]
 			if wm.chunk.count == 0 {
 				out = appendMessage(out, m.Origin, m.Seq, m.Created.UnixMilli(), m.Topic, m.Payload)
 				continue
@@ -185,6 +195,7 @@ func FuzzDecodeMessages(f *testing.F) {
 			out = appendChunk(out, m.Origin, m.Seq, m.Created.UnixMilli(), m.Topic, &h, m.Payload)
 		}
 		require.Equal(t, b, out)
+		require.Empty(t, ms)
 	})
 }
 

@@ -16,6 +16,7 @@
 package gossiptest
 
 import (
+	"crypto/ed25519"
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
@@ -44,6 +45,9 @@ type Config struct {
 	// order sent, instead of after Network's latency and jitter: a pull and
 	// everything it sets off happen at one instant. Default false.
 	Instant bool
+	// Sign makes every core sign its messages and require signatures: core
+	// i gets Key(i) as its SigningKey and the ID of that key. Default false.
+	Sign bool
 	// Core adjusts the configuration of core i before gossip.New. It gets
 	// ID(i) as the ID and a static registry of every other core as Peers,
 	// and may change anything. Restart calls it again, so that it can reopen
@@ -114,6 +118,15 @@ func ID(i int) gossip.NodeID {
 	return id
 }
 
+// Key is the Ed25519 key core i signs with under Config.Sign: derived
+// from i, so that runs repeat.
+func Key(i int) ed25519.PrivateKey {
+	seed := make([]byte, ed25519.SeedSize)
+	copy(seed, "gossiptest key")
+	binary.BigEndian.PutUint64(seed[24:], uint64(i)+1)
+	return ed25519.NewKeyFromSeed(seed)
+}
+
 // New starts a cluster of cfg.Nodes cores, each ticked once at the start
 // time. It reports any error to f.
 func New(f Fataler, cfg Config) *Cluster {
@@ -138,6 +151,10 @@ func New(f Fataler, cfg Config) *Cluster {
 func (c *Cluster) start(i int) {
 	n := c.nodes[i]
 	gc := gossip.Config{ID: ID(i), Peers: c.peersOf(i)}
+	if c.cfg.Sign {
+		gc.SigningKey = Key(i)
+		gc.ID = gossip.NodeIDOf(gc.SigningKey.Public().(ed25519.PublicKey))
+	}
 	if c.cfg.Core != nil {
 		c.cfg.Core(i, &gc)
 	}

@@ -1,0 +1,203 @@
+package gossip
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hearsay-io/hearsay/wire"
+)
+
+func testKey() ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+}
+
+func testKeyOrigin() (ed25519.PrivateKey, NodeID) {
+	k := testKey()
+	return k, NodeIDOf(k.Public().(ed25519.PublicKey))
+}
+
+func TestStatementRoundTripAndVerify(t *testing.T) {
+	key, origin := testKeyOrigin()
+	hash := sha256.Sum256([]byte("ids"))
+	enc := appendStatement(nil, key, origin, 1000, 1_700_000_000_000, 7, hash[:])
+	require.Len(t, enc, 16+2+6+2+statementBodySize(7))
+	wm, rest, err := decodeMessage(enc)
+	require.NoError(t, err)
+	require.Empty(t, rest)
+	require.True(t, wm.isStatement())
+	require.Equal(t, uint64(1000), wm.seq)
+	require.Equal(t, uint64(7), wm.stmt.n)
+	require.Equal(t, hash[:], wm.stmt.hash)
+	require.Equal(t, enc, wm.raw)
+	require.True(t, verifyStatement(&wm))
+
+	// Each signed field changed, or the key of another origin: refused.
+	for name, change := range map[string]func(b []byte){
+		"seq":     func(b []byte) { b[16]++ },
+		"created": func(b []byte) { b[19]++ },
+		"n":       func(b []byte) { b[26]++ },
+		"hash":    func(b []byte) { b[28]++ },
+		"sig":     func(b []byte) { b[len(b)-1]++ },
+		"key":     func(b []byte) { b[28+32]++ },
+		"origin":  func(b []byte) { b[0]++ },
+	} {
+		bad := append([]byte(nil), enc...)
+		change(bad)
+		wm, _, err := decodeMessage(bad)
+		require.NoError(t, err, name)
+		require.False(t, verifyStatement(&wm), name)
+	}
+	// Another key, even a valid signature of it, does not speak for origin.
+	other := ed25519.NewKeyFromSeed(append(make([]byte, 31), 1))
+	forged := appendStatement(nil, other, origin, 1000, 1_700_000_000_000, 7, hash[:])
+	wm, _, err = decodeMessage(forged)
+	require.NoError(t, err)
+	require.False(t, verifyStatement(&wm))
+
+	_, err = ParseMessage(enc)
+	require.ErrorIs(t, err, ErrStatement)
+	ms, err := DecodeMessages(append(wire.AppendHeader(nil, wire.Messages), enc...))
+	require.NoError(t, err)
+	require.Empty(t, ms, "statements are not application messages")
+	m, ok, err := NewReassembler(1 << 20).Add(enc)
+	require.NoError(t, err)
+	require.False(t, ok)
+	require.Zero(t, m)
+}
+
+func TestStatementDecodeRejects(t *testing.T) {
+	key, origin := testKeyOrigin()
+	hash := make([]byte, 32)
+	for _, tc := range []struct {
+		name string
+		seq  uint64
+		n    uint64
+	}{
+		{"empty range", 10, 0},
+		{"range below zero", 10, 11},
+		{"range too long", 1 << 20, MaxStatementRange + 1},
+	} {
+		enc := appendStatement(nil, key, origin, tc.seq, 5, tc.n, hash)
+		_, _, err := decodeMessage(enc)
+		require.ErrorIs(t, err, wire.ErrMalformed, tc.name)
+	}
+	enc := appendStatement(nil, key, origin, 10, 5, 3, hash)
+	for i := 16 + 1 + 1 + 2; i < len(enc); i++ {
+		_, _, err := decodeMessage(enc[:i])
+		require.Error(t, err, "truncated at %d", i)
+	}
+}
+
+// FuzzDecodeStatement: whatever decodes as a statement encodes back to the
+// same bytes, and verifies only if it is what the key signed.
+func FuzzDecodeStatement(f *testing.F) {
+	key, origin := testKeyOrigin()
+	f.Add(appendStatement(nil, key, origin, 10, 5, 3, make([]byte, 32)))
+	f.Add(appendStatement(nil, key, origin, 1<<50, 1_700_000_000_000, MaxStatementRange, make([]byte, 32)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		wm, rest, err := decodeMessage(b)
+		if err != nil || !wm.isStatement() {
+			return
+		}
+		s := wm.stmt
+		require.True(t, s.n >= 1 && s.n <= MaxStatementRange && s.n <= wm.seq)
+		out := appendStatementFields(nil, wm.origin, wm.seq, wm.created, s.n, s.hash, s.pub, s.sig)
+		require.Equal(t, b[:len(b)-len(rest)], out)
+		if verifyStatement(&wm) {
+			require.Equal(t, origin, wm.origin)
+		}
+	})
+}
+
+func TestHoldingsRemove(t *testing.T) {
+	h := holdings{maxRanges: 4}
+	o := testOrigin(1)
+	for s := uint64(10); s < 20; s++ {
+		h.add(o, s, 1)
+	}
+	h.remove(o, 15)
+	require.Equal(t, []SeqRange{{10, 15}, {16, 20}}, h.find(o).ranges)
+	h.remove(o, 10)
+	h.remove(o, 19)
+	h.remove(o, 30) // not held: nothing
+	require.Equal(t, []SeqRange{{11, 15}, {16, 19}}, h.find(o).ranges)
+	require.False(t, h.contains(o, 15))
+	h.remove(o, 12)
+	h.remove(o, 17)
+	require.Equal(t, []SeqRange{{11, 12}, {13, 15}, {16, 17}, {18, 19}}, h.find(o).ranges)
+	h.remove(o, 14)
+	require.Equal(t, []SeqRange{{11, 12}, {13, 14}, {16, 17}, {18, 19}}, h.find(o).ranges)
+
+	// A split past maxRanges gives up the oldest gap, as add does.
+	h2 := holdings{maxRanges: 2}
+	for s := uint64(1); s <= 10; s++ {
+		h2.add(o, s, 1)
+	}
+	h2.remove(o, 3)
+	h2.remove(o, 6)
+	require.Equal(t, []SeqRange{{1, 6}, {7, 11}}, h2.find(o).ranges)
+
+	// The last number of an origin removed: the origin is forgotten, and
+	// the index of the others stays right.
+	p := testOrigin(2)
+	h.add(p, 5, 1)
+	q := testOrigin(3)
+	h.add(q, 7, 1)
+	h.remove(p, 5)
+	require.Nil(t, h.find(p))
+	require.True(t, h.contains(q, 7))
+	require.True(t, h.contains(o, 11))
+}
+
+func TestPenaltiesBanAndDecay(t *testing.T) {
+	c, err := New(Config{ID: testOrigin(1), Peers: staticPeers{}})
+	require.NoError(t, err)
+	bad := netip.MustParseAddrPort("127.0.0.9:7600")
+	good := netip.MustParseAddrPort("127.0.0.2:7600")
+	c.round = 10
+	c.penalise(netip.AddrPort{}) // local input: no one to charge
+	require.Empty(t, c.Penalties())
+	c.penalise(bad)
+	ps := c.Penalties()
+	require.Len(t, ps, 1)
+	require.Equal(t, 1.0, ps[0].Score)
+	require.Zero(t, ps[0].Banned)
+
+	// Pulled from less: about one round in eight skips it.
+	skipped := 0
+	for range 8000 {
+		if len(c.penalties.filter(c.rng, c.round, []netip.AddrPort{good, bad})) == 1 {
+			skipped++
+		}
+	}
+	require.InDelta(t, 1000, skipped, 150)
+
+	for range 7 {
+		c.penalise(bad)
+	}
+	ps = c.Penalties()
+	require.Equal(t, uint64(8), ps[0].Offences)
+	require.Equal(t, banRounds*c.cfg.Interval, ps[0].Banned)
+	require.Equal(t, 1, c.SignStats().PeersBanned)
+	for range 100 {
+		require.Equal(t, []netip.AddrPort{good}, c.penalties.filter(c.rng, c.round, []netip.AddrPort{good, bad}))
+	}
+	// The ban ends, the score halves every penaltyHalfLife rounds, and a
+	// penalty that has decayed away is forgotten.
+	c.round += banRounds
+	require.Zero(t, c.Penalties()[0].Banned)
+	require.InDelta(t, 8*0.125, c.Penalties()[0].Score, 0.01)
+	c.round += 10 * penaltyHalfLife
+	c.penalties.filter(c.rng, c.round, nil)
+	require.Empty(t, c.Penalties())
+}
+
+type staticPeers struct{}
+
+func (staticPeers) SamplePeers(_ sessionRand, _ int, dst []netip.AddrPort) []netip.AddrPort {
+	return dst
+}
