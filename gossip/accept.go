@@ -91,7 +91,10 @@ func (c *Core) acceptVerified(now time.Time, wm wireMessage) {
 		c.acceptChunk(now, &wm)
 		return
 	}
-	id := hashMessageID(wm.origin, wm.seq, wm.created, wm.topic, wm.payload)
+	id := wm.knownID
+	if !wm.private {
+		id = hashMessageID(wm.origin, wm.seq, wm.created, wm.topic, wm.payload)
+	}
 	// The seen filter alone decides: it keeps an ID until the message is
 	// too old to pass the check above, so it knows everything cached.
 	// Asking the cache first cost every new message one more map lookup to
@@ -111,7 +114,7 @@ func (c *Core) acceptVerified(now time.Time, wm wireMessage) {
 		c.duplicate(now, id)
 		return
 	}
-	e := c.newEntry(wm, id, append([]byte(nil), wm.raw...))
+	e := c.newEntry(wm, id, wm.privateRaw())
 	c.logAccepted(e)
 	c.addToCache(e)
 	c.held.add(wm.origin, wm.seq, c.round)

@@ -40,8 +40,8 @@ var AppendStatement = appendStatement
 func RangeHash(ids []MessageID) []byte {
 	var h rangeHasher
 	h.reset()
-	for _, id := range ids {
-		h.add(id)
+	for i := range ids {
+		h.add(&ids[i])
 	}
 	var sum [32]byte
 	h.sum(&sum)

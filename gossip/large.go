@@ -103,7 +103,10 @@ func (c *Core) acceptChunk(now time.Time, wm *wireMessage) {
 		c.held.add(wm.origin, wm.seq, c.round)
 		return
 	}
-	id := hashChunkID(wm.raw)
+	id := wm.knownID
+	if !wm.private {
+		id = hashChunkID(wm.raw)
+	}
 	if c.cache.contains(id) {
 		c.stats.Duplicates++
 		return
@@ -179,7 +182,7 @@ func (c *Core) acceptChunk(now time.Time, wm *wireMessage) {
 			c.feedChunk(now, p, wm, append([]byte(nil), wm.payload...), string(wm.topic))
 		}
 	default:
-		e := c.newEntry(*wm, id, append([]byte(nil), wm.raw...))
+		e := c.newEntry(*wm, id, wm.privateRaw())
 		c.logAccepted(e)
 		c.addToCache(e)
 		c.held.add(wm.origin, wm.seq, c.round)

@@ -23,22 +23,34 @@ import (
 // numbers, and the one choice per number that matches the hash (search)
 // is accepted. The candidates not chosen were
 // forged: dropped as bad_signature, and their senders penalised
-// (penalty.go). Candidates no statement covers within pendingRounds are
+// (penalty.go). Candidates no statement covers within unsignedRounds are
 // dropped as unsigned, un-held, and their senders penalised.
 
 // Bounds on what is held back. Past them a message is dropped
 // (DropPendingFull) and not marked held: it is pulled again later.
 const (
-	maxPendingPerOrigin = 2 * MaxStatementRange
-	maxPending          = 16 * MaxStatementRange
+	maxPendingPerOrigin = 8 * MaxStatementRange // about 1.6 s at 20,000 messages/s
+	maxPending          = 16 * MaxStatementRange // about 20 MB of 300-byte messages
 	maxCandidates       = 3  // per sequence number
 	maxCombinations     = 64 // choices tried one by one when a range mismatches (search)
 )
 
-// pendingRounds is how long candidates and statements wait for each other,
-// in rounds: as long as gossip offers a message (CacheRounds), so that a
-// statement held up by a tight answer budget is still pulled in time.
-func (c *Core) pendingRounds() uint64 { return uint64(c.cfg.CacheRounds) }
+// slabSize is how many single candidates are allocated together.
+const slabSize = 256
+
+// unsignedRounds is how long a candidate waits for a statement, in rounds:
+// twice as long as gossip offers a message (CacheRounds), as a statement
+// comes with its range or soon after it. coveredRounds is how long a
+// verified statement, and the candidates it covers, wait for the rest of
+// its range: ReassemblyTimeout, as long as a large message's chunks wait
+// for each other, since a loaded node fills its gaps late (by
+// anti-entropy, at worst) and giving up a range costs pulling all of it
+// again.
+func (c *Core) unsignedRounds() uint64 { return 2 * uint64(c.cfg.CacheRounds) }
+
+func (c *Core) coveredRounds() uint64 {
+	return max(c.unsignedRounds(), uint64(c.cfg.ReassemblyTimeout/c.cfg.Interval))
+}
 
 // pending is what a signing core holds back.
 type pending struct {
@@ -51,6 +63,7 @@ type pending struct {
 // pendingOrigin is what is held back of one origin.
 type pendingOrigin struct {
 	cands map[uint64][]candidate
+	slab  []candidate // where single candidates are cut from, a block at a time
 	count int
 	stmts []coverage
 }
@@ -133,7 +146,15 @@ func (c *Core) acceptSigned(now time.Time, wm *wireMessage) {
 		c.forged(c.from)
 		return
 	}
-	po.cands[wm.seq] = append(cs, candidate{id: id, enc: bytes.Clone(wm.raw), from: c.from, round: c.round})
+	cd := candidate{id: id, enc: bytes.Clone(wm.raw), from: c.from, round: c.round}
+	if len(cs) == 0 {
+		// The common case, one candidate: no allocation of its own.
+		if len(po.slab) == 0 {
+			po.slab = make([]candidate, slabSize)
+		}
+		cs, po.slab = po.slab[:0:1], po.slab[1:]
+	}
+	po.cands[wm.seq] = append(cs, cd)
 	po.count++
 	p.count++
 	c.signStats.Pending++
@@ -221,7 +242,9 @@ func (c *Core) acceptStatement(now time.Time, wm *wireMessage) {
 
 // remove forgets the candidates at seq.
 func (po *pendingOrigin) remove(p *pending, seq uint64) {
-	n := len(po.cands[seq])
+	cs := po.cands[seq]
+	n := len(cs)
+	clear(cs) // a slab's slot: let go of the encoding
 	delete(po.cands, seq)
 	po.count -= n
 	p.count -= n
@@ -274,6 +297,7 @@ func (c *Core) resolve(now time.Time, origin NodeID, po *pendingOrigin, st *cove
 		if err != nil {
 			continue // decoded before it was held
 		}
+		wm.knownID, wm.private = chosen.id, true
 		c.signStats.Verified++
 		c.from, c.fromSub = chosen.from, c.isSubscription(chosen.from)
 		if c.admissible(now, &wm) {
@@ -282,9 +306,7 @@ func (c *Core) resolve(now time.Time, origin NodeID, po *pendingOrigin, st *cove
 		c.held.add(origin, k, c.round)
 	}
 	c.from, c.fromSub = from, fromSub
-	if po.count == 0 && len(po.stmts) == 0 {
-		delete(p.origins, origin)
-	}
+	// po stays, empty, for the origin's next range: expirePending frees it.
 }
 
 // search looks for the choice of one candidate per number of st's range
@@ -354,7 +376,7 @@ func (c *Core) tryChoice(po *pendingOrigin, st *coverage, pick func(i int, cs []
 	for i := range p.choice {
 		cs := po.cands[st.first+uint64(i)]
 		p.choice[i] = pick(i, cs)
-		p.hasher.add(cs[p.choice[i]].id)
+		p.hasher.add(&cs[p.choice[i]].id)
 	}
 	var sum [sha256.Size]byte
 	p.hasher.sum(&sum)
@@ -379,14 +401,18 @@ func (c *Core) forged(from netip.AddrPort) {
 }
 
 // expirePending gives up, once a round, candidates and statements that
-// waited pendingRounds: the candidates are dropped and un-held, so that
+// waited too long (unsignedRounds, coveredRounds): the candidates are dropped and un-held, so that
 // genuine messages are pulled (or repaired) later.
 func (c *Core) expirePending() {
 	p := &c.pend
-	if len(p.origins) == 0 || c.round <= c.pendingRounds() {
+	if len(p.origins) == 0 || c.round <= c.unsignedRounds() {
 		return
 	}
-	oldest := c.round - c.pendingRounds()
+	unsigned := c.round - c.unsignedRounds()
+	covered := uint64(0)
+	if c.round > c.coveredRounds() {
+		covered = c.round - c.coveredRounds()
+	}
 	// In a fixed order, so that runs repeat: un-holding merges gaps.
 	origins := make([]NodeID, 0, len(p.origins))
 	for origin := range p.origins {
@@ -398,14 +424,14 @@ func (c *Core) expirePending() {
 		po := p.origins[origin]
 		kept := po.stmts[:0]
 		for _, st := range po.stmts {
-			if st.round >= oldest {
+			if st.round >= covered {
 				kept = append(kept, st)
 			}
 		}
 		po.stmts = kept
 		seqs = seqs[:0]
 		for seq, cs := range po.cands {
-			if cs[0].round < oldest {
+			if cs[0].round < unsigned && (cs[0].round < covered || po.covering(seq) == nil) {
 				seqs = append(seqs, seq)
 			}
 		}

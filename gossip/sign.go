@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"hash"
 	"time"
 
 	"github.com/hearsay-io/hearsay/wire"
@@ -113,20 +112,15 @@ func verifyStatement(wm *wireMessage) bool {
 	return ed25519.Verify(s.pub, signedBytes(msg[:0], wm.origin, wm.seq, wm.created, s.n, s.hash), s.sig)
 }
 
-// rangeHasher hashes the IDs of a statement's range in order.
-type rangeHasher struct{ h hash.Hash }
+// rangeHasher hashes the IDs of a statement's range in order: gathered in
+// a buffer it reuses, then hashed at once.
+type rangeHasher struct{ buf []byte }
 
-func (r *rangeHasher) reset() {
-	if r.h == nil {
-		r.h = sha256.New()
-	}
-	r.h.Reset()
-	r.h.Write([]byte(rangeDomain))
-}
+func (r *rangeHasher) reset() { r.buf = append(r.buf[:0], rangeDomain...) }
 
-func (r *rangeHasher) add(id MessageID) { r.h.Write(id[:]) }
+func (r *rangeHasher) add(id *MessageID) { r.buf = append(r.buf, id[:]...) }
 
-func (r *rangeHasher) sum(dst *[sha256.Size]byte) { r.h.Sum(dst[:0]) }
+func (r *rangeHasher) sum(dst *[sha256.Size]byte) { *dst = sha256.Sum256(r.buf) }
 
 // sumStatementID computes a statement's ID, over its whole encoding.
 func (x *idHasher) sumStatementID(raw []byte) MessageID {
@@ -147,7 +141,10 @@ type signer struct {
 	runFirst uint64      // the first sequence number this core published
 	ids      []MessageID // of [first, first+len(ids))
 	first    uint64
-	lastSign time.Time // when the last statement was made
+	// tat paces statements (the generic cell rate algorithm): one may be
+	// made at now if now >= tat - (signBurst-1) × SignWindow; each moves
+	// tat SignWindow on from max(tat, now).
+	tat time.Time
 	hasher   rangeHasher
 }
 
@@ -167,14 +164,20 @@ func (c *Core) published(seq uint64, id MessageID) {
 	s.ids = append(s.ids, id)
 }
 
-// maybeSign signs at once after a quiet spell (one signature per message
-// at low rates) or when the window is full; otherwise nextSign says when.
+// maybeSign signs at once what is not yet signed if the pace allows (one
+// signature per message at low rates), or if the window is full;
+// otherwise nextSign says when.
+
+// signBurst is how many statements may follow each other closer than
+// SignWindow: jitter in a low rate does not delay messages.
+const signBurst = 4
+
 func (c *Core) maybeSign(now time.Time) {
 	s := &c.sign
 	if len(s.ids) == 0 {
 		return
 	}
-	if len(s.ids) >= MaxStatementRange-1 || !now.Before(s.lastSign.Add(c.cfg.SignWindow)) {
+	if len(s.ids) >= MaxStatementRange-1 || !now.Before(c.nextSign()) {
 		c.signNow(now)
 	}
 }
@@ -185,7 +188,7 @@ func (c *Core) nextSign() time.Time {
 	if len(s.ids) == 0 {
 		return time.Time{}
 	}
-	return s.lastSign.Add(c.cfg.SignWindow)
+	return s.tat.Add(-(signBurst - 1) * c.cfg.SignWindow)
 }
 
 // signNow publishes a statement over the messages not yet covered.
@@ -195,8 +198,8 @@ func (c *Core) signNow(now time.Time) {
 		return
 	}
 	s.hasher.reset()
-	for _, id := range s.ids {
-		s.hasher.add(id)
+	for i := range s.ids {
+		s.hasher.add(&s.ids[i])
 	}
 	var sum [sha256.Size]byte
 	s.hasher.sum(&sum)
@@ -204,7 +207,11 @@ func (c *Core) signNow(now time.Time) {
 	seq := s.first + n
 	created := max(now.UnixMilli(), 1)
 	enc := appendStatement(make([]byte, 0, 64+statementBodySize(n)+16), c.cfg.SigningKey, c.cfg.ID, seq, created, n, sum[:])
-	s.ids, s.lastSign = s.ids[:0], now
+	s.ids = s.ids[:0]
+	if s.tat.Before(now) {
+		s.tat = now
+	}
+	s.tat = s.tat.Add(c.cfg.SignWindow)
 	wm, _, err := decodeMessage(enc)
 	if err != nil {
 		return // a bug: nothing is offered, receivers drop the range as unsigned

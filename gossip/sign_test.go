@@ -46,13 +46,13 @@ func TestSignedClusterDeliversEverything(t *testing.T) {
 	}
 	require.True(t, c.RunUntil(30*time.Second, c.AllDelivered(len(want))))
 	c.Run(2 * time.Second)
-	require.Equal(t, uint64(12), c.Core(0).SignStats().StatementsOut, "the burst: one at once, one at the window's end")
+	require.Equal(t, uint64(15), c.Core(0).SignStats().StatementsOut, "the burst: four at once (signBurst), one at the window's end")
 	for i := range c.Len() {
 		requireOnceEach(t, c.Delivered(i))
 		require.Len(t, c.Delivered(i), len(want), "node %d", i)
 		if i >= 2 {
 			require.Equal(t, uint64(len(want)), c.Core(i).SignStats().Verified, "node %d", i)
-			require.Equal(t, uint64(12+10), c.Core(i).SignStats().StatementsIn, "node %d", i)
+			require.Equal(t, uint64(15+10), c.Core(i).SignStats().StatementsIn, "node %d", i)
 		}
 	}
 	requireNoForgeryDrops(t, c)
@@ -150,7 +150,7 @@ func TestForgeriesAreNeverDelivered(t *testing.T) {
 	}
 
 	require.True(t, c.RunUntil(30*time.Second, c.AllDelivered(len(genuine))))
-	c.Run(10 * time.Second) // the unsigned forgeries wait out their bound
+	c.Run(15 * time.Second) // the unsigned forgeries wait out their bound
 	isForged := map[gossip.MessageID]bool{}
 	for _, id := range forged {
 		isForged[id] = true
@@ -203,7 +203,7 @@ func TestSigningAndNonSigningNodes(t *testing.T) {
 	}
 	signedMsg := c.Push(0, "signed", []byte("a"))
 	c.Push(2, "unsigned", []byte("b"))
-	c.Run(10 * time.Second)
+	c.Run(15 * time.Second) // past the wait for a statement, 60 rounds
 	require.Len(t, c.Delivered(2), 2, "the non-signing node gets the signed message, and its own")
 	require.Equal(t, signedMsg.ID, c.Delivered(2)[1].ID)
 	require.Len(t, c.Delivered(1), 1, "the signing node refuses the unsigned one")

@@ -25,6 +25,19 @@ type wireMessage struct {
 	chunk   chunkHeader
 	kind    byte      // kindStatement for a statement (sign.go); 0 otherwise
 	stmt    statement // when kind is kindStatement
+
+	// Set for a message held back for its signature (pending.go): its ID,
+	// computed then, and raw is a private copy the cache may keep.
+	knownID MessageID
+	private bool
+}
+
+// privateRaw returns raw as the cache may keep it: a copy, unless it is one.
+func (wm *wireMessage) privateRaw() []byte {
+	if wm.private {
+		return wm.raw
+	}
+	return append([]byte(nil), wm.raw...)
 }
 
 // isStatement reports whether wm is a statement, which has no topic or

@@ -111,6 +111,12 @@ type Config struct {
 	// LogMaxBytes bounds the message log the node opens (not a given Log).
 	// Default msglog.DefaultMaxBytes (64 MiB).
 	LogMaxBytes int64
+	// Sign makes the node sign the messages it publishes with its node key
+	// (statements, docs/protocol.md) and accept, deliver and relay no
+	// message its origin did not sign. Every node of the cluster must run
+	// a version that knows statements before any signs, and all must sign
+	// (a signing node drops unsigned messages). Default false.
+	Sign bool
 	// Gossip tunes the protocol core: Fanout, Interval, MaxPacketSize,
 	// MaxAge, cache bounds, Retention, AEInterval (their defaults are
 	// gossip.DefaultConfig's). MaxPacketSize counts the sealing overhead,

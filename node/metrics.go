@@ -23,6 +23,7 @@ type statsCollector struct {
 	suspects, suspected, pullsSkipped      *prometheus.Desc
 	pullAcks, chunks, reassembled          *prometheus.Desc
 	partialMessages, partialBytes          *prometheus.Desc
+	statements, pending, verified, banned  *prometheus.Desc
 }
 
 func newStatsCollector(n *Node) *statsCollector {
@@ -68,6 +69,10 @@ func newStatsCollector(n *Node) *statsCollector {
 		reassembled:      d("messages_reassembled_total", "Large messages reassembled from received chunks (also counted as delivered)."),
 		partialMessages:  d("partial_messages", "Large messages being reassembled."),
 		partialBytes:     d("partial_bytes", "Memory reserved for large messages being reassembled."),
+		statements:       d("statements_total", "Signed statements (with --sign): out, signed here; in, received and verified, each once.", "direction"),
+		pending:          d("messages_pending", "Messages held back until a statement of their origin verifies them (with --sign)."),
+		verified:         d("messages_verified_total", "Received messages a verified statement covered, then accepted (with --sign)."),
+		banned:           d("peers_banned", "Peers not pulled from for relaying messages that failed their origin's signature."),
 	}
 }
 
@@ -77,7 +82,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.filterIDs, c.rounds, c.socketErrors, c.datagramDrops, c.encrypted,
 		c.aeSessions, c.aeFailures, c.aeRepaired, c.aePushed, c.aeBytes, c.logMessages, c.aeRepairsQueued, c.aeRepairsDropped, c.mores, c.repulls,
 		c.suspects, c.suspected, c.pullsSkipped, c.pullAcks, c.chunks, c.reassembled,
-		c.partialMessages, c.partialBytes} {
+		c.partialMessages, c.partialBytes, c.statements, c.pending, c.verified, c.banned} {
 		ch <- d
 	}
 }
@@ -91,6 +96,11 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v int) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
 	}
+	counter(c.statements, s.Sign.StatementsOut, "out")
+	counter(c.statements, s.Sign.StatementsIn, "in")
+	gauge(c.pending, s.Sign.PendingNow)
+	counter(c.verified, s.Sign.Verified)
+	gauge(c.banned, s.Sign.PeersBanned)
 	counter(c.published, g.Published)
 	counter(c.delivered, g.Delivered)
 	counter(c.duplicates, g.Duplicates)

@@ -258,6 +258,9 @@ func (n *Node) newCore() error {
 	gc.ID, gc.Peers, gc.Filter, gc.Log = n.id, n.peers, n.filter, n.log
 	gc.MaxPacketSize -= security.Overhead // room for sealing, always
 	gc.Rand = n.splitRand()
+	if n.cfg.Sign {
+		gc.SigningKey = n.key
+	}
 	core, err := gossip.New(gc)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)

@@ -27,6 +27,9 @@ type PeersInfo struct {
 	// Suspects are the peers skipped for gossip because they stopped
 	// answering.
 	Suspects []string `json:"suspects"`
+	// Penalised are the peers charged with offences: relaying messages
+	// that failed their origin's signature (with Config.Sign).
+	Penalised []PenaltyJSON `json:"penalised"`
 	// Buckets is the DHT's bucket fill (dht only).
 	Buckets []BucketJSON `json:"buckets,omitempty"`
 	// Contacts are the DHT's contacts (dht only).
@@ -73,6 +76,7 @@ func (n *Node) PeersInfo() PeersInfo {
 	for _, p := range n.SuspectPeers() {
 		info.Suspects = append(info.Suspects, p.String())
 	}
+	info.Penalised = penaltiesJSON(n.Penalties())
 	switch r := reg.(type) {
 	case *static.Registry:
 		info.Registry = RegistryStatic

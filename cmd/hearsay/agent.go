@@ -71,6 +71,7 @@ type agentConfig struct {
 	APIDebug     bool          // --api-debug: /debug/pprof/ on the API
 	ReplayWindow time.Duration // sealed datagrams' timestamp window
 	Cipher       security.Suite
+	Sign         bool // sign published messages, require signatures
 
 	ConfigFile string         // --config; empty: none
 	Settings   map[string]any // every flag's effective value, by name: what --print-config prints, what SIGHUP compares
@@ -105,6 +106,7 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("cluster", def.Cluster, "cluster `NAME`; with a passphrase it salts the key, so all agents of a cluster must agree"),
 			stringFlag("passphrase-file", "", "`FILE` holding the cluster passphrase (or set HEARSAY_PASSPHRASE); without one, gossip is not encrypted"),
 			stringFlag("cipher", security.DefaultSuite.String(), "cipher `SUITE` sealing every datagram: "+strings.Join(security.SuiteNames(), " or ")+" (hardware AES); every agent of a cluster must agree"),
+			boolFlag("sign", def.Sign, "sign the messages this agent publishes with its node key, and accept no message its origin did not sign; turn it on in every agent of a cluster, once all run a version that knows signatures"),
 			stringFlag("replay-window", durationText(security.DefaultReplayWindow), "drop sealed datagrams whose timestamp is further than `DURATION` from this clock"),
 			listFlag("peers", "comma-separated `LIST` of HOST:PORT of the agents to gossip with; this agent's own address may be in it"),
 			stringFlag("peers-file", "", "`FILE` of peers, one HOST:PORT per line, # starts a comment"),
@@ -193,6 +195,7 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 	if cfg.Cipher, err = security.ParseSuite(flagValue(c, "cipher")); err != nil {
 		return cfg, flagErrorf("cipher", "%w", err)
 	}
+	cfg.Sign = c.Bool("sign")
 	if cfg.ReplayWindow, err = durationValue(c, "replay-window", time.Second); err != nil {
 		return cfg, err
 	}
@@ -388,6 +391,7 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 		Logger:    logger,
 		Cluster:   cfg.Cluster,
 		Security:  security.SealerConfig{ReplayWindow: cfg.ReplayWindow, Suite: cfg.Cipher},
+		Sign:      cfg.Sign,
 	}
 	var peers *static.Registry
 	switch cfg.Registry {

@@ -35,6 +35,7 @@ func (p *program) benchCommand() *cli.Command {
 			stringFlag("fanout", fmt.Sprint(bench.DefaultFanout), fmt.Sprintf("peers contacted per round by both systems, `N` from 1 to %d", bench.MaxFanout)),
 			stringFlag("long-poll", longPollText(bench.DefaultLongPoll), "hearsay's long-poll: peers keep a node's pull open up to `DURATION` (as the agent's --long-poll); 0: round-paced pulls only"),
 			boolFlag("encrypt", true, "encrypt both systems' traffic with the same 256-bit key; --encrypt=false turns it off"),
+			boolFlag("sign", false, "hearsay's nodes sign their messages and require signatures (the agent's --sign)"),
 			stringFlag("timeout", "60s", "stop waiting for full delivery `DURATION` after the first publish"),
 			stringFlag("systems", string(bench.Hearsay)+","+string(bench.Memberlist), "comma-separated `LIST` of systems to run: hearsay, memberlist, gossipsub"),
 			stringFlag("gossipsub-bin", "", "the `PROGRAM` that runs gossipsub; default: "+bench.GossipSubProgram+" in dist/, beside this program or on PATH"),
@@ -112,6 +113,7 @@ func benchConfigFromFlags(c *cli.Context) (bench.Config, error) {
 	if cfg.Cipher, err = security.ParseSuite(flagValue(c, "cipher")); err != nil {
 		return cfg, flagErrorf("cipher", "%w", err)
 	}
+	cfg.Sign = c.Bool("sign")
 	if cfg.Processes = c.Bool("processes"); cfg.Processes {
 		exe, err := os.Executable()
 		if err != nil {

@@ -105,6 +105,9 @@ type Config struct {
 	// datagram (XChaCha20-Poly1305) and memberlist encrypts with the same
 	// 256-bit key (AES-256-GCM).
 	Plaintext bool
+	// Sign has every hearsay node sign its messages and require
+	// signatures (node.Config.Sign). Default false.
+	Sign bool
 	// Timeout bounds each system's run, from its first publish to its last
 	// delivery; what has not arrived by then counts as not delivered.
 	// Default 60s.

@@ -63,6 +63,7 @@ func newHearsayNode(cfg Config, key *security.Key, index int, rec arrivals) (*he
 		Security:         security.SealerConfig{Suite: cfg.Cipher},
 		SubscriberBuffer: min(max(cfg.Messages, 1024), maxSubscriberBuffer),
 		Logger:           slog.New(slog.DiscardHandler),
+		Sign:             cfg.Sign,
 	}
 	ncfg.Gossip.Fanout = cfg.Fanout
 	ncfg.Gossip.Interval = cfg.Interval

@@ -79,12 +79,13 @@ type nodeSpec struct {
 	OriginSendsOnce bool   `json:"origin_sends_once,omitempty"`
 	API             bool   `json:"api,omitempty"`
 	Cipher          uint8  `json:"cipher,omitempty"` // security.Suite
+	Sign            bool   `json:"sign,omitempty"`
 }
 
 // newNodeSpec describes node index of system's cluster in cfg.
 func newNodeSpec(cfg Config, system System, key *security.Key, index int) nodeSpec {
 	s := nodeSpec{System: system, Index: index, Nodes: cfg.Nodes, Messages: cfg.Messages, Size: cfg.Size,
-		IntervalNS: int64(cfg.Interval), Fanout: cfg.Fanout, LongPollNS: int64(cfg.LongPoll), OriginSendsOnce: cfg.originSendsOnce, API: cfg.API, Cipher: uint8(cfg.Cipher)}
+		IntervalNS: int64(cfg.Interval), Fanout: cfg.Fanout, LongPollNS: int64(cfg.LongPoll), OriginSendsOnce: cfg.originSendsOnce, API: cfg.API, Cipher: uint8(cfg.Cipher), Sign: cfg.Sign}
 	if key != nil {
 		s.Key = hex.EncodeToString(key[:])
 	}
@@ -96,7 +97,7 @@ func newNodeSpec(cfg Config, system System, key *security.Key, index int) nodeSp
 func (s nodeSpec) config() (Config, *security.Key, error) {
 	cfg := Config{Nodes: s.Nodes, Messages: s.Messages, Size: s.Size, Rate: RateUnlimited,
 		Interval: time.Duration(s.IntervalNS), Fanout: s.Fanout, LongPoll: time.Duration(s.LongPollNS), Systems: []System{s.System},
-		Plaintext: s.Key == "", originSendsOnce: s.OriginSendsOnce, API: s.API, Cipher: security.Suite(s.Cipher)}
+		Plaintext: s.Key == "", originSendsOnce: s.OriginSendsOnce, API: s.API, Cipher: security.Suite(s.Cipher), Sign: s.Sign}
 	// Zeros would take defaults: a spec states everything.
 	if s.Nodes == 0 || s.Messages == 0 || s.Size == 0 || s.IntervalNS == 0 || s.Fanout == 0 || s.System == "" {
 		return Config{}, nil, protocolErrorf("node spec: system, nodes, messages, size, interval_ns and fanout are required")

@@ -26,6 +26,9 @@ func (r Report) WriteTable(w io.Writer) error {
 	if cfg.Plaintext {
 		encryption = "not encrypted"
 	}
+	if cfg.Sign {
+		encryption += ", signed"
+	}
 	var b strings.Builder
 	longPoll := "long-poll off"
 	if cfg.LongPoll > 0 {
@@ -159,7 +162,8 @@ type jsonConfig struct {
 	Fanout     int      `json:"fanout"`
 	LongPollMS float64  `json:"long_poll_ms"` // hearsay's; 0: off
 	Encrypt    bool     `json:"encrypt"`
-	Cipher     string   `json:"cipher"` // hearsay's suite
+	Cipher     string   `json:"cipher"`         // hearsay's suite
+	Sign       bool     `json:"sign,omitempty"` // hearsay's messages signed (--sign)
 	TimeoutMS  float64  `json:"timeout_ms"`
 	Systems    []System `json:"systems"`
 	// Mode is "one process", or "processes": a process per node.
@@ -209,7 +213,7 @@ func (r Report) WriteJSON(w io.Writer) error {
 	out := jsonReport{Config: jsonConfig{
 		Nodes: cfg.Nodes, Messages: cfg.Messages, Size: cfg.Size, Rate: max(cfg.Rate, 0),
 		Origins: cfg.Origins, IntervalMS: ms(cfg.Interval), Fanout: cfg.Fanout, LongPollMS: ms(max(cfg.LongPoll, 0)),
-		Encrypt: !cfg.Plaintext, TimeoutMS: ms(cfg.Timeout), Systems: cfg.Systems, Mode: cfg.mode(), API: cfg.API, Cipher: cfg.Cipher.String(),
+		Encrypt: !cfg.Plaintext, Sign: cfg.Sign, TimeoutMS: ms(cfg.Timeout), Systems: cfg.Systems, Mode: cfg.mode(), API: cfg.API, Cipher: cfg.Cipher.String(),
 	}, Results: []jsonResult{}}
 	for _, res := range r.Results {
 		jr := jsonResult{
