@@ -3,6 +3,7 @@ package gossip
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/hex"
 	"net/netip"
 	"testing"
 
@@ -200,4 +201,24 @@ type staticPeers struct{}
 
 func (staticPeers) SamplePeers(_ sessionRand, _ int, dst []netip.AddrPort) []netip.AddrPort {
 	return dst
+}
+
+// TestStatementExample checks the example of docs/protocol.md.
+func TestStatementExample(t *testing.T) {
+	key, origin := testKeyOrigin()
+	var h rangeHasher
+	h.reset()
+	for _, s := range []uint64{42, 43, 44} {
+		id := ComputeMessageID(origin, s, 1_700_000_000_123, "a.b", []byte("hi"))
+		h.add(&id)
+	}
+	var sum [32]byte
+	h.sum(&sum)
+	enc := appendStatement(wire.AppendHeader(nil, wire.Messages), key, origin, 45, 1_700_000_000_123, 3, sum[:])
+	want := "48530102" + "139e3940e64b5491722088d9a0d74162" + "2d" + "fbd095ffbc31" + "0002" + "03" +
+		"ced2a0ff24325e066320aa997f4488ef42e3acd07728edee09b8e66ea0f08da9" +
+		"3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29" +
+		"0b5191469c51728ed8043f04c6d225ccd3aa017286618d5ba9478d7aa3b91bcaec1e12b289a588fd11b1682b287c15d01dc309b62e10d7ea2c63532c3eb53101"
+	require.Equal(t, want, hex.EncodeToString(enc))
+	require.Len(t, enc[wire.HeaderSize:], 154)
 }
