@@ -29,10 +29,10 @@ import (
 // Bounds on what is held back. Past them a message is dropped
 // (DropPendingFull) and not marked held: it is pulled again later.
 const (
-	maxPendingPerOrigin = 8 * MaxStatementRange // about 1.6 s at 20,000 messages/s
+	maxPendingPerOrigin = 8 * MaxStatementRange  // about 1.6 s at 20,000 messages/s
 	maxPending          = 16 * MaxStatementRange // about 20 MB of 300-byte messages
-	maxCandidates       = 3  // per sequence number
-	maxCombinations     = 64 // choices tried one by one when a range mismatches (search)
+	maxCandidates       = 3                      // per sequence number
+	maxCombinations     = 64                     // choices tried one by one when a range mismatches (search)
 )
 
 // slabSize is how many single candidates are allocated together.

@@ -144,8 +144,8 @@ type signer struct {
 	// tat paces statements (the generic cell rate algorithm): one may be
 	// made at now if now >= tat - (signBurst-1) × SignWindow; each moves
 	// tat SignWindow on from max(tat, now).
-	tat time.Time
-	hasher   rangeHasher
+	tat    time.Time
+	hasher rangeHasher
 }
 
 // signing reports whether this core signs its messages and requires
