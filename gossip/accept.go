@@ -95,6 +95,18 @@ func (c *Core) acceptVerified(now time.Time, wm wireMessage) {
 	if !wm.private {
 		id = hashMessageID(wm.origin, wm.seq, wm.created, wm.topic, wm.payload)
 	}
+	if c.validating() && !wm.validated {
+		if seen, err := c.cfg.Filter.Contains(id); err != nil {
+			c.filterDrop(err)
+		} else if seen {
+			c.stats.Duplicates++
+			c.held.add(wm.origin, wm.seq, c.round)
+			c.duplicate(now, id)
+		} else {
+			c.awaitVerdict(&wm, id) // validate.go
+		}
+		return
+	}
 	// The seen filter alone decides: it keeps an ID until the message is
 	// too old to pass the check above, so it knows everything cached.
 	// Asking the cache first cost every new message one more map lookup to

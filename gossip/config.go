@@ -144,6 +144,12 @@ type Config struct {
 	// rate. Default 10ms.
 	SignWindow time.Duration
 
+	// Validate makes every message wait, before it is accepted, for the
+	// caller's verdict: it comes out in Ready.Validate and is accepted,
+	// rejected or ignored by Verdict (validate.go). The node sets it when
+	// it has a validator. Default false.
+	Validate bool
+
 	// Log keeps the accepted messages for Retention, for anti-entropy (and
 	// for the node to resume event streams). Nil: no log and no
 	// anti-entropy. The core appends to and prunes it; it must hold no other

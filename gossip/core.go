@@ -57,10 +57,11 @@ type Core struct {
 	fromSub      bool           // from is a subscription of this node
 	dupSeen      bool           // the datagram being handled brought a message already here
 
-	sign      signer    // this node's messages not yet signed (sign.go)
-	pend      pending   // messages held back for their origin's statement (pending.go)
-	penalties penalties // peers charged with offences (penalty.go)
-	signStats SignStats
+	sign       signer    // this node's messages not yet signed (sign.go)
+	pend       pending   // messages held back for their origin's statement (pending.go)
+	penalties  penalties // peers charged with offences (penalty.go)
+	verdicts   verdicts  // messages waiting for the application's verdict (validate.go)
+	trustStats TrustStats
 
 	stats Stats
 }
@@ -186,6 +187,9 @@ func (c *Core) startRound(now time.Time) {
 	c.roundPeers = c.cfg.Peers.SamplePeers(c.rng, c.cfg.Fanout, c.roundPeers[:0])
 	c.roundPeers = c.penalties.filter(c.rng, c.round, c.roundPeers)
 	c.expirePending()
+	if len(c.verdicts.waiting) > 0 {
+		c.expireVerdicts(now)
+	}
 	c.peerRound = c.peerRound[:0]
 }
 

@@ -191,6 +191,10 @@ func (c *Core) acceptChunk(now time.Time, wm *wireMessage) {
 			c.feedChunk(now, p, wm, e.msg.Payload, e.msg.Topic)
 		}
 	}
+	if whole != nil && c.validating() {
+		c.awaitWhole(*whole) // validate.go
+		return
+	}
 	if whole != nil {
 		// Delivered even if the chunk could not be recorded: its whole ID is.
 		c.out.Messages = append(c.out.Messages, *whole)

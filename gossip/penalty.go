@@ -47,7 +47,7 @@ func (c *Core) penalise(peer netip.AddrPort) {
 	if !peer.IsValid() {
 		return // this node's own input
 	}
-	c.signStats.Penalties++
+	c.trustStats.Penalties++
 	ps := &c.penalties
 	if ps.peers == nil {
 		ps.peers = make(map[netip.AddrPort]*peerPenalty)

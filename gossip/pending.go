@@ -157,7 +157,7 @@ func (c *Core) acceptSigned(now time.Time, wm *wireMessage) {
 	po.cands[wm.seq] = append(cs, cd)
 	po.count++
 	p.count++
-	c.signStats.Pending++
+	c.trustStats.Pending++
 	c.held.add(wm.origin, wm.seq, c.round)
 	if st == nil {
 		return
@@ -206,7 +206,7 @@ func (c *Core) acceptStatement(now time.Time, wm *wireMessage) {
 		c.filterDrop(err)
 		return
 	}
-	c.signStats.StatementsIn++
+	c.trustStats.StatementsIn++
 	e := c.newEntry(*wm, id, bytes.Clone(wm.raw))
 	c.logAccepted(e)
 	c.addToCache(e)
@@ -261,7 +261,7 @@ func (c *Core) resolve(now time.Time, origin NodeID, po *pendingOrigin, st *cove
 	if !c.search(po, st) {
 		// A forgery somewhere in the range: pull every number again, and
 		// try once more candidates arrive.
-		c.signStats.RangeMismatches++
+		c.trustStats.RangeMismatches++
 		full := false
 		for k := st.first; k < st.end; k++ {
 			full = full || len(po.cands[k]) == maxCandidates
@@ -298,7 +298,7 @@ func (c *Core) resolve(now time.Time, origin NodeID, po *pendingOrigin, st *cove
 			continue // decoded before it was held
 		}
 		wm.knownID, wm.private = chosen.id, true
-		c.signStats.Verified++
+		c.trustStats.Verified++
 		c.from, c.fromSub = chosen.from, c.isSubscription(chosen.from)
 		if c.admissible(now, &wm) {
 			c.acceptVerified(now, wm)

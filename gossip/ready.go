@@ -22,6 +22,10 @@ type Ready struct {
 	// arrives (its Seq is its first chunk's); chunks never appear here. The
 	// slice is reused after the next input; the Message values may be kept.
 	Messages []Message
+	// Validate are the messages waiting for the caller's verdict (with
+	// Config.Validate): give each to the application and its answer to
+	// Verdict. A large message comes whole. Reused like Messages.
+	Validate []Message
 }
 
 // Ready returns the outputs accumulated since the last Ready.
@@ -31,7 +35,9 @@ func (c *Core) Ready() Ready {
 }
 
 // HasReady reports whether Ready has anything to act on.
-func (c *Core) HasReady() bool { return len(c.out.Datagrams) > 0 || len(c.out.Messages) > 0 }
+func (c *Core) HasReady() bool {
+	return len(c.out.Datagrams) > 0 || len(c.out.Messages) > 0 || len(c.out.Validate) > 0
+}
 
 // begin starts an input step: once the caller has taken the previous Ready,
 // its buffers are reused.
@@ -43,6 +49,8 @@ func (c *Core) begin() {
 	c.out.Datagrams = c.out.Datagrams[:0]
 	clear(c.out.Messages)
 	c.out.Messages = c.out.Messages[:0]
+	clear(c.out.Validate)
+	c.out.Validate = c.out.Validate[:0]
 	c.arena = c.arena[:0]
 }
 

@@ -227,5 +227,5 @@ func (c *Core) signNow(now time.Time) {
 	c.addToCache(e)
 	c.logAccepted(e)
 	c.held.add(c.cfg.ID, seq, c.round)
-	c.signStats.StatementsOut++
+	c.trustStats.StatementsOut++
 }

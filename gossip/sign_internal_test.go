@@ -183,7 +183,7 @@ func TestPenaltiesBanAndDecay(t *testing.T) {
 	ps = c.Penalties()
 	require.Equal(t, uint64(8), ps[0].Offences)
 	require.Equal(t, banRounds*c.cfg.Interval, ps[0].Banned)
-	require.Equal(t, 1, c.SignStats().PeersBanned)
+	require.Equal(t, 1, c.TrustStats().PeersBanned)
 	for range 100 {
 		require.Equal(t, []netip.AddrPort{good}, c.penalties.filter(c.rng, c.round, []netip.AddrPort{good, bad}))
 	}

@@ -40,19 +40,19 @@ func TestSignedClusterDeliversEverything(t *testing.T) {
 		want = append(want, c.Push(i%2, fmt.Sprintf("slow.%d", i), []byte{byte(i)}))
 		c.Run(50 * time.Millisecond)
 	}
-	require.Equal(t, uint64(10), c.Core(0).SignStats().StatementsOut)
+	require.Equal(t, uint64(10), c.Core(0).TrustStats().StatementsOut)
 	for i := range 200 { // a burst at one instant: a statement per window
 		want = append(want, c.Push(0, "fast", []byte{byte(i), 1}))
 	}
 	require.True(t, c.RunUntil(30*time.Second, c.AllDelivered(len(want))))
 	c.Run(2 * time.Second)
-	require.Equal(t, uint64(15), c.Core(0).SignStats().StatementsOut, "the burst: four at once (signBurst), one at the window's end")
+	require.Equal(t, uint64(15), c.Core(0).TrustStats().StatementsOut, "the burst: four at once (signBurst), one at the window's end")
 	for i := range c.Len() {
 		requireOnceEach(t, c.Delivered(i))
 		require.Len(t, c.Delivered(i), len(want), "node %d", i)
 		if i >= 2 {
-			require.Equal(t, uint64(len(want)), c.Core(i).SignStats().Verified, "node %d", i)
-			require.Equal(t, uint64(15+10), c.Core(i).SignStats().StatementsIn, "node %d", i)
+			require.Equal(t, uint64(len(want)), c.Core(i).TrustStats().Verified, "node %d", i)
+			require.Equal(t, uint64(15+10), c.Core(i).TrustStats().StatementsIn, "node %d", i)
 		}
 	}
 	requireNoForgeryDrops(t, c)
@@ -93,7 +93,7 @@ func TestSignedAntiEntropyRepair(t *testing.T) {
 	c.Heal()
 	require.True(t, c.RunUntil(60*time.Second, c.AllDelivered(30)))
 	require.NotZero(t, c.Core(3).Stats().AEMissing)
-	require.Equal(t, uint64(30), c.Core(3).SignStats().Verified)
+	require.Equal(t, uint64(30), c.Core(3).TrustStats().Verified)
 	requireOnceEach(t, c.Delivered(3))
 	requireNoForgeryDrops(t, c)
 }
@@ -174,7 +174,7 @@ func TestForgeriesAreNeverDelivered(t *testing.T) {
 		require.Equal(t, forgerAddr, ps[0].Peer)
 		require.Equal(t, uint64(2+10+3), ps[0].Offences)
 		require.NotZero(t, ps[0].Banned, "node %d bans the forger", v)
-		require.NotZero(t, c.Core(v).SignStats().RangeMismatches)
+		require.NotZero(t, c.Core(v).TrustStats().RangeMismatches)
 	}
 	for _, i := range []int{0, forger} {
 		require.Empty(t, c.Core(i).Penalties(), "node %d got no forgery", i)

@@ -21,6 +21,7 @@ const (
 	DropBadSignature                        // a message or statement its origin did not sign (pending.go)
 	DropUnsigned                            // a message held back that no statement covered in time: pulled again later
 	DropPendingFull                         // a message past the bounds of what is held back for signatures: pulled again later
+	DropValidationFull                      // a message past MaxAwaiting waiting for the validator: pulled again later
 	numDropReasons
 )
 
@@ -28,7 +29,7 @@ var dropReasonNames = [numDropReasons]string{
 	"malformed", "version", "unknown_type", "too_old", "from_future",
 	"too_large", "cache_full", "filter_full", "filter_error",
 	"chunk_inconsistent", "chunk_mismatch", "reassembly_timeout", "partial_full",
-	"bad_signature", "unsigned", "pending_full",
+	"bad_signature", "unsigned", "pending_full", "validation_full",
 }
 
 func (r DropReason) String() string {

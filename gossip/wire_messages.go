@@ -30,6 +30,8 @@ type wireMessage struct {
 	// computed then, and raw is a private copy the cache may keep.
 	knownID MessageID
 	private bool
+	// validated: the application accepted it (validate.go).
+	validated bool
 }
 
 // privateRaw returns raw as the cache may keep it: a copy, unless it is one.

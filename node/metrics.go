@@ -96,11 +96,11 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v int) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
 	}
-	counter(c.statements, s.Sign.StatementsOut, "out")
-	counter(c.statements, s.Sign.StatementsIn, "in")
-	gauge(c.pending, s.Sign.PendingNow)
-	counter(c.verified, s.Sign.Verified)
-	gauge(c.banned, s.Sign.PeersBanned)
+	counter(c.statements, s.Trust.StatementsOut, "out")
+	counter(c.statements, s.Trust.StatementsIn, "in")
+	gauge(c.pending, s.Trust.PendingNow)
+	counter(c.verified, s.Trust.Verified)
+	gauge(c.banned, s.Trust.PeersBanned)
 	counter(c.published, g.Published)
 	counter(c.delivered, g.Delivered)
 	counter(c.duplicates, g.Duplicates)

@@ -78,8 +78,8 @@ func TestSigningNodesRefuseAnInsidersForgeries(t *testing.T) {
 		require.Equal(t, memAddr(nodes).String(), p.Addr)
 		require.Equal(t, uint64(10), p.Offences)
 		require.NotEmpty(t, p.BannedFor, "node %d bans the insider", v)
-		require.Equal(t, 1, st.Sign.PeersBanned)
-		require.Positive(t, st.Sign.Verified)
+		require.Equal(t, 1, st.Trust.PeersBanned)
+		require.Positive(t, st.Trust.Verified)
 	}
 	for _, i := range []int{0, 3} {
 		require.Empty(t, c.nodes[i].PeersInfo().Penalised, "node %d got no forgery", i)

@@ -12,8 +12,8 @@ import (
 // Stats is a snapshot of a node's counters.
 type Stats struct {
 	Gossip gossip.Stats
-	// Sign are the core's origin-signature counters (with Config.Sign).
-	Sign gossip.SignStats
+	// Trust are the core's counters of signatures (Config.Sign) and validation (Config.Validator).
+	Trust gossip.TrustStats
 	// UDP are the transport's counters: the UDP socket's, or the in-memory
 	// endpoint's.
 	UDP         transport.Stats
@@ -42,7 +42,7 @@ type PeerStats struct {
 func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return Stats{Gossip: n.core.Stats(), Sign: n.core.SignStats(), UDP: n.transport.Stats(), Subscribers: len(n.subs),
+	return Stats{Gossip: n.core.Stats(), Trust: n.core.TrustStats(), UDP: n.transport.Stats(), Subscribers: len(n.subs),
 		FilterIDs: n.filter.Len(), Refused: n.refused, SendErrors: n.sendErr, Drops: maps.Clone(n.drops),
 		Peers: PeerStats{Suspects: len(n.peers.suspects()), Suspected: n.peers.suspected,
 			Recovered: n.peers.recovered, PullsSkipped: n.peers.skipped, AcksSent: n.acks}}

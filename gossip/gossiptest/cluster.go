@@ -48,6 +48,12 @@ type Config struct {
 	// Sign makes every core sign its messages and require signatures: core
 	// i gets Key(i) as its SigningKey and the ID of that key. Default false.
 	Sign bool
+	// Validate, when set, makes every core wait for verdicts
+	// (gossip.Config.Validate) and gives them: it is called, as the core
+	// hands each message out, with the core's index and the message, and
+	// its verdict goes to the core at once. A zero verdict leaves the
+	// message waiting, for a later Cluster.Verdict. Default nil.
+	Validate func(i int, m gossip.Message) gossip.Verdict
 	// Core adjusts the configuration of core i before gossip.New. It gets
 	// ID(i) as the ID and a static registry of every other core as Peers,
 	// and may change anything. Restart calls it again, so that it can reopen
@@ -155,6 +161,7 @@ func (c *Cluster) start(i int) {
 		gc.SigningKey = Key(i)
 		gc.ID = gossip.NodeIDOf(gc.SigningKey.Public().(ed25519.PublicKey))
 	}
+	gc.Validate = c.cfg.Validate != nil
 	if c.cfg.Core != nil {
 		c.cfg.Core(i, &gc)
 	}
@@ -273,6 +280,14 @@ func (c *Cluster) Flush(i int) {
 	for range rd.Messages {
 		n.times = append(n.times, now)
 	}
+	var verdicts []verdict
+	if c.cfg.Validate != nil {
+		for _, m := range rd.Validate {
+			if v := c.cfg.Validate(i, m); v != 0 {
+				verdicts = append(verdicts, verdict{m.ID, v})
+			}
+		}
+	}
 	for _, d := range rd.Datagrams {
 		to := c.Index(d.To)
 		if to >= 0 && len(d.Data) > c.nodes[to].maxPacket {
@@ -286,6 +301,21 @@ func (c *Cluster) Flush(i int) {
 		}
 	}
 	c.schedule(i)
+	for _, v := range verdicts {
+		c.Verdict(i, v.id, v.v)
+	}
+}
+
+type verdict struct {
+	id gossip.MessageID
+	v  gossip.Verdict
+}
+
+// Verdict gives core i the verdict v on message id now, and acts on what
+// follows.
+func (c *Cluster) Verdict(i int, id gossip.MessageID, v gossip.Verdict) {
+	c.nodes[i].core.Verdict(c.net.Now(), id, v)
+	c.Flush(i)
 }
 
 // schedule arranges core i's next tick, unless an earlier one is arranged.
