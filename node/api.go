@@ -231,8 +231,12 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 		// A cache full of spreading messages drains within CacheRounds rounds.
 		w.Header().Set("Retry-After", strconv.Itoa(a.retryAfterSeconds()))
 		writeError(w, http.StatusServiceUnavailable, err.Error())
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrValidatorUnavailable):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, ErrRejected):
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+	case errors.Is(err, ErrIgnored):
+		writeError(w, http.StatusConflict, err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	}

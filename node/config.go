@@ -117,6 +117,16 @@ type Config struct {
 	// a version that knows statements before any signs, and all must sign
 	// (a signing node drops unsigned messages). Default false.
 	Sign bool
+	// Validator, when set, decides on every message before the node
+	// accepts it, received or published here (see Validator); a message
+	// waits for its verdict, asked again while the validator fails, and
+	// is never accepted unvalidated. Default nil: no validation.
+	Validator Validator
+	// ValidateTimeout bounds each call of Validator. Default 2s.
+	ValidateTimeout time.Duration
+	// ValidateConcurrency is how many calls of Validator may run at once.
+	// Default 16.
+	ValidateConcurrency int
 	// Gossip tunes the protocol core: Fanout, Interval, MaxPacketSize,
 	// MaxAge, cache bounds, Retention, AEInterval (their defaults are
 	// gossip.DefaultConfig's). MaxPacketSize counts the sealing overhead,
@@ -175,6 +185,12 @@ func DefaultConfig() Config {
 func (c *Config) setDefaults() {
 	if c.Bind == "" {
 		c.Bind = "0.0.0.0:7600"
+	}
+	if c.ValidateTimeout <= 0 {
+		c.ValidateTimeout = 2 * time.Second
+	}
+	if c.ValidateConcurrency <= 0 {
+		c.ValidateConcurrency = 16
 	}
 	if c.PeerTimeout == 0 {
 		c.PeerTimeout = 10 * time.Second

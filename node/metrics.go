@@ -24,6 +24,8 @@ type statsCollector struct {
 	pullAcks, chunks, reassembled          *prometheus.Desc
 	partialMessages, partialBytes          *prometheus.Desc
 	statements, pending, verified, banned  *prometheus.Desc
+	rejected, ignored, validatorErrors     *prometheus.Desc
+	awaiting                               *prometheus.Desc
 }
 
 func newStatsCollector(n *Node) *statsCollector {
@@ -72,7 +74,11 @@ func newStatsCollector(n *Node) *statsCollector {
 		statements:       d("statements_total", "Signed statements (with --sign): out, signed here; in, received and verified, each once.", "direction"),
 		pending:          d("messages_pending", "Messages held back until a statement of their origin verifies them (with --sign)."),
 		verified:         d("messages_verified_total", "Received messages a verified statement covered, then accepted (with --sign)."),
-		banned:           d("peers_banned", "Peers not pulled from for relaying messages that failed their origin's signature."),
+		banned:           d("peers_banned", "Peers not pulled from for relaying messages that failed their origin's signature or their validation."),
+		rejected:         d("messages_rejected_total", "Messages the validator rejected (received, or published here: refused with 422)."),
+		ignored:          d("messages_ignored_total", "Messages the validator ignored (received, or published here: refused with 409)."),
+		validatorErrors:  d("validator_errors_total", "Validator calls that gave no verdict (unreachable, timed out, another status); the message waits and is asked again."),
+		awaiting:         d("messages_awaiting_verdict", "Messages waiting for the validator's verdict."),
 	}
 }
 
@@ -82,7 +88,8 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.filterIDs, c.rounds, c.socketErrors, c.datagramDrops, c.encrypted,
 		c.aeSessions, c.aeFailures, c.aeRepaired, c.aePushed, c.aeBytes, c.logMessages, c.aeRepairsQueued, c.aeRepairsDropped, c.mores, c.repulls,
 		c.suspects, c.suspected, c.pullsSkipped, c.pullAcks, c.chunks, c.reassembled,
-		c.partialMessages, c.partialBytes, c.statements, c.pending, c.verified, c.banned} {
+		c.partialMessages, c.partialBytes, c.statements, c.pending, c.verified, c.banned,
+		c.rejected, c.ignored, c.validatorErrors, c.awaiting} {
 		ch <- d
 	}
 }
@@ -101,6 +108,10 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.pending, s.Trust.PendingNow)
 	counter(c.verified, s.Trust.Verified)
 	gauge(c.banned, s.Trust.PeersBanned)
+	counter(c.rejected, s.Rejected)
+	counter(c.ignored, s.Ignored)
+	counter(c.validatorErrors, s.ValidatorErrors)
+	gauge(c.awaiting, s.Trust.AwaitingNow)
 	counter(c.published, g.Published)
 	counter(c.delivered, g.Delivered)
 	counter(c.duplicates, g.Duplicates)

@@ -88,6 +88,7 @@ type Node struct {
 	aeCompared bool
 	authWarn   authWarner
 	timers     timers
+	validation validation // with Config.Validator
 
 	dht *dht.Registry // nil unless Config.DHT
 	ml  *memberlist.Registry
@@ -261,6 +262,7 @@ func (n *Node) newCore() error {
 	if n.cfg.Sign {
 		gc.SigningKey = n.key
 	}
+	gc.Validate = n.cfg.Validator != nil
 	core, err := gossip.New(gc)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
@@ -334,6 +336,7 @@ func (n *Node) Close() error {
 		s.endLocked(ErrClosed)
 	}
 	n.timers.stopAll()
+	n.validation.stopLocked()
 	n.mu.Unlock()
 	if n.dnsCancel != nil {
 		n.dnsCancel()

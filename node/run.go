@@ -75,6 +75,7 @@ func (n *Node) Start() error {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.started = n.clock.Now()
+	n.startValidationLocked()
 	n.scheduleTickLocked(n.started)
 	n.watchPeersFileLocked()
 	if n.dht != nil {

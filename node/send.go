@@ -15,7 +15,8 @@ import (
 // Publish publishes a message to the cluster and returns its ID. The message
 // is also delivered to this node's own subscribers. Errors:
 // gossip.ErrInvalidTopic, gossip.ErrMessageTooLarge, gossip.ErrBackpressure
-// (retry later), ErrClosed.
+// (retry later), ErrClosed, and with a validator ErrRejected, ErrIgnored
+// and ErrValidatorUnavailable.
 func (n *Node) Publish(ctx context.Context, topic string, payload []byte) (gossip.MessageID, error) {
 	if err := ctx.Err(); err != nil {
 		return gossip.MessageID{}, err
@@ -24,6 +25,18 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte) (gossi
 	defer n.mu.Unlock()
 	if n.closed {
 		return gossip.MessageID{}, ErrClosed
+	}
+	if n.cfg.Validator != nil {
+		// Asked without the lock: the validator may take its time.
+		n.mu.Unlock()
+		err := n.validateLocal(ctx, topic, payload)
+		n.mu.Lock()
+		if err != nil {
+			return gossip.MessageID{}, err
+		}
+		if n.closed {
+			return gossip.MessageID{}, ErrClosed
+		}
 	}
 	m, err := n.core.Push(n.clock.Now(), topic, payload)
 	if err != nil {
@@ -58,6 +71,9 @@ func (n *Node) flushLocked() {
 		for s := range n.subs {
 			s.offer(m)
 		}
+	}
+	if len(rd.Validate) > 0 {
+		n.queueValidationLocked(rd.Validate)
 	}
 	n.kickTickLocked()
 }

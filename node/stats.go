@@ -14,6 +14,10 @@ type Stats struct {
 	Gossip gossip.Stats
 	// Trust are the core's counters of signatures (Config.Sign) and validation (Config.Validator).
 	Trust gossip.TrustStats
+	// Rejected and Ignored count the messages the validator rejected or
+	// ignored, received (Trust's) and published here; ValidatorErrors
+	// the calls that gave no verdict.
+	Rejected, Ignored, ValidatorErrors uint64
 	// UDP are the transport's counters: the UDP socket's, or the in-memory
 	// endpoint's.
 	UDP         transport.Stats
@@ -42,7 +46,9 @@ type PeerStats struct {
 func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return Stats{Gossip: n.core.Stats(), Trust: n.core.TrustStats(), UDP: n.transport.Stats(), Subscribers: len(n.subs),
+	trust := n.core.TrustStats()
+	return Stats{Gossip: n.core.Stats(), Trust: trust, Rejected: trust.Rejected + n.validation.local[0],
+		Ignored: trust.Ignored + n.validation.local[1], ValidatorErrors: n.validation.errors, UDP: n.transport.Stats(), Subscribers: len(n.subs),
 		FilterIDs: n.filter.Len(), Refused: n.refused, SendErrors: n.sendErr, Drops: maps.Clone(n.drops),
 		Peers: PeerStats{Suspects: len(n.peers.suspects()), Suspected: n.peers.suspected,
 			Recovered: n.peers.recovered, PullsSkipped: n.peers.skipped, AcksSent: n.acks}}
