@@ -117,7 +117,8 @@ func (n *Node) tick() {
 		n.mu.Unlock()
 		return
 	}
-	start := time.Now() // the histogram measures the work in real time, whatever the clock
+	start := time.Now()        // the histogram measures the work in real time, whatever the clock
+	n.applyValidationsLocked() // on a virtual clock, verdicts wait for a tick
 	n.core.Tick(n.clock.Now())
 	n.flushLocked()
 	n.scheduleTickLocked(n.core.NextTick())

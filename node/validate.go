@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hearsay-io/hearsay/gossip"
@@ -47,11 +48,12 @@ const (
 // retry, from the Ready that handed it out to its verdict.
 type validation struct {
 	queue   chan validationJob
-	retries map[int]func() bool // the retries scheduled, by a serial: Close stops them
+	results chan validationResult // calls done, for applyValidationsLocked
+	retries map[int]func() bool   // the retries scheduled, by a serial: Close stops them
 	serial  int
-	errors  uint64    // validator calls that gave no verdict
-	local   [2]uint64 // local publishes rejected, ignored
-	busy    int       // messages queued or at a worker (not waiting for a retry)
+	errors  uint64       // validator calls that gave no verdict
+	local   [2]uint64    // local publishes rejected, ignored
+	calls   atomic.Int64 // messages queued or at a worker, their outcome not yet posted
 	// events, in tests, receives the outcome of every call (nil: a
 	// verdict given to the core); nil otherwise.
 	events chan error
@@ -76,6 +78,7 @@ func (n *Node) startValidationLocked() {
 		return
 	}
 	n.validation.queue = make(chan validationJob, gossip.MaxAwaiting)
+	n.validation.results = make(chan validationResult, gossip.MaxAwaiting)
 	n.validation.retries = make(map[int]func() bool)
 	for range n.cfg.ValidateConcurrency {
 		n.wg.Add(1)
@@ -88,15 +91,19 @@ func (n *Node) startValidationLocked() {
 // not block.
 func (n *Node) queueValidationLocked(ms []gossip.Message) {
 	for _, m := range ms {
-		select {
-		case n.validation.queue <- validationJob{m: m, retry: validateRetryMin}:
-			n.validation.busy++
-		default:
-			// Cannot happen: the queue holds MaxAwaiting, what the core
-			// lets wait, and a message is in it, at a worker or in a
-			// retry, never twice. The core drops it when it grows too old.
-			n.logger.Error("validation queue full: a message waits until it is too old", "id", m.ID.String())
-		}
+		n.queueJobLocked(validationJob{m: m, retry: validateRetryMin})
+	}
+}
+
+func (n *Node) queueJobLocked(job validationJob) {
+	select {
+	case n.validation.queue <- job:
+		n.validation.calls.Add(1)
+	default:
+		// Cannot happen: the queue holds MaxAwaiting, what the core lets
+		// wait, and a message is in it, at a worker or in a retry, never
+		// twice. The core drops it when it grows too old.
+		n.logger.Error("validation queue full: a message waits until it is too old", "id", job.m.ID.String())
 	}
 }
 
@@ -121,8 +128,10 @@ func (n *Node) validationWorker() {
 	}
 }
 
-// validate asks the validator about one message and gives the core its
-// verdict, or schedules another try.
+// validate asks the validator about one message and hands the outcome to
+// the node: at once on the system clock; on a virtual clock (a
+// transport.Network, which only the test's goroutine may drive), at the
+// node's next tick.
 func (n *Node) validate(ctx context.Context, job validationJob) {
 	vctx, cancel := context.WithTimeout(ctx, n.cfg.ValidateTimeout)
 	v, err := n.cfg.Validator(vctx, job.m)
@@ -130,38 +139,59 @@ func (n *Node) validate(ctx context.Context, job validationJob) {
 	if err == nil && (v < gossip.VerdictAccept || v > gossip.VerdictIgnore) {
 		err = fmt.Errorf("node: the validator returned verdict %d", v)
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
-		return
-	}
-	n.validation.busy--
+	n.validation.results <- validationResult{job: job, verdict: v, err: err}
+	n.validation.calls.Add(-1)
 	if n.validation.events != nil {
-		defer func() { n.validation.events <- err }()
+		n.validation.events <- err
 	}
-	if err != nil {
-		v := &n.validation
+	if _, real := n.clock.(systemClock); real {
+		n.mu.Lock()
+		n.applyValidationsLocked()
+		n.mu.Unlock()
+	}
+}
+
+type validationResult struct {
+	job     validationJob
+	verdict gossip.Verdict
+	err     error
+}
+
+// applyValidationsLocked gives the core the verdicts that came, and
+// schedules another try of the calls that failed.
+func (n *Node) applyValidationsLocked() {
+	v := &n.validation
+	for {
+		var r validationResult
+		select {
+		case r = <-v.results:
+		default:
+			return
+		}
+		if n.closed {
+			continue
+		}
+		if r.err == nil {
+			n.core.Verdict(n.clock.Now(), r.job.m.ID, r.verdict)
+			n.flushLocked()
+			continue
+		}
 		v.errors++
 		if v.errors == 1 || v.errors%1000 == 0 {
-			n.logger.Warn("the validator gave no verdict; messages wait and it is asked again", "error", err.Error(), "failures", v.errors)
+			n.logger.Warn("the validator gave no verdict; messages wait and it is asked again", "error", r.err.Error(), "failures", v.errors)
 		}
-		next := validationJob{m: job.m, retry: min(2*job.retry, validateRetryMax)}
+		next := validationJob{m: r.job.m, retry: min(2*r.job.retry, validateRetryMax)}
 		v.serial++
 		serial := v.serial
-		v.retries[serial] = n.afterLocked(job.retry, func() {
+		v.retries[serial] = n.afterLocked(r.job.retry, func() {
 			n.mu.Lock()
+			defer n.mu.Unlock()
 			delete(v.retries, serial)
-			v.busy++
-			n.mu.Unlock()
-			select {
-			case v.queue <- next:
-			case <-n.done:
+			if !n.closed {
+				n.queueJobLocked(next)
 			}
 		})
-		return
 	}
-	n.core.Verdict(n.clock.Now(), job.m.ID, v)
-	n.flushLocked()
 }
 
 // validateLocal asks the validator about a message about to be published

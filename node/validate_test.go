@@ -33,17 +33,12 @@ func validatingCluster(t *testing.T, n int, v Validator) *memCluster {
 }
 
 // settle waits until no node has a validation queued or running: each call
-// ends with an event. Waiting for retries is the virtual clock's.
+// ends with an event. The outcomes reach the core at the node's next tick;
+// retries wait on the virtual clock.
 func (c *memCluster) settle() {
 	c.t.Helper()
 	for _, nd := range c.nodes {
-		for {
-			nd.mu.Lock()
-			busy := nd.validation.busy
-			nd.mu.Unlock()
-			if busy == 0 {
-				break
-			}
+		for nd.validation.calls.Load() > 0 {
 			select {
 			case <-nd.validation.events:
 			case <-time.After(10 * time.Second):

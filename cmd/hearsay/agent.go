@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -73,6 +74,9 @@ type agentConfig struct {
 	Cipher       security.Suite
 	Sign         bool // sign published messages, require signatures
 
+	ValidateURL     string        // empty: no validator
+	ValidateTimeout time.Duration // each call's bound
+
 	ConfigFile string         // --config; empty: none
 	Settings   map[string]any // every flag's effective value, by name: what --print-config prints, what SIGHUP compares
 
@@ -107,6 +111,8 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("passphrase-file", "", "`FILE` holding the cluster passphrase (or set HEARSAY_PASSPHRASE); without one, gossip is not encrypted"),
 			stringFlag("cipher", security.DefaultSuite.String(), "cipher `SUITE` sealing every datagram: "+strings.Join(security.SuiteNames(), " or ")+" (hardware AES); every agent of a cluster must agree"),
 			boolFlag("sign", def.Sign, "sign the messages this agent publishes with its node key, and accept no message its origin did not sign; turn it on in every agent of a cluster, once all run a version that knows signatures"),
+			stringFlag("validate-url", "", "POST every message this agent is about to accept, or to publish, to `URL` (the JSON of a stream event's data) and take the status as the verdict: 2xx accept, 422 reject, 409 ignore; anything else, or no answer, holds the message back and asks again"),
+			stringFlag("validate-timeout", durationText(def.ValidateTimeout), "give up a --validate-url call after `DURATION` (the message waits and is asked again)"),
 			stringFlag("replay-window", durationText(security.DefaultReplayWindow), "drop sealed datagrams whose timestamp is further than `DURATION` from this clock"),
 			listFlag("peers", "comma-separated `LIST` of HOST:PORT of the agents to gossip with; this agent's own address may be in it"),
 			stringFlag("peers-file", "", "`FILE` of peers, one HOST:PORT per line, # starts a comment"),
@@ -196,6 +202,14 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 		return cfg, flagErrorf("cipher", "%w", err)
 	}
 	cfg.Sign = c.Bool("sign")
+	if cfg.ValidateURL = flagValue(c, "validate-url"); cfg.ValidateURL != "" {
+		if u, err := url.Parse(cfg.ValidateURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cfg, flagErrorf("validate-url", "want an http:// or https:// URL, got %q", cfg.ValidateURL)
+		}
+	}
+	if cfg.ValidateTimeout, err = durationValue(c, "validate-timeout", time.Millisecond); err != nil {
+		return cfg, err
+	}
 	if cfg.ReplayWindow, err = durationValue(c, "replay-window", time.Second); err != nil {
 		return cfg, err
 	}
@@ -392,6 +406,10 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 		Cluster:   cfg.Cluster,
 		Security:  security.SealerConfig{ReplayWindow: cfg.ReplayWindow, Suite: cfg.Cipher},
 		Sign:      cfg.Sign,
+	}
+	if cfg.ValidateURL != "" {
+		nc.Validator = node.HTTPValidator(cfg.ValidateURL, &http.Client{})
+		nc.ValidateTimeout = cfg.ValidateTimeout
 	}
 	var peers *static.Registry
 	switch cfg.Registry {
