@@ -74,4 +74,15 @@
 // checks its payload against its ID, and delivers it whole, once, when its
 // last chunk arrives. Chunks never appear in Ready. A Reassembler does the
 // same for the entries of the message log, for replays.
+//
+// # Trust
+//
+// With Config.SigningKey (sign.go), an origin covers its messages with
+// statements: messages of their own, each signing the hash of the IDs of a
+// window of its sequence numbers with its Ed25519 key. A signing core holds
+// every received message back (pending.go) until a verified statement
+// covers it, finds forgeries by the signed hash, and penalises the peers
+// that sent them (penalty.go): they are pulled from less, then not at all.
+// With Config.Validate (validate.go), each message then waits for the
+// caller's verdict (Ready.Validate, Verdict) before it is accepted.
 package gossip
