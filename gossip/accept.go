@@ -96,13 +96,7 @@ func (c *Core) acceptVerified(now time.Time, wm wireMessage) {
 		id = hashMessageID(wm.origin, wm.seq, wm.created, wm.topic, wm.payload)
 	}
 	if c.validating() && !wm.validated {
-		if seen, err := c.cfg.Filter.Contains(id); err != nil {
-			c.filterDrop(err)
-		} else if seen {
-			c.stats.Duplicates++
-			c.held.add(wm.origin, wm.seq, c.round)
-			c.duplicate(now, id)
-		} else {
+		if c.unseenID(now, &wm, id) {
 			c.awaitVerdict(&wm, id) // validate.go
 		}
 		return

@@ -151,12 +151,16 @@ const chunkDomain = "hearsay/chunk/v1"
 
 // sumChunk computes a chunk's ID: over its whole encoding, which holds
 // every field once (varints are minimal, so the encoding is unique).
-func (x *idHasher) sumChunk(raw []byte) MessageID {
+func (x *idHasher) sumChunk(raw []byte) MessageID { return x.sumEncoding(chunkDomain, raw) }
+
+// sumEncoding computes the ID of an encoding under domain: the first 16
+// bytes of SHA-256(domain || raw).
+func (x *idHasher) sumEncoding(domain string, raw []byte) MessageID {
 	if x.h == nil {
 		x.init()
 	}
 	x.h.Reset()
-	x.h.Write([]byte(chunkDomain))
+	x.h.Write([]byte(domain))
 	x.h.Write(raw)
 	var id MessageID
 	copy(id[:], x.h.Sum(x.out[:0]))

@@ -109,16 +109,8 @@ func (po *pendingOrigin) covering(seq uint64) *coverage {
 // acceptSigned holds back an admissible message of a signing cluster
 // until a statement verifies it.
 func (c *Core) acceptSigned(now time.Time, wm *wireMessage) {
-	x := hashers.Get().(*idHasher)
-	id := wm.id(x)
-	hashers.Put(x)
-	if seen, err := c.cfg.Filter.Contains(id); err != nil {
-		c.filterDrop(err)
-		return
-	} else if seen {
-		c.stats.Duplicates++
-		c.held.add(wm.origin, wm.seq, c.round)
-		c.duplicate(now, id)
+	id, fresh := c.unseen(now, wm)
+	if !fresh {
 		return
 	}
 	if wm.origin == c.cfg.ID && c.sign.runFirst != 0 && wm.seq >= c.sign.runFirst {
@@ -170,6 +162,32 @@ func (c *Core) acceptSigned(now time.Time, wm *wireMessage) {
 	}
 }
 
+// unseen computes wm's ID and reports whether the seen filter lacks it; a
+// message seen already is counted as a duplicate and marked held.
+func (c *Core) unseen(now time.Time, wm *wireMessage) (MessageID, bool) {
+	id := wm.knownID
+	if !wm.private {
+		x := hashers.Get().(*idHasher)
+		id = wm.id(x)
+		hashers.Put(x)
+	}
+	return id, c.unseenID(now, wm, id)
+}
+
+// unseenID is unseen for a message whose ID is known.
+func (c *Core) unseenID(now time.Time, wm *wireMessage, id MessageID) bool {
+	if seen, err := c.cfg.Filter.Contains(id); err != nil {
+		c.filterDrop(err)
+		return false
+	} else if seen {
+		c.stats.Duplicates++
+		c.held.add(wm.origin, wm.seq, c.round)
+		c.duplicate(now, id)
+		return false
+	}
+	return true
+}
+
 // isStatementSeq reports whether seq is the number of a verified statement
 // still waiting for its range: no message can be there.
 func (po *pendingOrigin) isStatementSeq(seq uint64) bool {
@@ -185,16 +203,8 @@ func (po *pendingOrigin) isStatementSeq(seq uint64) bool {
 // like a message, never delivered; a signing core then verifies the range
 // it covers.
 func (c *Core) acceptStatement(now time.Time, wm *wireMessage) {
-	x := hashers.Get().(*idHasher)
-	id := wm.id(x)
-	hashers.Put(x)
-	if seen, err := c.cfg.Filter.Contains(id); err != nil {
-		c.filterDrop(err)
-		return
-	} else if seen {
-		c.stats.Duplicates++
-		c.held.add(wm.origin, wm.seq, c.round)
-		c.duplicate(now, id)
+	id, fresh := c.unseen(now, wm)
+	if !fresh {
 		return
 	}
 	if !verifyStatement(wm) {

@@ -123,17 +123,7 @@ func (r *rangeHasher) add(id *MessageID) { r.buf = append(r.buf, id[:]...) }
 func (r *rangeHasher) sum(dst *[sha256.Size]byte) { *dst = sha256.Sum256(r.buf) }
 
 // sumStatementID computes a statement's ID, over its whole encoding.
-func (x *idHasher) sumStatementID(raw []byte) MessageID {
-	if x.h == nil {
-		x.init()
-	}
-	x.h.Reset()
-	x.h.Write([]byte(statementIDDomain))
-	x.h.Write(raw)
-	var id MessageID
-	copy(id[:], x.h.Sum(x.out[:0]))
-	return id
-}
+func (x *idHasher) sumStatementID(raw []byte) MessageID { return x.sumEncoding(statementIDDomain, raw) }
 
 // signer is a signing origin's state: the IDs of its messages not yet
 // covered by a statement.
