@@ -35,7 +35,7 @@ const (
 	maxCombinations     = 64                     // choices tried one by one when a range mismatches (search)
 )
 
-// slabSize is how many single candidates are allocated together.
+// slabSize is how many single candidates are allocated together, at most.
 const slabSize = 256
 
 // unsignedRounds is how long a candidate waits for a statement, in rounds:
@@ -64,6 +64,7 @@ type pending struct {
 type pendingOrigin struct {
 	cands map[uint64][]candidate
 	slab  []candidate // where single candidates are cut from, a block at a time
+	block int         // the size of the next block: doubling, up to slabSize
 	count int
 	stmts []coverage
 }
@@ -142,7 +143,10 @@ func (c *Core) acceptSigned(now time.Time, wm *wireMessage) {
 	if len(cs) == 0 {
 		// The common case, one candidate: no allocation of its own.
 		if len(po.slab) == 0 {
-			po.slab = make([]candidate, slabSize)
+			// Small blocks first: a simulator holds a pendingOrigin per
+			// node and origin.
+			po.block = min(max(2*po.block, 4), slabSize)
+			po.slab = make([]candidate, po.block)
 		}
 		cs, po.slab = po.slab[:0:1], po.slab[1:]
 	}
@@ -316,7 +320,12 @@ func (c *Core) resolve(now time.Time, origin NodeID, po *pendingOrigin, st *cove
 		c.held.add(origin, k, c.round)
 	}
 	c.from, c.fromSub = from, fromSub
-	// po stays, empty, for the origin's next range: expirePending frees it.
+	if po.count == 0 && len(po.stmts) == 0 && po.block < slabSize {
+		// A quiet origin: its state is freed now (a simulator holds one
+		// per node and origin). A busy one's stays, empty, for its next
+		// range, until expirePending frees it.
+		delete(p.origins, origin)
+	}
 }
 
 // search looks for the choice of one candidate per number of st's range
@@ -415,7 +424,16 @@ func (c *Core) forged(from netip.AddrPort) {
 // genuine messages are pulled (or repaired) later.
 func (c *Core) expirePending() {
 	p := &c.pend
-	if len(p.origins) == 0 || c.round <= c.unsignedRounds() {
+	if len(p.origins) == 0 {
+		return
+	}
+	if c.round <= c.unsignedRounds() {
+		// Nothing can be due yet; free what is empty.
+		for origin, po := range p.origins {
+			if po.count == 0 && len(po.stmts) == 0 {
+				delete(p.origins, origin)
+			}
+		}
 		return
 	}
 	unsigned := c.round - c.unsignedRounds()

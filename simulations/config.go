@@ -31,6 +31,11 @@ type Config struct {
 	// and Log are set per node. Zero fields take the core's defaults
 	// (gossip.DefaultConfig).
 	Gossip gossip.Config
+	// Sign gives every node an Ed25519 key derived from its ID's seed (and
+	// the ID of that key), with which its core signs its messages and
+	// requires signatures of every origin (gossip.Config.SigningKey). Off
+	// by default.
+	Sign bool
 	// AntiEntropy gives every node a message log (in memory, kept across a
 	// stateful restart), so that the cores run Merkle anti-entropy every
 	// Gossip.AEInterval. Off by default: gossip alone.

@@ -1,6 +1,7 @@
 package simulations
 
 import (
+	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -161,6 +162,14 @@ func (s *Simulator) startNode(i int, f filter.SeenFilter, log msglog.Log) error 
 		n.idLife = n.incarnation // a new ID, unless the node keeps its state
 	}
 	gc.ID = nodeID(s.cfg.Seed, i, n.idLife)
+	if s.cfg.Sign {
+		// The key is derived from the ID the node would have had, so that
+		// runs repeat; its public key is the core's, one per node.
+		var seed [ed25519.SeedSize]byte
+		copy(seed[:], gc.ID[:])
+		gc.SigningKey = ed25519.NewKeyFromSeed(seed[:])
+		gc.ID = gossip.NodeIDOf(gc.SigningKey.Public().(ed25519.PublicKey))
+	}
 	if s.tables != nil {
 		ms := s.ticked + 1
 		if spread := s.tables.model.Spread; s.nowMs < 0 && spread > 0 { // building: stagger the joins

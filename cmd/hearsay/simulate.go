@@ -62,6 +62,7 @@ func simulateCommand() *cli.Command {
 			simulateFlag("interval", def.Interval.String(), "`DURATION` of a gossip round"),
 			simulateFlag("cache-rounds", strconv.Itoa(def.CacheRounds), "offer a new message to pullers for `N` rounds (1 to 100000)"),
 			simulateFlag("long-poll", longPollText(gossip.DefaultConfig(gossip.NodeID{}, nil).MaxPark), "long-poll pulls: a peer keeps a node's pull open up to `DURATION` and sends it new messages as they arrive (docs/latency.md), as an agent does; 0: off, round-paced pulls only"),
+			simulateFlag("sign", "false", "every node signs its messages with a key of its own and accepts only signed ones (the agent's --sign)"),
 			simulateFlag("ae-interval", "0", "run Merkle anti-entropy every `DURATION` on every node (each keeps a message log); 0: gossip alone"),
 			simulateFlag("loss", "0", "probability that a datagram is lost: `P` as 0.2 or 20%"),
 			simulateFlag("latency", simulations.DefaultLatency.String(), "one-way delay: `SPEC` (see above)"),
@@ -113,6 +114,9 @@ func simulateOptionsFromFlags(c *cli.Context) (simulateOptions, error) {
 		return o, err
 	}
 	cfg.AntiEntropy = cfg.Gossip.AEInterval > 0
+	if cfg.Sign, err = strconv.ParseBool(simulateValue(c, "sign")); err != nil {
+		return o, flagErrorf("sign", "want true or false, got %q", simulateValue(c, "sign"))
+	}
 	if cfg.Loss, err = simulations.ParseFraction(simulateValue(c, "loss")); err != nil {
 		return o, flagErrorf("loss", "%v", err)
 	}
