@@ -161,6 +161,7 @@ func TestTypesMatchTheAPI(t *testing.T) {
 		{node.BucketJSON{}, client.Bucket{}},
 		{node.ContactJSON{}, client.Contact{}},
 		{node.MemberJSON{}, client.Member{}},
+		{node.PenaltyJSON{}, client.Penalty{}},
 	}
 	for _, p := range pairs {
 		assert.Equal(t, fieldNames(reflect.TypeOf(p.api)), fieldNames(reflect.TypeOf(p.client)),
@@ -197,7 +198,7 @@ func TestStatusPeersKeys(t *testing.T) {
 
 	peers, err := c.Peers(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, client.Peers{Registry: "static", Peers: []string{"127.0.0.1:1"}, Suspects: []string{}}, peers)
+	assert.Equal(t, client.Peers{Registry: "static", Peers: []string{"127.0.0.1:1"}, Suspects: []string{}, Penalised: []client.Penalty{}}, peers)
 
 	keys, err := c.Keys(ctx)
 	require.NoError(t, err)

@@ -48,12 +48,26 @@ type Peers struct {
 	Peers []string `json:"peers"`
 	// Suspects are peers skipped for gossip because they stopped answering.
 	Suspects []string `json:"suspects"`
+	// Penalised are the peers charged with offences: messages they relayed
+	// that failed their origin's signature or the validator (--sign,
+	// --validate-url).
+	Penalised []Penalty `json:"penalised"`
 	// Buckets is the DHT's bucket fill (dht only).
 	Buckets []Bucket `json:"buckets,omitempty"`
 	// Contacts are the DHT's contacts (dht only).
 	Contacts []Contact `json:"contacts,omitempty"`
 	// Members are memberlist's members, the agent included (memberlist only).
 	Members []Member `json:"members,omitempty"`
+}
+
+// Penalty is a peer charged with offences.
+type Penalty struct {
+	Addr     string  `json:"addr"`
+	Score    float64 `json:"score"`    // offences, halving every 50 rounds; at 8 the peer is banned
+	Offences uint64  `json:"offences"` // since it was first charged
+	// BannedFor is how much longer the agent does not pull from it, as a
+	// Go duration; empty: not banned, only pulled from less.
+	BannedFor string `json:"banned_for,omitempty"`
 }
 
 // Bucket is one k-bucket of a DHT registry.
