@@ -198,7 +198,7 @@ func TestStatusPeersKeys(t *testing.T) {
 
 	peers, err := c.Peers(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, client.Peers{Registry: "static", Peers: []string{"127.0.0.1:1"}, Suspects: []string{}, Penalised: []client.Penalty{}}, peers)
+	assert.Equal(t, client.Peers{Registry: "static", Peers: []string{"127.0.0.1:1"}, Suspects: []string{}}, peers)
 
 	keys, err := c.Keys(ctx)
 	require.NoError(t, err)

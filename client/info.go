@@ -51,7 +51,7 @@ type Peers struct {
 	// Penalised are the peers charged with offences: messages they relayed
 	// that failed their origin's signature or the validator (--sign,
 	// --validate-url).
-	Penalised []Penalty `json:"penalised"`
+	Penalised []Penalty `json:"penalised,omitempty"`
 	// Buckets is the DHT's bucket fill (dht only).
 	Buckets []Bucket `json:"buckets,omitempty"`
 	// Contacts are the DHT's contacts (dht only).

@@ -28,8 +28,9 @@ type PeersInfo struct {
 	// answering.
 	Suspects []string `json:"suspects"`
 	// Penalised are the peers charged with offences: relaying messages
-	// that failed their origin's signature (with Config.Sign).
-	Penalised []PenaltyJSON `json:"penalised"`
+	// that failed their origin's signature or the validator; absent when
+	// none.
+	Penalised []PenaltyJSON `json:"penalised,omitempty"`
 	// Buckets is the DHT's bucket fill (dht only).
 	Buckets []BucketJSON `json:"buckets,omitempty"`
 	// Contacts are the DHT's contacts (dht only).
