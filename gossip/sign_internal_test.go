@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -221,4 +222,46 @@ func TestStatementExample(t *testing.T) {
 		"0b5191469c51728ed8043f04c6d225ccd3aa017286618d5ba9478d7aa3b91bcaec1e12b289a588fd11b1682b287c15d01dc309b62e10d7ea2c63532c3eb53101"
 	require.Equal(t, want, hex.EncodeToString(enc))
 	require.Len(t, enc[wire.HeaderSize:], 154)
+}
+
+// FuzzSignedCoreHandle: a signing core holding messages back, and a
+// verified statement waiting for its range, takes any datagram without
+// panicking, and delivers only what its origin signed.
+func FuzzSignedCoreHandle(f *testing.F) {
+	key, origin := testKeyOrigin()
+	now := t0.UnixMilli()
+	var ids []MessageID
+	d := wire.AppendHeader(nil, wire.Messages)
+	for s := uint64(100); s < 103; s++ {
+		d = appendMessage(d, origin, s, now, "a", []byte{byte(s)})
+		ids = append(ids, ComputeMessageID(origin, s, now, "a", []byte{byte(s)}))
+	}
+	var h rangeHasher
+	h.reset()
+	for i := range ids {
+		h.add(&ids[i])
+	}
+	var sum [32]byte
+	h.sum(&sum)
+	stmt := appendStatement(nil, key, origin, 103, now, 3, sum[:])
+	f.Add(d)
+	f.Add(append(wire.AppendHeader(nil, wire.Messages), stmt...))
+	f.Add(appendMessage(wire.AppendHeader(nil, wire.Messages), origin, 101, now, "a", []byte("forged")))
+	f.Add(appendStatement(wire.AppendHeader(nil, wire.Messages), testKey(), origin, 200, now, 1, make([]byte, 32)))
+	own := ed25519.NewKeyFromSeed(append(make([]byte, 31), 9))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := New(Config{ID: NodeIDOf(own.Public().(ed25519.PublicKey)), SigningKey: own, Peers: fixedPeers{addr(1)}})
+		require.NoError(t, err)
+		// One message of the range held back, and the statement verified.
+		c.Handle(t0, addr(1), appendMessage(wire.AppendHeader(nil, wire.Messages), origin, 100, now, "a", []byte{100}))
+		c.Handle(t0, addr(1), append(wire.AppendHeader(nil, wire.Messages), stmt...))
+		c.Ready()
+		c.Handle(t0, addr(2), b)
+		c.Tick(t0.Add(time.Minute))
+		for _, m := range c.Ready().Messages {
+			require.Equal(t, origin, m.Origin, "only the signing origin's messages")
+			require.Contains(t, ids, m.ID, "only what it signed")
+		}
+		require.LessOrEqual(t, c.PendingMessages(), maxPending)
+	})
 }
