@@ -427,27 +427,22 @@ func (c *Core) expirePending() {
 	if len(p.origins) == 0 {
 		return
 	}
-	if c.round <= c.unsignedRounds() {
-		// Nothing can be due yet; free what is empty.
-		for origin, po := range p.origins {
-			if po.count == 0 && len(po.stmts) == 0 {
-				delete(p.origins, origin)
-			}
-		}
-		return
+	// Candidates that arrived before these rounds are given up (0: none).
+	var unsigned, covered uint64
+	if c.round > c.unsignedRounds() {
+		unsigned = c.round - c.unsignedRounds()
 	}
-	unsigned := c.round - c.unsignedRounds()
-	covered := uint64(0)
 	if c.round > c.coveredRounds() {
 		covered = c.round - c.coveredRounds()
 	}
+	reoffer := c.round%reofferRounds == 0
 	// In a fixed order, so that runs repeat: un-holding merges gaps.
 	origins := make([]NodeID, 0, len(p.origins))
 	for origin := range p.origins {
 		origins = append(origins, origin)
 	}
 	slices.SortFunc(origins, func(a, b NodeID) int { return bytes.Compare(a[:], b[:]) })
-	var seqs []uint64
+	var expired, unheld []uint64
 	for _, origin := range origins {
 		po := p.origins[origin]
 		kept := po.stmts[:0]
@@ -457,14 +452,18 @@ func (c *Core) expirePending() {
 			}
 		}
 		po.stmts = kept
-		seqs = seqs[:0]
+		expired, unheld = expired[:0], unheld[:0]
 		for seq, cs := range po.cands {
-			if cs[0].round < unsigned && (cs[0].round < covered || po.covering(seq) == nil) {
-				seqs = append(seqs, seq)
+			st := po.covering(seq)
+			switch {
+			case cs[0].round < unsigned && (st == nil || cs[0].round < covered):
+				expired = append(expired, seq)
+			case st == nil && reoffer && cs[0].round+reofferRounds <= c.round:
+				unheld = append(unheld, seq)
 			}
 		}
-		slices.Sort(seqs)
-		for _, seq := range seqs {
+		slices.Sort(expired)
+		for _, seq := range expired {
 			st := po.covering(seq)
 			for _, cd := range po.cands[seq] {
 				c.drop(DropUnsigned, 1)
@@ -480,11 +479,23 @@ func (c *Core) expirePending() {
 			po.remove(p, seq)
 			c.held.remove(origin, seq)
 		}
+		// Kept, but offered again: a forger's message at the number of
+		// a statement would otherwise hide the statement, and hold its
+		// whole range back, until the candidates expired.
+		slices.Sort(unheld)
+		for _, seq := range unheld {
+			c.held.remove(origin, seq)
+		}
 		if po.count == 0 && len(po.stmts) == 0 {
 			delete(p.origins, origin)
 		}
 	}
 }
+
+// reofferRounds is how often a candidate that no statement covers is
+// un-held, so that peers offer its number again: whatever is genuinely
+// there, a statement included, comes as another candidate.
+const reofferRounds = 2
 
 // PendingMessages returns the number of messages held back for want of a
 // statement.

@@ -127,6 +127,12 @@ func TestForgeriesAreNeverDelivered(t *testing.T) {
 		forged = append(forged, gossip.ComputeMessageID(origin, m.Seq, now, "orders", []byte("forged")))
 		send(d)
 	}
+	// A forgery at the number of node 0's first statement: it must not
+	// hide the statement (and hold back the message it covers) for long.
+	slot := genuine[0].Seq + 1
+	require.Equal(t, slot+1, genuine[1].Seq, "the first message is signed at once")
+	send(gossip.AppendMessage(wire.AppendHeader(nil, wire.Messages), origin, slot, now, "orders", []byte("forged slot")))
+	forged = append(forged, gossip.ComputeMessageID(origin, slot, now, "orders", []byte("forged slot")))
 	// Forgeries at numbers node 0 never used, with a statement signed by
 	// the forger's own key, and one with node 0's key and a broken signature.
 	var ids []gossip.MessageID
@@ -144,12 +150,12 @@ func TestForgeriesAreNeverDelivered(t *testing.T) {
 	bad[len(bad)-1] ^= 1
 	send(append(wire.AppendHeader(nil, wire.Messages), bad...))
 	for _, v := range victims {
-		require.Equal(t, 3+10, c.Core(v).PendingMessages(), "node %d holds the forgeries back", v)
+		require.Equal(t, 3+10+1, c.Core(v).PendingMessages(), "node %d holds the forgeries back", v)
 		require.Empty(t, c.Delivered(v))
 		require.Equal(t, uint64(2), c.Core(v).Stats().Dropped[gossip.DropBadSignature], "node %d: both statements", v)
 	}
 
-	require.True(t, c.RunUntil(30*time.Second, c.AllDelivered(len(genuine))))
+	require.True(t, c.RunUntil(3*time.Second, c.AllDelivered(len(genuine))), "well before the forgeries expire")
 	c.Run(15 * time.Second) // the unsigned forgeries wait out their bound
 	isForged := map[gossip.MessageID]bool{}
 	for _, id := range forged {
@@ -167,12 +173,12 @@ func TestForgeriesAreNeverDelivered(t *testing.T) {
 	}
 	for _, v := range victims {
 		s := c.Core(v).Stats()
-		require.Equal(t, uint64(2+10), s.Dropped[gossip.DropBadSignature], "node %d: 2 statements, 10 forged messages", v)
+		require.Equal(t, uint64(2+10+1), s.Dropped[gossip.DropBadSignature], "node %d: 2 statements, 11 forged messages", v)
 		require.Equal(t, uint64(3), s.Dropped[gossip.DropUnsigned], "node %d: 3 never signed", v)
 		ps := c.Core(v).Penalties()
 		require.Len(t, ps, 1, "node %d penalises the forger alone", v)
 		require.Equal(t, forgerAddr, ps[0].Peer)
-		require.Equal(t, uint64(2+10+3), ps[0].Offences)
+		require.Equal(t, uint64(2+10+1+3), ps[0].Offences)
 		require.NotZero(t, ps[0].Banned, "node %d bans the forger", v)
 		require.NotZero(t, c.Core(v).TrustStats().RangeMismatches)
 	}
