@@ -31,6 +31,7 @@ import (
 const (
 	maxPendingPerOrigin = 8 * MaxStatementRange  // about 1.6 s at 20,000 messages/s
 	maxPending          = 16 * MaxStatementRange // about 20 MB of 300-byte messages
+	maxPendingPerSender = 4 * MaxStatementRange  // a forger fills half an origin's at most
 	maxCandidates       = 3                      // per sequence number
 	maxCombinations     = 64                     // choices tried one by one when a range mismatches (search)
 )
@@ -56,8 +57,11 @@ func (c *Core) coveredRounds() uint64 {
 type pending struct {
 	origins map[NodeID]*pendingOrigin
 	count   int // candidates in all
-	hasher  rangeHasher
-	choice  []int // scratch: the candidate chosen at each sequence number of a range
+	// bySender counts the candidates each peer sent: a forger cannot fill
+	// all that is held back for an origin.
+	bySender map[netip.AddrPort]int
+	hasher   rangeHasher
+	choice   []int // scratch: the candidate chosen at each sequence number of a range
 }
 
 // pendingOrigin is what is held back of one origin.
@@ -130,7 +134,8 @@ func (c *Core) acceptSigned(now time.Time, wm *wireMessage) {
 			return
 		}
 	}
-	if len(cs) >= maxCandidates || po.count >= maxPendingPerOrigin || p.count >= maxPending {
+	if len(cs) >= maxCandidates || po.count >= maxPendingPerOrigin || p.count >= maxPending ||
+		p.bySender[c.from] >= maxPendingPerSender {
 		c.drop(DropPendingFull, 1)
 		return
 	}
@@ -153,6 +158,10 @@ func (c *Core) acceptSigned(now time.Time, wm *wireMessage) {
 	po.cands[wm.seq] = append(cs, cd)
 	po.count++
 	p.count++
+	if p.bySender == nil {
+		p.bySender = make(map[netip.AddrPort]int)
+	}
+	p.bySender[c.from]++
 	c.trustStats.Pending++
 	c.held.add(wm.origin, wm.seq, c.round)
 	if st == nil {
@@ -258,6 +267,11 @@ func (c *Core) acceptStatement(now time.Time, wm *wireMessage) {
 func (po *pendingOrigin) remove(p *pending, seq uint64) {
 	cs := po.cands[seq]
 	n := len(cs)
+	for _, cd := range cs {
+		if p.bySender[cd.from]--; p.bySender[cd.from] <= 0 {
+			delete(p.bySender, cd.from)
+		}
+	}
 	clear(cs) // a slab's slot: let go of the encoding
 	delete(po.cands, seq)
 	po.count -= n

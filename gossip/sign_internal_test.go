@@ -265,3 +265,42 @@ func FuzzSignedCoreHandle(f *testing.F) {
 		require.LessOrEqual(t, c.PendingMessages(), maxPending)
 	})
 }
+
+// A forger can fill only its share of what a node holds back: the genuine
+// messages of the same origin, from another peer, still fit and are
+// delivered.
+func TestPendingBoundPerSender(t *testing.T) {
+	key, origin := testKeyOrigin()
+	own := ed25519.NewKeyFromSeed(append(make([]byte, 31), 9))
+	c, err := New(Config{ID: NodeIDOf(own.Public().(ed25519.PublicKey)), SigningKey: own, Peers: fixedPeers{addr(1)}})
+	require.NoError(t, err)
+	now := t0.UnixMilli()
+	forger, honest := addr(1), addr(2)
+	for s := uint64(0); s < maxPendingPerSender+10; s += 4 {
+		d := wire.AppendHeader(nil, wire.Messages)
+		for k := s; k < s+4; k++ {
+			d = appendMessage(d, origin, 1<<40+k, now, "a", nil)
+		}
+		c.Handle(t0, forger, d)
+	}
+	require.Equal(t, maxPendingPerSender, c.PendingMessages())
+	require.Equal(t, uint64(12), c.Stats().Dropped[DropPendingFull])
+
+	var ids []MessageID
+	d := wire.AppendHeader(nil, wire.Messages)
+	for s := uint64(100); s < 103; s++ {
+		d = appendMessage(d, origin, s, now, "a", []byte("genuine"))
+		ids = append(ids, ComputeMessageID(origin, s, now, "a", []byte("genuine")))
+	}
+	var h rangeHasher
+	h.reset()
+	for i := range ids {
+		h.add(&ids[i])
+	}
+	var sum [32]byte
+	h.sum(&sum)
+	d = appendStatement(d, key, origin, 103, now, 3, sum[:])
+	c.Ready()
+	c.Handle(t0, honest, d)
+	require.Len(t, c.Ready().Messages, 3)
+}
