@@ -8,9 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
+	"github.com/hearsay-io/hearsay/simulations/chart"
 )
 
 // The delivery latency's outputs: its figures in summary.json, its CDF as
@@ -73,78 +71,54 @@ const maxRoundMarks = 60
 func (r *Report) WriteLatencyChart(w io.Writer) error {
 	c := r.Config
 	d := &r.DeliveryLatency
-	p := plot.New()
-	p.Title.Padding = vg.Points(8)
-	p.Title.Text = fmt.Sprintf("hearsay delivery latency: %d nodes, links %v, fanout %d, interval %v, loss %s, peers %v",
+	title := fmt.Sprintf("hearsay delivery latency: %d nodes, links %v, fanout %d, interval %v, loss %s, peers %v",
 		c.Nodes, c.Latency, c.Gossip.Fanout, c.Gossip.Interval, formatPercent(c.Loss), c.Peers)
 	if c.Messages > 1 || c.Partition != nil || c.Churn != nil || c.Skew != nil {
-		p.Title.Text += fmt.Sprintf("\n%d messages, partition %v, churn %v", c.Messages, c.Partition, c.Churn)
+		title += fmt.Sprintf("\n%d messages, partition %v, churn %v", c.Messages, c.Partition, c.Churn)
 		if c.Skew != nil {
-			p.Title.Text += fmt.Sprintf(", skew %v", c.Skew)
+			title += fmt.Sprintf(", skew %v", c.Skew)
 		}
 	}
-	p.X.Label.Text = "milliseconds since the publication"
-	p.Y.Label.Text = "fraction of (message, node) pairs delivered"
-	p.Y.Min, p.Y.Max = 0, 1.02
-	p.X.Min = 0
 	end := float64(max(durationMs(r.Virtual), 1))
 	if n := len(d.CDF); n > 0 {
 		end = max(end, float64(durationMs(d.CDF[n-1].Latency)))
 	}
-	p.X.Max = end
-	p.Add(plotter.NewGrid())
-
+	const top = 1.02
+	var series []chart.Series
 	interval := float64(durationMs(c.Gossip.Interval))
-	var marks []*plotter.Line
 	if interval > 0 && end/interval <= maxRoundMarks {
 		for x := interval; x <= end; x += interval {
-			mark, err := plotter.NewLine(plotter.XYs{{X: x, Y: 0}, {X: x, Y: p.Y.Max}})
-			if err != nil {
-				return err
+			mark := chart.Series{Points: []chart.Point{{X: x, Y: 0}, {X: x, Y: top}},
+				Color: color.RGBA{R: 170, G: 170, B: 170, A: 255}, Width: pt, Dashes: []float64{2 * pt, 3 * pt}}
+			if len(series) == 0 {
+				mark.Label = fmt.Sprintf("round boundaries (every %v)", c.Gossip.Interval)
 			}
-			mark.Color = color.RGBA{R: 170, G: 170, B: 170, A: 255}
-			mark.Dashes = []vg.Length{vg.Points(2), vg.Points(3)}
-			marks = append(marks, mark)
+			series = append(series, mark)
 		}
-	}
-	for _, m := range marks {
-		p.Add(m)
 	}
 
 	// A step per millisecond with deliveries, flat to the run's end.
-	steps := plotter.XYs{{X: 0, Y: 0}}
+	steps := []chart.Point{{X: 0, Y: 0}}
 	prev := 0.0
-	for _, pt := range d.CDF {
-		x := float64(durationMs(pt.Latency))
-		steps = append(steps, plotter.XY{X: x, Y: prev}, plotter.XY{X: x, Y: pt.Fraction})
-		prev = pt.Fraction
+	for _, p := range d.CDF {
+		x := float64(durationMs(p.Latency))
+		steps = append(steps, chart.Point{X: x, Y: prev}, chart.Point{X: x, Y: p.Fraction})
+		prev = p.Fraction
 	}
-	steps = append(steps, plotter.XY{X: end, Y: prev})
-	line, err := plotter.NewLine(steps)
-	if err != nil {
-		return err
-	}
-	line.Color = color.RGBA{R: 20, G: 80, B: 200, A: 255}
-	line.Width = vg.Points(2)
-	p.Add(line)
-
+	steps = append(steps, chart.Point{X: end, Y: prev})
 	outcome := fmt.Sprintf("%.2f%% delivered", 100*prev)
 	if d.Full >= 0 {
 		outcome = fmt.Sprintf("all at %d ms", durationMs(d.Full))
 	}
-	p.Legend.Add(fmt.Sprintf("simulated: p50 %d ms, p90 %d ms, p99 %d ms, %s",
-		durationMs(d.P50), durationMs(d.P90), durationMs(d.P99), outcome), line)
-	if len(marks) > 0 {
-		p.Legend.Add(fmt.Sprintf("round boundaries (every %v)", c.Gossip.Interval), marks[0])
+	// Drawn last, the curve is on top of the marks and first in the legend.
+	curve := chart.Series{Label: fmt.Sprintf("simulated: p50 %d ms, p90 %d ms, p99 %d ms, %s",
+		durationMs(d.P50), durationMs(d.P90), durationMs(d.P99), outcome),
+		Points: steps, Color: simulatedColor, Width: 2 * pt}
+	ch := chart.Chart{
+		Title: title, Width: chartWidth, Height: chartHeight,
+		X:      chart.Axis{Label: "milliseconds since the publication", Min: 0, Max: end},
+		Y:      chart.Axis{Label: "fraction of (message, node) pairs delivered", Min: 0, Max: top},
+		Series: append(series, curve),
 	}
-	// Top left is empty: a CDF starts at the bottom.
-	p.Legend.Top, p.Legend.Left = true, true
-	p.Legend.XOffs, p.Legend.YOffs = vg.Points(8), -vg.Points(8)
-
-	wt, err := p.WriterTo(9*vg.Inch, 5.5*vg.Inch, "png")
-	if err != nil {
-		return err
-	}
-	_, err = wt.WriteTo(w)
-	return err
+	return ch.WritePNG(w)
 }

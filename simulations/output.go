@@ -13,12 +13,8 @@ import (
 	"strconv"
 	"time"
 
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-
 	"github.com/hearsay-io/hearsay/gossip"
+	"github.com/hearsay-io/hearsay/simulations/chart"
 )
 
 // File names WriteFiles uses in its directory.
@@ -378,6 +374,15 @@ func roundsToFull(n int, f []float64) int {
 	return -1
 }
 
+// The charts' size in pixels, and a point's length in pixels on them.
+const (
+	chartWidth, chartHeight = 864, 528
+	pt                      = 4.0 / 3
+)
+
+// simulatedColor draws what the simulator measured, on both charts.
+var simulatedColor = color.RGBA{R: 20, G: 80, B: 200, A: 255}
+
 // WriteChart draws, as a PNG, the fraction delivered per round against the
 // three theoretical curves of Round.
 func (r *Report) WriteChart(w io.Writer) error {
@@ -385,21 +390,14 @@ func (r *Report) WriteChart(w io.Writer) error {
 		return errors.New("no rounds to draw")
 	}
 	c := r.Config
-	p := plot.New()
-	p.Title.Padding = vg.Points(8)
-	p.Title.Text = fmt.Sprintf("hearsay pull gossip: %d nodes, fanout %d, interval %v, loss %s, peers %v",
+	title := fmt.Sprintf("hearsay pull gossip: %d nodes, fanout %d, interval %v, loss %s, peers %v",
 		c.Nodes, c.Gossip.Fanout, c.Gossip.Interval, formatPercent(c.Loss), c.Peers)
 	if c.Partition != nil || c.Churn != nil || c.Skew != nil {
-		p.Title.Text += fmt.Sprintf("\npartition %v, churn %v", c.Partition, c.Churn)
+		title += fmt.Sprintf("\npartition %v, churn %v", c.Partition, c.Churn)
 		if c.Skew != nil {
-			p.Title.Text += fmt.Sprintf(", skew %v", c.Skew)
+			title += fmt.Sprintf(", skew %v", c.Skew)
 		}
 	}
-	p.X.Label.Text = fmt.Sprintf("round (%v each)", c.Gossip.Interval)
-	p.Y.Label.Text = "fraction of nodes up holding the messages"
-	p.Y.Min, p.Y.Max = 0, 1.02
-	p.X.Min = 0
-	p.Add(plotter.NewGrid())
 
 	// The theoretical curves go on until they reach every node, even when
 	// the simulation got there first.
@@ -412,75 +410,59 @@ func (r *Report) WriteChart(w io.Writer) error {
 	} {
 		last = max(last, roundsToFull(n, f))
 	}
-	curve := func(f []float64) plotter.XYs {
-		xys := make(plotter.XYs, last+1)
-		for i := range xys {
-			xys[i] = plotter.XY{X: float64(i), Y: f[min(i, len(f)-1)]}
+	curve := func(f []float64) []chart.Point {
+		pts := make([]chart.Point, last+1)
+		for i := range pts {
+			pts[i] = chart.Point{X: float64(i), Y: f[min(i, len(f)-1)]}
 		}
-		return xys
+		return pts
 	}
-	subRounds := curve(TheorySubRounds(n, fanout, c.Loss, last))
-	classic := curve(TheoryClassicPull(n, fanout, c.Loss, last))
-	async := curve(TheoryAsyncPull(n, fanout, c.Loss, last))
-	sim := make(plotter.XYs, len(r.Rounds))
+	sim := make([]chart.Point, len(r.Rounds))
 	for i, row := range r.Rounds {
-		sim[i] = plotter.XY{X: float64(row.Round), Y: row.Delivered}
+		sim[i] = chart.Point{X: float64(row.Round), Y: row.Delivered}
 	}
-	p.X.Tick.Marker = integerTicks{}
-	classicLine, err := theoryLine(classic, color.RGBA{R: 150, G: 150, B: 150, A: 255}, 2, 3)
-	if err != nil {
-		return err
-	}
-	subRoundsLine, err := theoryLine(subRounds, color.RGBA{R: 220, G: 110, B: 20, A: 255}, 6, 3)
-	if err != nil {
-		return err
-	}
-	asyncLine, err := theoryLine(async, color.RGBA{R: 30, G: 150, B: 60, A: 255}, 1, 2, 6, 2)
-	if err != nil {
-		return err
-	}
-	simLine, simPoints, err := plotter.NewLinePoints(sim)
-	if err != nil {
-		return err
-	}
-	simLine.Color = color.RGBA{R: 20, G: 80, B: 200, A: 255}
-	simLine.Width = vg.Points(2)
-	simPoints.Color = simLine.Color
-	simPoints.Shape = draw.CircleGlyph{}
-	simPoints.Radius = vg.Points(2.5)
-	p.Add(classicLine, subRoundsLine, asyncLine, simLine, simPoints)
-	p.Legend.Add("simulated", simLine, simPoints)
 	lossNote := ""
 	if c.Loss > 0 {
 		lossNote = fmt.Sprintf(", with %s loss", formatPercent(c.Loss))
 	}
-	p.Legend.Add(fmt.Sprintf("theory: %d sub-rounds of 1 pull (q → q² each%s)", c.Gossip.Fanout, lossNote), subRoundsLine)
-	p.Legend.Add(fmt.Sprintf("theory: %d pulls per round, each at its own phase%s", c.Gossip.Fanout, lossNote), asyncLine)
-	p.Legend.Add(fmt.Sprintf("classic pull: %d pulls at once (q → q^%d per round%s)", c.Gossip.Fanout, c.Gossip.Fanout+1, lossNote), classicLine)
-	// Top left is empty: every curve starts at the bottom.
-	p.Legend.Top, p.Legend.Left = true, true
-	p.Legend.XOffs, p.Legend.YOffs = vg.Points(8), -vg.Points(8)
-
-	wt, err := p.WriterTo(9*vg.Inch, 5.5*vg.Inch, "png")
-	if err != nil {
-		return err
+	// theory is a theory curve: 1.5 points wide, dashed with the given
+	// lengths in points.
+	theory := func(label string, f []float64, col color.RGBA, dashes ...float64) chart.Series {
+		for i := range dashes {
+			dashes[i] *= pt
+		}
+		return chart.Series{Label: label, Points: curve(f), Color: col, Width: 1.5 * pt, Dashes: dashes}
 	}
-	_, err = wt.WriteTo(w)
-	return err
+	ch := chart.Chart{
+		Title: title, Width: chartWidth, Height: chartHeight,
+		X: chart.Axis{Label: fmt.Sprintf("round (%v each)", c.Gossip.Interval), Min: 0, Max: float64(last),
+			Ticks: integerTicks(0, float64(last))},
+		Y: chart.Axis{Label: "fraction of nodes up holding the messages", Min: 0, Max: 1.02},
+		// Drawn in this order, the simulated line on top; the legend
+		// lists them the other way round.
+		Series: []chart.Series{
+			theory(fmt.Sprintf("classic pull: %d pulls at once (q → q^%d per round%s)", fanout, fanout+1, lossNote),
+				TheoryClassicPull(n, fanout, c.Loss, last), color.RGBA{R: 150, G: 150, B: 150, A: 255}, 2, 3),
+			theory(fmt.Sprintf("theory: %d pulls per round, each at its own phase%s", fanout, lossNote),
+				TheoryAsyncPull(n, fanout, c.Loss, last), color.RGBA{R: 30, G: 150, B: 60, A: 255}, 1, 2, 6, 2),
+			theory(fmt.Sprintf("theory: %d sub-rounds of 1 pull (q → q² each%s)", fanout, lossNote),
+				TheorySubRounds(n, fanout, c.Loss, last), color.RGBA{R: 220, G: 110, B: 20, A: 255}, 6, 3),
+			{Label: "simulated", Points: sim, Color: simulatedColor, Width: 2 * pt, Marker: 2.5 * pt},
+		},
+	}
+	return ch.WritePNG(w)
 }
 
 // integerTicks marks whole rounds, about ten of them.
-type integerTicks struct{}
-
-func (integerTicks) Ticks(min, max float64) []plot.Tick {
+func integerTicks(min, max float64) []chart.Tick {
 	step := 1
 	for k := 0; (max-min)/float64(step) > 12; k++ {
 		step = []int{2, 5, 10}[k%3] * pow10(k/3) // 1, 2, 5, 10, 20, 50, ...
 	}
-	var ticks []plot.Tick
+	var ticks []chart.Tick
 	for x := int(min); float64(x) <= max; x++ {
 		if x%step == 0 {
-			ticks = append(ticks, plot.Tick{Value: float64(x), Label: strconv.Itoa(x)})
+			ticks = append(ticks, chart.Tick{Value: float64(x), Label: strconv.Itoa(x)})
 		}
 	}
 	return ticks
@@ -492,19 +474,4 @@ func pow10(k int) int {
 		p *= 10
 	}
 	return p
-}
-
-// theoryLine is a theory curve of the chart: 1.5-point wide, in c, dashed
-// with the given lengths in points.
-func theoryLine(xys plotter.XYs, c color.RGBA, dashes ...float64) (*plotter.Line, error) {
-	l, err := plotter.NewLine(xys)
-	if err != nil {
-		return nil, err
-	}
-	l.Color = c
-	l.Width = vg.Points(1.5)
-	for _, d := range dashes {
-		l.Dashes = append(l.Dashes, vg.Points(d))
-	}
-	return l, nil
 }
