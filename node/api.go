@@ -14,9 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	vmetrics "github.com/VictoriaMetrics/metrics"
 
 	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/node/ui"
@@ -33,7 +31,8 @@ type APIConfig struct {
 	// WriteTimeout bounds each write to a stream, so that a client that
 	// stopped reading is let go. Default 30s.
 	WriteTimeout time.Duration
-	// ProcessMetrics adds the Go runtime and process collectors to /metrics.
+	// ProcessMetrics adds the Go runtime's and the process's metrics to
+	// /metrics (VictoriaMetrics/metrics writes them; docs/api.md lists them).
 	// Leave it off when several nodes share a process.
 	ProcessMetrics bool
 	// Token, if set, is required as "Authorization: Bearer TOKEN" on every
@@ -54,10 +53,9 @@ type APIConfig struct {
 
 // API serves a node's local HTTP API. It is an http.Handler.
 type API struct {
-	node    *Node
-	cfg     APIConfig
-	mux     *http.ServeMux
-	metrics *prometheus.Registry
+	node *Node
+	cfg  APIConfig
+	mux  *http.ServeMux
 
 	ending    chan struct{} // closed by EndStreams
 	endStream sync.Once
@@ -74,10 +72,9 @@ func NewAPI(n *Node, cfg APIConfig) *API {
 	if cfg.BodyTimeout <= 0 {
 		cfg.BodyTimeout = 10 * time.Second
 	}
-	a := &API{node: n, cfg: cfg, mux: http.NewServeMux(), metrics: prometheus.NewRegistry(), ending: make(chan struct{})}
-	a.metrics.MustRegister(newStatsCollector(n), n.tickSeconds)
+	a := &API{node: n, cfg: cfg, mux: http.NewServeMux(), ending: make(chan struct{})}
 	if cfg.ProcessMetrics {
-		a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		vmetrics.ExposeMetadata(true) // TYPE lines for the runtime's and process's metrics
 	}
 	a.mux.HandleFunc("/v1/messages", a.only(http.MethodPost, a.publish))
 	a.mux.HandleFunc("/v1/messages/stream", a.only(http.MethodGet, a.stream))
@@ -88,7 +85,7 @@ func NewAPI(n *Node, cfg APIConfig) *API {
 		io.WriteString(w, "ok\n")
 	}))
 	a.mux.HandleFunc("/readyz", a.only(http.MethodGet, a.readyz))
-	a.mux.Handle("/metrics", a.only(http.MethodGet, promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}).ServeHTTP))
+	a.mux.HandleFunc("/metrics", a.only(http.MethodGet, a.serveMetrics))
 	a.mux.HandleFunc("/v1/keys", a.keys)
 	a.mux.HandleFunc("/v1/keys/", a.key)
 	if cfg.Debug != nil {

@@ -18,11 +18,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/hearsay-io/hearsay/filter"
 	"github.com/hearsay-io/hearsay/gossip"
 	"github.com/hearsay-io/hearsay/msglog"
+	"github.com/hearsay-io/hearsay/node/exposition"
 	"github.com/hearsay-io/hearsay/registry"
 	"github.com/hearsay-io/hearsay/registry/dht"
 	"github.com/hearsay-io/hearsay/registry/dns"
@@ -97,7 +96,7 @@ type Node struct {
 	dnsCtx    context.Context // cancelled by Close, ending a resolution under way
 	dnsCancel context.CancelFunc
 
-	tickSeconds prometheus.Histogram // time spent in one Tick and its sends
+	tickSeconds *exposition.Histogram // time spent in one Tick and its sends
 
 	done chan struct{} // closed by Close, for the goroutines that wait
 	wg   sync.WaitGroup
@@ -119,11 +118,7 @@ func New(cfg Config) (*Node, error) {
 	if n.rand == nil {
 		n.rand = secureRand()
 	}
-	n.tickSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "hearsay_round_duration_seconds",
-		Help:    "Time the node spends in one gossip tick: digest, pulls sent, cache and filter upkeep.",
-		Buckets: prometheus.ExponentialBuckets(10e-6, 4, 10),
-	})
+	n.tickSeconds = newTickHistogram()
 	// Each step that fails because of one field says which, so that the
 	// agent can name its flag.
 	steps := []struct {
