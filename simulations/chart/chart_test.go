@@ -166,3 +166,18 @@ func TestChartRangeFromData(t *testing.T) {
 	_, err = c.Draw()
 	assert.NoError(t, err, "an empty chart still draws its axes")
 }
+
+func TestLongTitlesWrapAtCommas(t *testing.T) {
+	f, err := newFaces()
+	require.NoError(t, err)
+	line := "hearsay pull gossip: 10000 nodes, fanout 3, interval 200ms, loss 0%, peers dht:bootstrap=1,warmup=10s,pool=16,ping=30s,k=8"
+	lines := wrap(f.title, line, 600)
+	require.Len(t, lines, 2)
+	assert.Equal(t, "hearsay pull gossip: 10000 nodes, fanout 3, interval 200ms, loss 0%,", lines[0])
+	assert.Equal(t, "peers dht:bootstrap=1,warmup=10s,pool=16,ping=30s,k=8", lines[1])
+	for _, l := range lines {
+		assert.LessOrEqual(t, textWidth(f.title, l), 600)
+	}
+	assert.Equal(t, []string{"short"}, wrap(f.title, "short", 600))
+	assert.Equal(t, []string{"averyveryverylongwordwithoutcommas"}, wrap(f.title, "averyveryverylongwordwithoutcommas", 50))
+}

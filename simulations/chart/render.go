@@ -6,6 +6,8 @@ import (
 	"image/draw"
 	"math"
 	"strings"
+
+	"golang.org/x/image/font"
 )
 
 // The chart's fixed look, in pixels.
@@ -34,7 +36,9 @@ func render(c *Chart, x, y Axis, f *faces) *image.RGBA {
 	// Layout, from the outside in.
 	var title []string
 	if c.Title != "" {
-		title = strings.Split(c.Title, "\n")
+		for _, line := range strings.Split(c.Title, "\n") {
+			title = append(title, wrap(f.title, line, c.Width-2*pad)...)
+		}
 	}
 	top := pad + len(title)*lineHeight(f.title) + pad/2
 	yTickWidth := 0
@@ -135,6 +139,29 @@ func render(c *Chart, x, y Axis, f *faces) *image.RGBA {
 
 	legend(img, p, c.Series, f, plot)
 	return img
+}
+
+// wrap breaks line after commas into lines no wider than width, where it
+// can: a stretch without a comma wider than width stays whole.
+func wrap(f font.Face, line string, width int) []string {
+	var lines []string
+	for textWidth(f, line) > width {
+		cut := -1
+		for i := strings.Index(line, ", "); i >= 0 && textWidth(f, line[:i+1]) <= width; {
+			cut = i
+			next := strings.Index(line[i+2:], ", ")
+			if next < 0 {
+				break
+			}
+			i += 2 + next
+		}
+		if cut < 0 {
+			break
+		}
+		lines = append(lines, line[:cut+1])
+		line = line[cut+2:]
+	}
+	return append(lines, line)
 }
 
 // ink counts the pixels of r that something other than the background and
