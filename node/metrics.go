@@ -15,8 +15,8 @@ import (
 func (n *Node) writeMetrics(w *exposition.Writer) {
 	s := n.Stats()
 	g := s.Gossip
-	// counter writes a family of one sample, or of one per labelled value:
-	// by(label, value, count, value, count, ...).
+	// counter and gauge write a family of one sample; counterBy one of a
+	// sample per value of its one label.
 	counter := func(name, help string, v uint64) {
 		w.Family("hearsay_"+name, exposition.TypeCounter, help)
 		w.Uint("hearsay_"+name, v)
