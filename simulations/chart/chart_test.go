@@ -7,6 +7,8 @@ import (
 	"image/png"
 	"math"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -180,4 +182,19 @@ func TestLongTitlesWrapAtCommas(t *testing.T) {
 	}
 	assert.Equal(t, []string{"short"}, wrap(f.title, "short", 600))
 	assert.Equal(t, []string{"averyveryverylongwordwithoutcommas"}, wrap(f.title, "averyveryverylongwordwithoutcommas", 50))
+}
+
+// A legend or series larger than the chart is cut at its edges, not a
+// crash.
+func TestChartCutsWhatDoesNotFit(t *testing.T) {
+	c := sample()
+	c.Width, c.Height = minWidth, minHeight
+	c.Title = strings.Repeat("a title far wider than the chart, ", 5)
+	for i := range 12 {
+		c.Series = append(c.Series, Series{Label: strings.Repeat("a long legend entry ", 4) + strconv.Itoa(i),
+			Points: []Point{{-100, -5}, {3, 0.5}, {100, 50}}, Color: blue, Width: 30, Dashes: []float64{1e6}, Marker: 40})
+	}
+	img, err := c.Draw()
+	require.NoError(t, err)
+	assert.Equal(t, minWidth, img.Bounds().Dx())
 }
