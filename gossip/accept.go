@@ -55,7 +55,7 @@ func (c *Core) admissible(now time.Time, wm *wireMessage) bool {
 	// anti-entropy is marked held, and its repair must not be taken for a
 	// duplicate. The cache and the seen filter decide.
 	nowMillis := now.UnixMilli()
-	if wm.created < nowMillis-c.cfg.MaxAge.Milliseconds() {
+	if wm.created < nowMillis-c.cfg.MaxAge.Milliseconds() || c.pastHorizon(wm.created) {
 		// Too old to be delivered, ever: stop peers from offering it.
 		c.drop(DropTooOld, 1)
 		c.held.add(wm.origin, wm.seq, c.round)

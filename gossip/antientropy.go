@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -32,6 +33,14 @@ type antiEntropy struct {
 	// repairs are the bodies still to fetch from peers, or push to them,
 	// after sessions (queueRepair).
 	repairs []pendingRepair
+	// horizon is the log's Horizon in Unix ms (math.MinInt64: none): a
+	// message created before it is refused (pastHorizon).
+	horizon int64
+	// catchUp: the last session found more than it could report (its
+	// budget or MaxDifferences ran out), so the next one starts as soon as
+	// the fetches of this one are out, at catchUpAt, not AEInterval later.
+	catchUp   bool
+	catchUpAt time.Time
 }
 
 // pendingRepair is what is still to be fetched from one peer (or pushed to
@@ -41,6 +50,9 @@ type pendingRepair struct {
 	ids  []merkle.ID
 	push bool
 	due  time.Time
+	// bulk: a catch-up's share, fetched at up to half the peer's
+	// MaxAnswerBytesPerRound per round instead of MaxAnswerBytes.
+	bulk bool
 }
 
 // maxPendingRepairs bounds the repairs queued; a session's finish past it
@@ -61,7 +73,10 @@ func newAntiEntropy(cfg *Config, rng sessionRand, visit func(msglog.Entry)) (*an
 	}); err != nil {
 		return nil, fmt.Errorf("gossip: reading the message log: %w", err)
 	}
-	ae := &antiEntropy{log: cfg.Log, tree: tree, interval: cfg.AEInterval}
+	ae := &antiEntropy{log: cfg.Log, tree: tree, interval: cfg.AEInterval, horizon: math.MinInt64}
+	if err := ae.readHorizon(); err != nil {
+		return nil, err
+	}
 	ae.sessions, err = merkle.NewSessions[netip.AddrPort](tree, merkle.SessionsConfig{
 		Session: merkle.SessionConfig{Rand: rng, MaxPacketSize: cfg.MaxPacketSize},
 	})
@@ -86,10 +101,37 @@ func (c *Core) logAccepted(e *cacheEntry) {
 		c.stats.LogErrors++
 		return
 	}
+	// Inserted first: the message itself is evicted if it is the oldest.
+	ae.tree.InsertLater(merkle.ID(e.msg.ID))
 	for _, id := range evicted {
 		ae.tree.RemoveLater(merkle.ID(id))
 	}
-	ae.tree.InsertLater(merkle.ID(e.msg.ID))
+	if len(evicted) > 0 {
+		c.stats.LogEvicted += uint64(len(evicted))
+		if err := ae.readHorizon(); err != nil {
+			c.stats.LogErrors++
+		}
+	}
+}
+
+// readHorizon takes the log's Horizon.
+func (ae *antiEntropy) readHorizon() error {
+	h, err := ae.log.Horizon()
+	if err != nil {
+		return fmt.Errorf("gossip: reading the message log: %w", err)
+	}
+	if !h.IsZero() {
+		ae.horizon = max(ae.horizon, h.UnixMilli())
+	}
+	return nil
+}
+
+// pastHorizon reports a message created before the log's horizon: its
+// like were evicted for the log's byte bound before their retention ended,
+// and the seen filter forgets them with them (pruneLog), so accepting it
+// might deliver it twice. Refused as too old.
+func (c *Core) pastHorizon(createdMillis int64) bool {
+	return c.ae != nil && createdMillis < c.ae.horizon
 }
 
 // pruneLog drops what is past Retention, by creation time: the same
@@ -106,6 +148,15 @@ func (c *Core) pruneLog(now time.Time) {
 	for _, id := range removed {
 		ae.tree.RemoveLater(merkle.ID(id))
 	}
+	// The seen filter forgets what was created before the horizon, which
+	// accept refuses: so it holds no more than the log, whatever MaxAge.
+	if ae.horizon != math.MinInt64 {
+		if cutoff := timeFromMillis(ae.horizon).Add(c.cfg.MaxAge); cutoff.After(now) {
+			if _, err := c.cfg.Filter.Prune(cutoff); err != nil {
+				c.stats.FilterErrors++
+			}
+		}
+	}
 }
 
 // tickAntiEntropy starts a session when one is due and ticks the running ones.
@@ -114,22 +165,38 @@ func (c *Core) tickAntiEntropy(now time.Time) {
 	if ae == nil {
 		return
 	}
+	if ae.catchUp && ae.sessions.Len() == 0 && !ae.fetching() && !now.Before(ae.catchUpAt) {
+		// Back to back while sessions find more than they can report; at
+		// most once a round if none can start.
+		ae.catchUpAt = now.Add(c.cfg.Interval)
+		c.startSession(now)
+	}
 	if ae.interval > 0 && !now.Before(ae.next) {
 		if ae.next.IsZero() {
 			// A random first time spreads nodes started together.
 			ae.next = now.Add(time.Duration(c.rng.Int64N(int64(ae.interval)) + 1))
 		} else {
 			ae.next = now.Add(ae.interval)
-			var peer [1]netip.AddrPort
-			if p := c.cfg.Peers.SamplePeers(c.rng, 1, peer[:0]); len(p) == 1 {
-				if err := ae.sessions.Start(now, p[0]); err == nil {
-					c.stats.AESessions++
-				}
-			}
+			c.startSession(now)
 		}
 	}
 	ae.sessions.Tick(now)
 	c.flushAntiEntropy(now)
+}
+
+// startSession starts a session with a random peer.
+func (c *Core) startSession(now time.Time) {
+	var peer [1]netip.AddrPort
+	if p := c.cfg.Peers.SamplePeers(c.rng, 1, peer[:0]); len(p) == 1 {
+		if err := c.ae.sessions.Start(now, p[0]); err == nil {
+			c.stats.AESessions++
+		}
+	}
+}
+
+// fetching reports fetches still to send.
+func (ae *antiEntropy) fetching() bool {
+	return slices.ContainsFunc(ae.repairs, func(r pendingRepair) bool { return !r.push && len(r.ids) > 0 })
 }
 
 // nextAntiEntropy is when anti-entropy next needs a Tick (zero: never).
@@ -141,6 +208,9 @@ func (c *Core) nextAntiEntropy() time.Time {
 	next := ae.sessions.NextTick()
 	if ae.interval > 0 && (next.IsZero() || ae.next.Before(next)) {
 		next = ae.next
+	}
+	if ae.catchUp && ae.sessions.Len() == 0 && !ae.fetching() && (next.IsZero() || ae.catchUpAt.Before(next)) {
+		next = ae.catchUpAt
 	}
 	return next
 }
@@ -199,15 +269,64 @@ func (c *Core) flushAntiEntropy(now time.Time) {
 	}
 	for _, f := range rd.Finished {
 		r := f.Result
-		// A session over its budget, or whose final check failed because a
-		// tree changed meanwhile, found true differences all the same.
-		if r.Err != nil && !errors.Is(r.Err, merkle.ErrBudgetExceeded) && !errors.Is(r.Err, merkle.ErrUnverified) {
+		// A session over its budget or MaxDifferences, or whose final check
+		// failed because a tree changed meanwhile, found true differences
+		// all the same.
+		truncated := errors.Is(r.Err, merkle.ErrBudgetExceeded) || errors.Is(r.Err, merkle.ErrTooManyDifferences)
+		if r.Err != nil && !truncated && !errors.Is(r.Err, merkle.ErrUnverified) {
 			c.stats.AEFailures++
 			continue
 		}
 		c.stats.AEMissing += uint64(len(r.Missing))
-		c.queueRepair(now, f.Peer, r.Missing, false)
+		if truncated && len(r.Missing) > 0 {
+			c.queueCatchUp(now, f.Peer, r.Missing)
+		} else {
+			ae.catchUp = false
+			c.queueRepair(now, f.Peer, r.Missing, false)
+		}
 		c.queueRepair(now, f.Peer, r.Extra, true)
+	}
+}
+
+// catchUpPeers is how many peers a catch-up's fetches are spread over: a
+// peer sends one requester at most MaxAnswerBytesPerRound per round, and
+// a node that was down for an hour lacks hundreds of thousands of messages.
+const catchUpPeers = 4
+
+// queueCatchUp queues the fetch of what a truncated session found missing:
+// a node far behind (restarted after hours, a long partition healed). The
+// first such session's fetches wait for gossip's window as any do
+// (queueRepair); those of the sessions that follow it back to back do not,
+// since what gossip could still bring is fetched by then. The IDs are
+// shared among the session's peer and up to catchUpPeers-1 others, which
+// most likely hold them too; what one of them lacks, the next session
+// finds again.
+func (c *Core) queueCatchUp(now time.Time, peer netip.AddrPort, ids []merkle.ID) {
+	ae := c.ae
+	wait := time.Duration(c.cfg.CacheRounds) * c.cfg.Interval
+	if ae.catchUp {
+		wait = 0
+	}
+	ae.catchUp = true
+	ae.catchUpAt = now
+	peers := append(make([]netip.AddrPort, 0, catchUpPeers), peer)
+	for _, p := range c.cfg.Peers.SamplePeers(c.rng, catchUpPeers, nil) {
+		if p != peer && len(peers) < catchUpPeers {
+			peers = append(peers, p)
+		}
+	}
+	share := (len(ids) + len(peers) - 1) / len(peers)
+	for i, p := range peers {
+		part := ids[min(i*share, len(ids)):min((i+1)*share, len(ids))]
+		if len(part) == 0 {
+			continue
+		}
+		ae.repairs = slices.DeleteFunc(ae.repairs, func(r pendingRepair) bool { return r.peer == p && !r.push })
+		if len(ae.repairs) == maxPendingRepairs {
+			c.stats.AERepairsDropped += uint64(len(ae.repairs[0].ids))
+			ae.repairs = slices.Delete(ae.repairs, 0, 1)
+		}
+		ae.repairs = append(ae.repairs, pendingRepair{peer: p, ids: slices.Clone(part), due: now.Add(wait), bulk: true})
 	}
 }
 
@@ -261,7 +380,13 @@ func (c *Core) sendRepairs(now time.Time) {
 			c.sendFetch(r)
 		}
 	}
+	fetching := ae.fetching()
 	ae.repairs = slices.DeleteFunc(ae.repairs, func(r pendingRepair) bool { return len(r.ids) == 0 })
+	if ae.catchUp && !fetching {
+		// The last fetches are out: the next session starts once their
+		// answers are in, a round later.
+		ae.catchUpAt = now.Add(c.cfg.Interval)
+	}
 }
 
 // sendFetch asks r.peer for as many of r.ids as their answers can bring in
@@ -276,6 +401,9 @@ func (c *Core) sendFetch(r *pendingRepair) {
 		perID = max(64, int(ae.log.Bytes()/int64(n))+messageOverheadEstimate)
 	}
 	budget := max(1, c.cfg.MaxAnswerBytes/perID)
+	if r.bulk {
+		budget = max(budget, c.cfg.MaxAnswerBytesPerRound/2/perID)
+	}
 	per := MaxFetchIDs(c.cfg.MaxPacketSize)
 	ids := r.ids
 	for len(ids) > 0 && budget > 0 {
