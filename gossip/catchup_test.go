@@ -1,6 +1,7 @@
 package gossip_test
 
 import (
+	"bytes"
 	"os"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/hearsay-io/hearsay/gossip/gossiptest"
 	"github.com/hearsay-io/hearsay/msglog"
 	"github.com/hearsay-io/hearsay/transport"
+	"github.com/hearsay-io/hearsay/wire"
 )
 
 // catchUpDownEnv sets how long TestCatchUpAfterDowntime's node is down, as
@@ -101,4 +103,39 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 	t.Logf("missed %d messages in %s down; caught up in %s (virtual): %.0f messages/s of repair; "+
 		"%d sessions, %d found missing, %d duplicates, %d AE bytes in",
 		missed, down, took.Round(time.Millisecond), float64(missed)/took.Seconds(), s.AESessions, s.AEMissing, s.Duplicates, s.AEBytesIn)
+}
+
+// A log at its byte bound evicts the oldest created first and counts
+// them; the seen filter forgets them with it, so it holds no more than
+// the log however long the retention; and one of them offered again (a
+// peer with a larger log repairing it) is refused as too old, never
+// delivered twice.
+func TestLogByteBoundEvictsOldestAndForgetsThem(t *testing.T) {
+	log := msglog.NewMemory(4000)
+	seen := filter.NewMemory(filter.MemoryConfig{})
+	c := instant(t, 1, func(i int, c *gossip.Config) {
+		c.Log, c.Filter = log, seen
+		c.Retention = gossip.MaxRetention
+	})
+	origin := gossip.NodeID{0x42}
+	body := func(s int) []byte { return bytes.Repeat([]byte{byte(s)}, 60) }
+	first := c.Now().UnixMilli()
+	for k := range 10 {
+		feedOrigin(c, 0, origin, "bound", 10*k, 10*k+10, body)
+		c.Run(time.Second)
+	}
+	s := c.Core(0).Stats()
+	require.Equal(t, uint64(100), s.Delivered)
+	require.LessOrEqual(t, log.Bytes(), int64(4000))
+	require.Equal(t, uint64(100-log.Len()), s.LogEvicted, "every eviction counted")
+	require.LessOrEqual(t, seen.Len(), log.Len()+10, "the filter holds no more than the log (and the horizon's second)")
+	// The first ten again, as a peer that still logs them would repair them.
+	dg := wire.AppendHeader(nil, wire.Messages)
+	for s := range 10 {
+		dg = gossip.AppendMessage(dg, origin, uint64(s+1), first, "bound", body(s))
+	}
+	c.Handle(0, gossiptest.Addr(9), dg)
+	require.Equal(t, uint64(10), c.Core(0).Stats().Dropped[gossip.DropTooOld], "refused: created before the horizon")
+	require.Equal(t, uint64(100), c.Core(0).Stats().Delivered, "none delivered twice")
+	require.Len(t, c.Delivered(0), 100)
 }
