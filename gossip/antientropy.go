@@ -106,12 +106,27 @@ func (c *Core) logAccepted(e *cacheEntry) {
 	for _, id := range evicted {
 		ae.tree.RemoveLater(merkle.ID(id))
 	}
+	if ae.catchUp && c.pastGossipWindow(e.msg.Created.UnixMilli(), c.now.UnixMilli()) {
+		c.expediteCatchUp(c.now)
+	}
 	if len(evicted) > 0 {
 		c.stats.LogEvicted += uint64(len(evicted))
 		if err := ae.readHorizon(); err != nil {
 			c.stats.LogErrors++
 		}
 	}
+}
+
+// pastGossipWindow reports a message created longer ago than gossip offers
+// one (CacheRounds rounds): one that arrives now comes from anti-entropy,
+// from a peer's log. When the propagation cache is full such a message is
+// accepted all the same, logged but not cached: the peers most likely
+// hold it (anti-entropy finds it for those that do not), and a node
+// catching up on hours of messages repairs them faster than the cache
+// turns over (CacheMessages per CacheRounds × Interval: 16,700 a second
+// by default), which would otherwise drop most of its repairs.
+func (c *Core) pastGossipWindow(createdMillis, nowMillis int64) bool {
+	return c.ae != nil && createdMillis < nowMillis-(time.Duration(c.cfg.CacheRounds)*c.cfg.Interval).Milliseconds()
 }
 
 // readHorizon takes the log's Horizon.
@@ -177,7 +192,9 @@ func (c *Core) tickAntiEntropy(now time.Time) {
 			ae.next = now.Add(time.Duration(c.rng.Int64N(int64(ae.interval)) + 1))
 		} else {
 			ae.next = now.Add(ae.interval)
-			c.startSession(now)
+			if !ae.catchUp { // a catch-up runs its own sessions
+				c.startSession(now)
+			}
 		}
 	}
 	ae.sessions.Tick(now)
@@ -278,13 +295,23 @@ func (c *Core) flushAntiEntropy(now time.Time) {
 			continue
 		}
 		c.stats.AEMissing += uint64(len(r.Missing))
-		if truncated && len(r.Missing) > 0 {
+		switch {
+		case truncated && len(r.Missing) > 0:
 			c.queueCatchUp(now, f.Peer, r.Missing)
-		} else {
+		case ae.catchUp && len(r.Missing) > 0:
+			// The rest of a catch-up: fetched at once like the rest.
+			c.queueCatchUp(now, f.Peer, r.Missing)
+			ae.catchUp = false
+		default:
 			ae.catchUp = false
 			c.queueRepair(now, f.Peer, r.Missing, false)
 		}
-		c.queueRepair(now, f.Peer, r.Extra, true)
+		if !truncated {
+			// A peer far behind catches up by its own sessions, from
+			// several peers at once; pushes of ours would mostly cross
+			// its fetches and take its per-round allowance from them.
+			c.queueRepair(now, f.Peer, r.Extra, true)
+		}
 	}
 }
 
@@ -292,6 +319,25 @@ func (c *Core) flushAntiEntropy(now time.Time) {
 // peer sends one requester at most MaxAnswerBytesPerRound per round, and
 // a node that was down for an hour lacks hundreds of thousands of messages.
 const catchUpPeers = 4
+
+// catchUpProbe is how many of a first truncated session's Missing are
+// fetched at once, to learn whether they are old.
+const catchUpProbe = 64
+
+// expediteCatchUp makes a catch-up's fetches due now: a repair older than
+// gossip's window arrived, so what the session found is not on its way by
+// gossip (mid-burst it would be, and the wait spares fetching it).
+func (c *Core) expediteCatchUp(now time.Time) {
+	ae := c.ae
+	if ae == nil || !ae.catchUp {
+		return
+	}
+	for i := range ae.repairs {
+		if r := &ae.repairs[i]; r.bulk && r.due.After(now) {
+			r.due = now
+		}
+	}
+}
 
 // queueCatchUp queues the fetch of what a truncated session found missing:
 // a node far behind (restarted after hours, a long partition healed). The
@@ -306,6 +352,12 @@ func (c *Core) queueCatchUp(now time.Time, peer netip.AddrPort, ids []merkle.ID)
 	wait := time.Duration(c.cfg.CacheRounds) * c.cfg.Interval
 	if ae.catchUp {
 		wait = 0
+	}
+	var probe []merkle.ID
+	if wait > 0 && len(ids) > catchUpProbe {
+		// A probe goes at once: if what it brings is older than gossip's
+		// window, nothing is worth waiting for (expediteCatchUp).
+		probe, ids = ids[:catchUpProbe], ids[catchUpProbe:]
 	}
 	ae.catchUp = true
 	ae.catchUpAt = now
@@ -327,6 +379,9 @@ func (c *Core) queueCatchUp(now time.Time, peer netip.AddrPort, ids []merkle.ID)
 			ae.repairs = slices.Delete(ae.repairs, 0, 1)
 		}
 		ae.repairs = append(ae.repairs, pendingRepair{peer: p, ids: slices.Clone(part), due: now.Add(wait), bulk: true})
+	}
+	if len(probe) > 0 {
+		ae.repairs = append(ae.repairs, pendingRepair{peer: peers[len(peers)-1], ids: slices.Clone(probe), due: now})
 	}
 }
 
@@ -370,6 +425,7 @@ func (c *Core) sendRepairs(now time.Time) {
 	if ae == nil || len(ae.repairs) == 0 {
 		return
 	}
+	wasFetching := ae.fetching()
 	for i := range ae.repairs {
 		r := &ae.repairs[i]
 		switch {
@@ -382,7 +438,7 @@ func (c *Core) sendRepairs(now time.Time) {
 	}
 	fetching := ae.fetching()
 	ae.repairs = slices.DeleteFunc(ae.repairs, func(r pendingRepair) bool { return len(r.ids) == 0 })
-	if ae.catchUp && !fetching {
+	if ae.catchUp && wasFetching && !fetching {
 		// The last fetches are out: the next session starts once their
 		// answers are in, a round later.
 		ae.catchUpAt = now.Add(c.cfg.Interval)
