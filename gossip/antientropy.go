@@ -41,6 +41,10 @@ type antiEntropy struct {
 	// the fetches of this one are out, at catchUpAt, not AEInterval later.
 	catchUp   bool
 	catchUpAt time.Time
+	// paceLeft more parts of this round's catch-up fetches go, the next
+	// at paceAt (catchUpPaces).
+	paceLeft int
+	paceAt   time.Time
 }
 
 // pendingRepair is what is still to be fetched from one peer (or pushed to
@@ -197,6 +201,11 @@ func (c *Core) tickAntiEntropy(now time.Time) {
 			}
 		}
 	}
+	if ae.paceLeft > 0 && !now.Before(ae.paceAt) {
+		ae.paceLeft--
+		ae.paceAt = ae.paceAt.Add(c.cfg.Interval / catchUpPaces)
+		c.sendDue(now, true)
+	}
 	ae.sessions.Tick(now)
 	c.flushAntiEntropy(now)
 }
@@ -228,6 +237,9 @@ func (c *Core) nextAntiEntropy() time.Time {
 	}
 	if ae.catchUp && ae.sessions.Len() == 0 && !ae.fetching() && (next.IsZero() || ae.catchUpAt.Before(next)) {
 		next = ae.catchUpAt
+	}
+	if ae.paceLeft > 0 && (next.IsZero() || ae.paceAt.Before(next)) {
+		next = ae.paceAt
 	}
 	return next
 }
@@ -425,11 +437,25 @@ func (c *Core) sendRepairs(now time.Time) {
 	if ae == nil || len(ae.repairs) == 0 {
 		return
 	}
+	c.sendDue(now, false)
+	if ae.fetching() {
+		ae.paceLeft, ae.paceAt = catchUpPaces-1, now.Add(c.cfg.Interval/catchUpPaces)
+	}
+}
+
+// catchUpPaces is how many parts a round's catch-up fetches go in, spread
+// over the round: at once, the answers of four peers (2 MiB) overflowed a
+// real node's socket buffer while it was busy storing the last ones.
+const catchUpPaces = 4
+
+// sendDue sends the repairs due: all, or only the catch-up's (bulk).
+func (c *Core) sendDue(now time.Time, bulkOnly bool) {
+	ae := c.ae
 	wasFetching := ae.fetching()
 	for i := range ae.repairs {
 		r := &ae.repairs[i]
 		switch {
-		case now.Before(r.due):
+		case now.Before(r.due), bulkOnly && !r.bulk:
 		case r.push:
 			c.sendPush(r)
 		default:
@@ -458,7 +484,7 @@ func (c *Core) sendFetch(r *pendingRepair) {
 	}
 	budget := max(1, c.cfg.MaxAnswerBytes/perID)
 	if r.bulk {
-		budget = max(budget, c.cfg.MaxAnswerBytesPerRound/2/perID)
+		budget = max(budget/catchUpPaces, c.cfg.MaxAnswerBytesPerRound/2/catchUpPaces/perID)
 	}
 	per := MaxFetchIDs(c.cfg.MaxPacketSize)
 	ids := r.ids
