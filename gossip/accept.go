@@ -55,7 +55,7 @@ func (c *Core) admissible(now time.Time, wm *wireMessage) bool {
 	// anti-entropy is marked held, and its repair must not be taken for a
 	// duplicate. The cache and the seen filter decide.
 	nowMillis := now.UnixMilli()
-	if wm.created < nowMillis-c.cfg.MaxAge.Milliseconds() {
+	if wm.created < nowMillis-c.cfg.MaxAge.Milliseconds() || c.pastHorizon(wm.created) {
 		// Too old to be delivered, ever: stop peers from offering it.
 		c.drop(DropTooOld, 1)
 		c.held.add(wm.origin, wm.seq, c.round)
@@ -72,8 +72,10 @@ func (c *Core) admissible(now time.Time, wm *wireMessage) bool {
 		c.held.add(wm.origin, wm.seq, c.round)
 		return false
 	}
-	if !c.cache.hasRoom(len(wm.raw)) {
+	if !c.cache.hasRoom(len(wm.raw)) && (wm.chunk.count != 0 || !c.pastGossipWindow(wm.created, nowMillis)) {
 		// Not marked held or seen: it will be pulled again once there is room.
+		// (A repair past gossip's window is accepted uncached: see
+		// pastGossipWindow.)
 		c.drop(DropCacheFull, 1)
 		return false
 	}
@@ -122,7 +124,11 @@ func (c *Core) acceptVerified(now time.Time, wm wireMessage) {
 	}
 	e := c.newEntry(wm, id, wm.privateRaw())
 	c.logAccepted(e)
-	c.addToCache(e)
+	if !c.cache.hasRoom(len(e.enc)) && c.pastGossipWindow(wm.created, now.UnixMilli()) {
+		c.stats.Uncached++ // a repair: see pastGossipWindow
+	} else {
+		c.addToCache(e)
+	}
 	c.held.add(wm.origin, wm.seq, c.round)
 	c.out.Messages = append(c.out.Messages, e.msg)
 	c.stats.Delivered++

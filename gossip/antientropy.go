@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -32,6 +33,18 @@ type antiEntropy struct {
 	// repairs are the bodies still to fetch from peers, or push to them,
 	// after sessions (queueRepair).
 	repairs []pendingRepair
+	// horizon is the log's Horizon in Unix ms (math.MinInt64: none): a
+	// message created before it is refused (pastHorizon).
+	horizon int64
+	// catchUp: the last session found more than it could report (its
+	// budget or MaxDifferences ran out), so the next one starts as soon as
+	// the fetches of this one are out, at catchUpAt, not AEInterval later.
+	catchUp   bool
+	catchUpAt time.Time
+	// paceLeft more parts of this round's catch-up fetches go, the next
+	// at paceAt (catchUpPaces).
+	paceLeft int
+	paceAt   time.Time
 }
 
 // pendingRepair is what is still to be fetched from one peer (or pushed to
@@ -41,6 +54,9 @@ type pendingRepair struct {
 	ids  []merkle.ID
 	push bool
 	due  time.Time
+	// bulk: a catch-up's share, fetched at up to half the peer's
+	// MaxAnswerBytesPerRound per round instead of MaxAnswerBytes.
+	bulk bool
 }
 
 // maxPendingRepairs bounds the repairs queued; a session's finish past it
@@ -61,7 +77,10 @@ func newAntiEntropy(cfg *Config, rng sessionRand, visit func(msglog.Entry)) (*an
 	}); err != nil {
 		return nil, fmt.Errorf("gossip: reading the message log: %w", err)
 	}
-	ae := &antiEntropy{log: cfg.Log, tree: tree, interval: cfg.AEInterval}
+	ae := &antiEntropy{log: cfg.Log, tree: tree, interval: cfg.AEInterval, horizon: math.MinInt64}
+	if err := ae.readHorizon(); err != nil {
+		return nil, err
+	}
 	ae.sessions, err = merkle.NewSessions[netip.AddrPort](tree, merkle.SessionsConfig{
 		Session: merkle.SessionConfig{Rand: rng, MaxPacketSize: cfg.MaxPacketSize},
 	})
@@ -86,10 +105,52 @@ func (c *Core) logAccepted(e *cacheEntry) {
 		c.stats.LogErrors++
 		return
 	}
+	// Inserted first: the message itself is evicted if it is the oldest.
+	ae.tree.InsertLater(merkle.ID(e.msg.ID))
 	for _, id := range evicted {
 		ae.tree.RemoveLater(merkle.ID(id))
 	}
-	ae.tree.InsertLater(merkle.ID(e.msg.ID))
+	if ae.catchUp && c.pastGossipWindow(e.msg.Created.UnixMilli(), c.now.UnixMilli()) {
+		c.expediteCatchUp(c.now)
+	}
+	if len(evicted) > 0 {
+		c.stats.LogEvicted += uint64(len(evicted))
+		if err := ae.readHorizon(); err != nil {
+			c.stats.LogErrors++
+		}
+	}
+}
+
+// pastGossipWindow reports a message created longer ago than gossip offers
+// one (CacheRounds rounds): one that arrives now comes from anti-entropy,
+// from a peer's log. When the propagation cache is full such a message is
+// accepted all the same, logged but not cached: the peers most likely
+// hold it (anti-entropy finds it for those that do not), and a node
+// catching up on hours of messages repairs them faster than the cache
+// turns over (CacheMessages per CacheRounds × Interval: 16,700 a second
+// by default), which would otherwise drop most of its repairs.
+func (c *Core) pastGossipWindow(createdMillis, nowMillis int64) bool {
+	return c.ae != nil && createdMillis < nowMillis-(time.Duration(c.cfg.CacheRounds)*c.cfg.Interval).Milliseconds()
+}
+
+// readHorizon takes the log's Horizon.
+func (ae *antiEntropy) readHorizon() error {
+	h, err := ae.log.Horizon()
+	if err != nil {
+		return fmt.Errorf("gossip: reading the message log: %w", err)
+	}
+	if !h.IsZero() {
+		ae.horizon = max(ae.horizon, h.UnixMilli())
+	}
+	return nil
+}
+
+// pastHorizon reports a message created before the log's horizon: its
+// like were evicted for the log's byte bound before their retention ended,
+// and the seen filter forgets them with them (pruneLog), so accepting it
+// might deliver it twice. Refused as too old.
+func (c *Core) pastHorizon(createdMillis int64) bool {
+	return c.ae != nil && createdMillis < c.ae.horizon
 }
 
 // pruneLog drops what is past Retention, by creation time: the same
@@ -106,6 +167,15 @@ func (c *Core) pruneLog(now time.Time) {
 	for _, id := range removed {
 		ae.tree.RemoveLater(merkle.ID(id))
 	}
+	// The seen filter forgets what was created before the horizon, which
+	// accept refuses: so it holds no more than the log, whatever MaxAge.
+	if ae.horizon != math.MinInt64 {
+		if cutoff := timeFromMillis(ae.horizon).Add(c.cfg.MaxAge); cutoff.After(now) {
+			if _, err := c.cfg.Filter.Prune(cutoff); err != nil {
+				c.stats.FilterErrors++
+			}
+		}
+	}
 }
 
 // tickAntiEntropy starts a session when one is due and ticks the running ones.
@@ -114,22 +184,45 @@ func (c *Core) tickAntiEntropy(now time.Time) {
 	if ae == nil {
 		return
 	}
+	if ae.catchUp && ae.sessions.Len() == 0 && !ae.fetching() && !now.Before(ae.catchUpAt) {
+		// Back to back while sessions find more than they can report; at
+		// most once a round if none can start.
+		ae.catchUpAt = now.Add(c.cfg.Interval)
+		c.startSession(now)
+	}
 	if ae.interval > 0 && !now.Before(ae.next) {
 		if ae.next.IsZero() {
 			// A random first time spreads nodes started together.
 			ae.next = now.Add(time.Duration(c.rng.Int64N(int64(ae.interval)) + 1))
 		} else {
 			ae.next = now.Add(ae.interval)
-			var peer [1]netip.AddrPort
-			if p := c.cfg.Peers.SamplePeers(c.rng, 1, peer[:0]); len(p) == 1 {
-				if err := ae.sessions.Start(now, p[0]); err == nil {
-					c.stats.AESessions++
-				}
+			if !ae.catchUp { // a catch-up runs its own sessions
+				c.startSession(now)
 			}
 		}
 	}
+	if ae.paceLeft > 0 && !now.Before(ae.paceAt) {
+		ae.paceLeft--
+		ae.paceAt = ae.paceAt.Add(c.cfg.Interval / catchUpPaces)
+		c.sendDue(now, true)
+	}
 	ae.sessions.Tick(now)
 	c.flushAntiEntropy(now)
+}
+
+// startSession starts a session with a random peer.
+func (c *Core) startSession(now time.Time) {
+	var peer [1]netip.AddrPort
+	if p := c.cfg.Peers.SamplePeers(c.rng, 1, peer[:0]); len(p) == 1 {
+		if err := c.ae.sessions.Start(now, p[0]); err == nil {
+			c.stats.AESessions++
+		}
+	}
+}
+
+// fetching reports fetches still to send.
+func (ae *antiEntropy) fetching() bool {
+	return slices.ContainsFunc(ae.repairs, func(r pendingRepair) bool { return !r.push && len(r.ids) > 0 })
 }
 
 // nextAntiEntropy is when anti-entropy next needs a Tick (zero: never).
@@ -141,6 +234,12 @@ func (c *Core) nextAntiEntropy() time.Time {
 	next := ae.sessions.NextTick()
 	if ae.interval > 0 && (next.IsZero() || ae.next.Before(next)) {
 		next = ae.next
+	}
+	if ae.catchUp && ae.sessions.Len() == 0 && !ae.fetching() && (next.IsZero() || ae.catchUpAt.Before(next)) {
+		next = ae.catchUpAt
+	}
+	if ae.paceLeft > 0 && (next.IsZero() || ae.paceAt.Before(next)) {
+		next = ae.paceAt
 	}
 	return next
 }
@@ -199,15 +298,102 @@ func (c *Core) flushAntiEntropy(now time.Time) {
 	}
 	for _, f := range rd.Finished {
 		r := f.Result
-		// A session over its budget, or whose final check failed because a
-		// tree changed meanwhile, found true differences all the same.
-		if r.Err != nil && !errors.Is(r.Err, merkle.ErrBudgetExceeded) && !errors.Is(r.Err, merkle.ErrUnverified) {
+		// A session over its budget or MaxDifferences, or whose final check
+		// failed because a tree changed meanwhile, found true differences
+		// all the same.
+		truncated := errors.Is(r.Err, merkle.ErrBudgetExceeded) || errors.Is(r.Err, merkle.ErrTooManyDifferences)
+		if r.Err != nil && !truncated && !errors.Is(r.Err, merkle.ErrUnverified) {
 			c.stats.AEFailures++
 			continue
 		}
 		c.stats.AEMissing += uint64(len(r.Missing))
-		c.queueRepair(now, f.Peer, r.Missing, false)
-		c.queueRepair(now, f.Peer, r.Extra, true)
+		switch {
+		case truncated && len(r.Missing) > 0:
+			c.queueCatchUp(now, f.Peer, r.Missing)
+		case ae.catchUp && len(r.Missing) > 0:
+			// The rest of a catch-up: fetched at once like the rest.
+			c.queueCatchUp(now, f.Peer, r.Missing)
+			ae.catchUp = false
+		default:
+			ae.catchUp = false
+			c.queueRepair(now, f.Peer, r.Missing, false)
+		}
+		if !truncated {
+			// A peer far behind catches up by its own sessions, from
+			// several peers at once; pushes of ours would mostly cross
+			// its fetches and take its per-round allowance from them.
+			c.queueRepair(now, f.Peer, r.Extra, true)
+		}
+	}
+}
+
+// catchUpPeers is how many peers a catch-up's fetches are spread over: a
+// peer sends one requester at most MaxAnswerBytesPerRound per round, and
+// a node that was down for an hour lacks hundreds of thousands of messages.
+const catchUpPeers = 4
+
+// catchUpProbe is how many of a first truncated session's Missing are
+// fetched at once, to learn whether they are old.
+const catchUpProbe = 64
+
+// expediteCatchUp makes a catch-up's fetches due now: a repair older than
+// gossip's window arrived, so what the session found is not on its way by
+// gossip (mid-burst it would be, and the wait spares fetching it).
+func (c *Core) expediteCatchUp(now time.Time) {
+	ae := c.ae
+	if ae == nil || !ae.catchUp {
+		return
+	}
+	for i := range ae.repairs {
+		if r := &ae.repairs[i]; r.bulk && r.due.After(now) {
+			r.due = now
+		}
+	}
+}
+
+// queueCatchUp queues the fetch of what a truncated session found missing:
+// a node far behind (restarted after hours, a long partition healed). The
+// first such session's fetches wait for gossip's window as any do
+// (queueRepair); those of the sessions that follow it back to back do not,
+// since what gossip could still bring is fetched by then. The IDs are
+// shared among the session's peer and up to catchUpPeers-1 others, which
+// most likely hold them too; what one of them lacks, the next session
+// finds again.
+func (c *Core) queueCatchUp(now time.Time, peer netip.AddrPort, ids []merkle.ID) {
+	ae := c.ae
+	wait := time.Duration(c.cfg.CacheRounds) * c.cfg.Interval
+	if ae.catchUp {
+		wait = 0
+	}
+	var probe []merkle.ID
+	if wait > 0 && len(ids) > catchUpProbe {
+		// A probe goes at once: if what it brings is older than gossip's
+		// window, nothing is worth waiting for (expediteCatchUp).
+		probe, ids = ids[:catchUpProbe], ids[catchUpProbe:]
+	}
+	ae.catchUp = true
+	ae.catchUpAt = now
+	peers := append(make([]netip.AddrPort, 0, catchUpPeers), peer)
+	for _, p := range c.cfg.Peers.SamplePeers(c.rng, catchUpPeers, nil) {
+		if p != peer && len(peers) < catchUpPeers {
+			peers = append(peers, p)
+		}
+	}
+	share := (len(ids) + len(peers) - 1) / len(peers)
+	for i, p := range peers {
+		part := ids[min(i*share, len(ids)):min((i+1)*share, len(ids))]
+		if len(part) == 0 {
+			continue
+		}
+		ae.repairs = slices.DeleteFunc(ae.repairs, func(r pendingRepair) bool { return r.peer == p && !r.push })
+		if len(ae.repairs) == maxPendingRepairs {
+			c.stats.AERepairsDropped += uint64(len(ae.repairs[0].ids))
+			ae.repairs = slices.Delete(ae.repairs, 0, 1)
+		}
+		ae.repairs = append(ae.repairs, pendingRepair{peer: p, ids: slices.Clone(part), due: now.Add(wait), bulk: true})
+	}
+	if len(probe) > 0 {
+		ae.repairs = append(ae.repairs, pendingRepair{peer: peers[len(peers)-1], ids: slices.Clone(probe), due: now})
 	}
 }
 
@@ -251,17 +437,38 @@ func (c *Core) sendRepairs(now time.Time) {
 	if ae == nil || len(ae.repairs) == 0 {
 		return
 	}
+	c.sendDue(now, false)
+	if ae.fetching() {
+		ae.paceLeft, ae.paceAt = catchUpPaces-1, now.Add(c.cfg.Interval/catchUpPaces)
+	}
+}
+
+// catchUpPaces is how many parts a round's catch-up fetches go in, spread
+// over the round: at once, the answers of four peers (2 MiB) overflowed a
+// real node's socket buffer while it was busy storing the last ones.
+const catchUpPaces = 4
+
+// sendDue sends the repairs due: all, or only the catch-up's (bulk).
+func (c *Core) sendDue(now time.Time, bulkOnly bool) {
+	ae := c.ae
+	wasFetching := ae.fetching()
 	for i := range ae.repairs {
 		r := &ae.repairs[i]
 		switch {
-		case now.Before(r.due):
+		case now.Before(r.due), bulkOnly && !r.bulk:
 		case r.push:
 			c.sendPush(r)
 		default:
 			c.sendFetch(r)
 		}
 	}
+	fetching := ae.fetching()
 	ae.repairs = slices.DeleteFunc(ae.repairs, func(r pendingRepair) bool { return len(r.ids) == 0 })
+	if ae.catchUp && wasFetching && !fetching {
+		// The last fetches are out: the next session starts once their
+		// answers are in, a round later.
+		ae.catchUpAt = now.Add(c.cfg.Interval)
+	}
 }
 
 // sendFetch asks r.peer for as many of r.ids as their answers can bring in
@@ -276,6 +483,9 @@ func (c *Core) sendFetch(r *pendingRepair) {
 		perID = max(64, int(ae.log.Bytes()/int64(n))+messageOverheadEstimate)
 	}
 	budget := max(1, c.cfg.MaxAnswerBytes/perID)
+	if r.bulk {
+		budget = max(budget/catchUpPaces, c.cfg.MaxAnswerBytesPerRound/2/catchUpPaces/perID)
+	}
 	per := MaxFetchIDs(c.cfg.MaxPacketSize)
 	ids := r.ids
 	for len(ids) > 0 && budget > 0 {

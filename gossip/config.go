@@ -84,7 +84,8 @@ type Config struct {
 	// answers small enough that its next digest is never far behind.
 	MaxAnswerBytesPerRound int
 	// MaxAge is the age past which a message is refused. The seen filter
-	// remembers IDs for MaxAge, so it stays bounded and exact. Default 10m.
+	// remembers IDs for MaxAge, so it stays bounded and exact. Default
+	// Retention (so MaxAge follows the retention), or DefaultRetention (10m).
 	MaxAge time.Duration
 	// ClockSkew is how far in the future a message's creation time may be
 	// and still be accepted. Default 30s.
@@ -156,7 +157,8 @@ type Config struct {
 	// writer.
 	Log msglog.Log
 	// Retention is how long messages stay in the log, by creation time; at
-	// most MaxAge. Default MaxAge.
+	// most MaxAge and MaxRetention (7 days); the log's byte bound may keep
+	// less. Default MaxAge.
 	Retention time.Duration
 	// AEInterval is how often the node reconciles its log with one random
 	// peer. Default 10s; negative: never (the log and tree are still kept,
@@ -195,7 +197,7 @@ func (c *Config) setDefaults() {
 		c.MaxPartialBytes = max(32<<20, minPartialBytes(c.MaxMessageSize))
 	}
 	if c.MaxAge == 0 {
-		c.MaxAge = 10 * time.Minute
+		c.MaxAge = defaultMaxAge(c.Retention)
 	}
 	if c.ClockSkew == 0 {
 		c.ClockSkew = 30 * time.Second
@@ -273,8 +275,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("gossip: MaxPark %v out of range 1ms..%v", c.MaxPark, MaxLongPoll)
 	case c.MaxParked < 1 || c.MaxParked > maxTrackedPeers:
 		return fmt.Errorf("gossip: MaxParked %d out of range 1..%d", c.MaxParked, maxTrackedPeers)
-	case c.Retention < 0 || c.Retention > c.MaxAge:
-		return fmt.Errorf("gossip: Retention %v out of range 0..MaxAge (%v)", c.Retention, c.MaxAge)
+	case c.Retention < 0 || c.Retention > min(c.MaxAge, MaxRetention):
+		return fmt.Errorf("gossip: Retention %v out of range 0..min(MaxAge (%v), %v)", c.Retention, c.MaxAge, MaxRetention)
 	case c.MaxMessageSize < 1 || c.MaxMessageSize > MaxChunkedSize:
 		return fmt.Errorf("gossip: MaxMessageSize %d out of range 1..%d", c.MaxMessageSize, MaxChunkedSize)
 	case c.MaxPartialBytes < minPartialBytes(c.MaxMessageSize):

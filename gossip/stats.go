@@ -69,6 +69,8 @@ type Stats struct {
 	Backpressure       uint64 // pushes refused with ErrBackpressure
 	FilterErrors       uint64 // seen-filter errors (I/O)
 	LogErrors          uint64 // message-log errors (I/O)
+	LogEvicted         uint64 // messages the log evicted, oldest created first, to stay within its byte bound before their retention ended
+	Uncached           uint64 // messages accepted but not cached, the cache being full: repairs older than gossip's window (Core.pastGossipWindow)
 	AESessions         uint64 // anti-entropy sessions started
 	AEFailures         uint64 // sessions that ended with an error (timeout, protocol)
 	AEMissing          uint64 // messages sessions found missing here (fetched)
@@ -145,6 +147,8 @@ func (s *Stats) Add(o Stats) {
 	s.Backpressure += o.Backpressure
 	s.FilterErrors += o.FilterErrors
 	s.LogErrors += o.LogErrors
+	s.LogEvicted += o.LogEvicted
+	s.Uncached += o.Uncached
 	s.AESessions += o.AESessions
 	s.AEFailures += o.AEFailures
 	s.AEMissing += o.AEMissing
@@ -205,6 +209,8 @@ func (s *Stats) Sub(o Stats) {
 	s.Backpressure -= o.Backpressure
 	s.FilterErrors -= o.FilterErrors
 	s.LogErrors -= o.LogErrors
+	s.LogEvicted -= o.LogEvicted
+	s.Uncached -= o.Uncached
 	s.AESessions -= o.AESessions
 	s.AEFailures -= o.AEFailures
 	s.AEMissing -= o.AEMissing

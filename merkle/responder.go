@@ -173,12 +173,15 @@ func (r *Responder) AnswerV2(dst, query []byte) ([]byte, error) {
 func (r *Responder) appendReport(dst []byte, q *QueryV2, it *ProbeItem, room int) ([]byte, bool) {
 	t := r.tree
 	start := len(dst)
+	// fits reads dst when called: assign what is appended before calling
+	// it, or the last part goes unmeasured.
 	fits := func() bool { return len(dst)-start <= room }
 	switch it.Kind {
 	case ProbeRoot:
 		root := t.Root()
 		if string(root[:q.HashSize]) == string(it.Hash) {
-			return append(dst, byte(ReportEqual)), fits()
+			dst = append(dst, byte(ReportEqual))
+			return dst, fits()
 		}
 		r.cells = t.cellsAt(it.Pos, it.Depth, growCells(r.cells, cellCount(t.b, it.Depth)))
 		dst = append(dst, byte(ReportOverview), byte(it.Depth))
@@ -194,7 +197,8 @@ func (r *Responder) appendReport(dst []byte, q *QueryV2, it *ProbeItem, room int
 		if c.count > t.leafSize {
 			s := Summary{Count: uint64(c.count), XOR: c.sum.xor, Check: uint16(c.sum.chk)}
 			dst = append(dst, byte(ReportSummary), byte(skip))
-			return appendSummary(dst, &s, skip), fits()
+			dst = appendSummary(dst, &s, skip)
+			return dst, fits()
 		}
 		dst = append(dst, byte(ReportIDs), byte(skip))
 		dst = binary.AppendUvarint(dst, uint64(c.count))
@@ -217,7 +221,8 @@ func (r *Responder) appendReport(dst []byte, q *QueryV2, it *ProbeItem, room int
 		}
 	}
 	if it.Kind == ProbeCells {
-		return append(dst, 0), fits()
+		dst = append(dst, 0)
+		return dst, fits()
 	}
 	// As many summaries as fit, in cell order.
 	bitmap := dst[at:]
@@ -238,7 +243,8 @@ func (r *Responder) appendReport(dst []byte, q *QueryV2, it *ProbeItem, room int
 	}
 	r.sums = sums
 	dst = binary.AppendUvarint(dst, uint64(k))
-	return append(dst, sums...), fits()
+	dst = append(dst, sums...)
+	return dst, fits()
 }
 
 func growCells(cells []cell, n int) []cell {

@@ -1,6 +1,7 @@
 package msglog
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -29,14 +30,19 @@ type LevelDB struct {
 	bytes    int64
 	count    int
 	lastSeq  uint64
-	firstSeq uint64 // lowest seq possibly present
+	// cFloor is at or below every key of the index by creation time: the
+	// key of the last entry evicted or pruned. Iterating from it skips the
+	// deleted keys LevelDB keeps until compaction, which a log evicting at
+	// its bound leaves by the million at the start of the index.
+	cFloor  []byte
+	horizon time.Time // Log.Horizon, kept under hKey
 }
 
 // ErrCorrupt reports a corrupt log database.
 var ErrCorrupt = errors.New("msglog: message log database is corrupt")
 
 // OpenLevelDB opens (or creates) the log at path, bounded to maxBytes (0:
-// 64 MiB).
+// DefaultMaxBytes).
 func OpenLevelDB(path string, maxBytes int64) (*LevelDB, error) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
@@ -48,13 +54,10 @@ func OpenLevelDB(path string, maxBytes int64) (*LevelDB, error) {
 		}
 		return nil, fmt.Errorf("msglog: opening %s (is another hearsay node using this data directory?): %w", path, err)
 	}
-	l := &LevelDB{db: db, path: path, maxBytes: maxBytes}
+	l := &LevelDB{db: db, path: path, maxBytes: maxBytes, cFloor: []byte{'c'}}
 	it := db.NewIterator(util.BytesPrefix([]byte{'q'}), nil)
 	for it.Next() {
 		seq := binary.BigEndian.Uint64(it.Key()[1:])
-		if l.count == 0 {
-			l.firstSeq = seq
-		}
 		l.count++
 		l.bytes += int64(len(it.Value()) - 24)
 		l.lastSeq = seq
@@ -64,8 +67,15 @@ func OpenLevelDB(path string, maxBytes int64) (*LevelDB, error) {
 		db.Close()
 		return nil, fmt.Errorf("msglog: reading %s: %w", path, err)
 	}
-	if l.count == 0 {
-		l.firstSeq = 1
+	switch h, err := db.Get(hKey, nil); {
+	case err == nil && len(h) == 8:
+		l.horizon = time.UnixMilli(int64(binary.BigEndian.Uint64(h) ^ (1 << 63)))
+	case err == nil:
+		db.Close()
+		return nil, fmt.Errorf("%w at %s: a %d-byte horizon", ErrCorrupt, path, len(h))
+	case !errors.Is(err, leveldb.ErrNotFound):
+		db.Close()
+		return nil, fmt.Errorf("msglog: reading %s: %w", path, err)
 	}
 	return l, nil
 }
@@ -82,9 +92,15 @@ func iKey(id ID) []byte { return append([]byte{'i'}, id[:]...) }
 func cKey(created int64, seq uint64) []byte {
 	k := make([]byte, 17)
 	k[0] = 'c'
-	binary.BigEndian.PutUint64(k[1:], uint64(created)^(1<<63))
+	copy(k[1:], biasedMillis(created))
 	binary.BigEndian.PutUint64(k[9:], seq)
 	return k
+}
+
+// biasedMillis encodes Unix milliseconds with the sign bit flipped, so that
+// byte order is time order.
+func biasedMillis(ms int64) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(ms)^(1<<63))
 }
 
 func (l *LevelDB) ok() error {
@@ -111,20 +127,24 @@ func (l *LevelDB) Append(id ID, created time.Time, data []byte) ([]ID, error) {
 	var b leveldb.Batch
 	b.Put(qKey(seq), val)
 	b.Put(iKey(id), qKey(seq)[1:])
-	b.Put(cKey(ms, seq), nil)
+	ck := cKey(ms, seq)
+	b.Put(ck, nil)
 	if err := l.db.Write(&b, nil); err != nil {
 		return nil, wrap(err)
+	}
+	if bytes.Compare(ck, l.cFloor) < 0 {
+		l.cFloor = ck
 	}
 	l.lastSeq = seq
 	l.count++
 	l.bytes += int64(len(data))
 	var evicted []ID
 	for l.bytes > l.maxBytes && l.count > 1 {
-		e, ok, err := l.first()
+		e, ok, err := l.oldest()
 		if err != nil || !ok {
 			return evicted, err
 		}
-		if err := l.delete(e); err != nil {
+		if err := l.evict(e); err != nil {
 			return evicted, err
 		}
 		evicted = append(evicted, e.ID)
@@ -132,18 +152,39 @@ func (l *LevelDB) Append(id ID, created time.Time, data []byte) ([]ID, error) {
 	return evicted, nil
 }
 
-// first returns the oldest entry.
-func (l *LevelDB) first() (Entry, bool, error) {
-	it := l.db.NewIterator(&util.Range{Start: qKey(l.firstSeq), Limit: []byte{'r'}}, nil)
+// oldest returns the entry created first, from the index by creation time.
+func (l *LevelDB) oldest() (Entry, bool, error) {
+	it := l.db.NewIterator(l.timeIndex(), nil)
 	defer it.Release()
 	if !it.Next() {
 		return Entry{}, false, wrap(it.Error())
 	}
-	e, err := decodeEntry(it.Key(), it.Value())
-	if err == nil {
-		l.firstSeq = e.Seq
+	if len(it.Key()) != 17 {
+		return Entry{}, false, fmt.Errorf("%w: bad time index key", ErrCorrupt)
 	}
+	seq := binary.BigEndian.Uint64(it.Key()[9:])
+	v, err := l.db.Get(qKey(seq), nil)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("%w: time index without entry", ErrCorrupt)
+	}
+	e, err := decodeEntry(qKey(seq), v)
 	return e, err == nil, err
+}
+
+// hKey holds the horizon (Log.Horizon): created(8, unix ms, biased).
+var hKey = []byte{'h'}
+
+// Horizon implements Log.
+func (l *LevelDB) Horizon() (time.Time, error) {
+	if err := l.ok(); err != nil {
+		return time.Time{}, err
+	}
+	return l.horizon, nil
+}
+
+// timeIndex is the range of the index by creation time still live.
+func (l *LevelDB) timeIndex() *util.Range {
+	return &util.Range{Start: l.cFloor, Limit: []byte{'d'}}
 }
 
 func decodeEntry(k, v []byte) (Entry, error) {
@@ -158,13 +199,37 @@ func decodeEntry(k, v []byte) (Entry, error) {
 	return e, nil
 }
 
+// evict deletes e for the byte bound, raising the horizon with it.
+func (l *LevelDB) evict(e Entry) error {
+	var b leveldb.Batch
+	h := l.horizon
+	if e.Created.After(h) {
+		h = e.Created
+		b.Put(hKey, biasedMillis(h.UnixMilli()))
+	}
+	if err := l.deleteIn(&b, e); err != nil {
+		return err
+	}
+	l.horizon = h
+	return nil
+}
+
 func (l *LevelDB) delete(e Entry) error {
 	var b leveldb.Batch
+	return l.deleteIn(&b, e)
+}
+
+// deleteIn deletes e's keys, with whatever else b holds.
+func (l *LevelDB) deleteIn(b *leveldb.Batch, e Entry) error {
 	b.Delete(qKey(e.Seq))
 	b.Delete(iKey(e.ID))
-	b.Delete(cKey(e.Created.UnixMilli(), e.Seq))
-	if err := l.db.Write(&b, nil); err != nil {
+	ck := cKey(e.Created.UnixMilli(), e.Seq)
+	b.Delete(ck)
+	if err := l.db.Write(b, nil); err != nil {
 		return wrap(err)
+	}
+	if bytes.Compare(ck, l.cFloor) > 0 {
+		l.cFloor = ck // deletes go oldest first (evict, Prune)
 	}
 	l.count--
 	l.bytes -= int64(len(e.Data))
@@ -204,7 +269,7 @@ func (l *LevelDB) Prune(cutoff time.Time) ([]ID, error) {
 		return nil, err
 	}
 	var removed []ID
-	it := l.db.NewIterator(&util.Range{Start: []byte{'c'}, Limit: cKey(cutoff.UnixMilli(), 0)}, nil)
+	it := l.db.NewIterator(&util.Range{Start: l.cFloor, Limit: cKey(cutoff.UnixMilli(), 0)}, nil)
 	var seqs []uint64
 	for it.Next() {
 		seqs = append(seqs, binary.BigEndian.Uint64(it.Key()[9:]))

@@ -14,6 +14,7 @@ type Memory struct {
 	byID     map[ID]*memEntry
 	byTime   createdHeap
 	lastSeq  uint64
+	horizon  time.Time
 	closed   bool
 }
 
@@ -23,7 +24,7 @@ type memEntry struct {
 	hpos  int // in byTime
 }
 
-// NewMemory returns an empty log bounded to maxBytes (0: 64 MiB).
+// NewMemory returns an empty log bounded to maxBytes (0: DefaultMaxBytes).
 func NewMemory(maxBytes int64) *Memory {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
@@ -49,12 +50,11 @@ func (m *Memory) Append(id ID, created time.Time, data []byte) ([]ID, error) {
 	m.bytes += int64(len(data))
 	var evicted []ID
 	for m.bytes > m.maxBytes && len(m.byID) > 1 {
-		for m.entries[m.first] == nil {
-			m.first++
-		}
-		old := m.entries[m.first]
-		heap.Remove(&m.byTime, old.hpos)
+		old := heap.Pop(&m.byTime).(*memEntry)
 		m.remove(old)
+		if old.Created.After(m.horizon) {
+			m.horizon = old.Created
+		}
 		evicted = append(evicted, old.ID)
 	}
 	m.compact()
@@ -149,6 +149,14 @@ func (m *Memory) from(i int, fn func(Entry) bool) {
 			return
 		}
 	}
+}
+
+// Horizon implements Log.
+func (m *Memory) Horizon() (time.Time, error) {
+	if m.closed {
+		return time.Time{}, ErrClosed
+	}
+	return m.horizon, nil
 }
 
 // LastSeq implements Log.

@@ -119,13 +119,26 @@ func TestLevelDBLogSurvivesReopen(t *testing.T) {
 	require.NoError(t, l.Close())
 	l, err = OpenLevelDB(path, 0)
 	require.NoError(t, err)
-	defer l.Close()
+	defer func() { l.Close() }()
 	require.Equal(t, 3, l.Len())
 	require.Equal(t, int64(3), l.Bytes())
 	require.Equal(t, uint64(3), l.LastSeq())
 	_, err = l.Append(id(4), t0, []byte{4})
 	require.NoError(t, err)
 	require.Equal(t, []ID{id(1), id(2), id(3), id(4)}, ids(l))
+	// The horizon of what the byte bound evicted survives too.
+	require.NoError(t, l.Close())
+	l, err = OpenLevelDB(path, 3)
+	require.NoError(t, err)
+	ev, err := l.Append(id(5), t0.Add(time.Second), []byte{5})
+	require.NoError(t, err)
+	require.Equal(t, []ID{id(1), id(2)}, ev)
+	require.NoError(t, l.Close())
+	l, err = OpenLevelDB(path, 3)
+	require.NoError(t, err)
+	h, err := l.Horizon()
+	require.NoError(t, err)
+	require.Equal(t, t0, h)
 	_, err = OpenLevelDB(path, 0)
 	require.ErrorContains(t, err, "another hearsay node")
 }
@@ -141,4 +154,51 @@ func TestLevelDBLogCorrupt(t *testing.T) {
 	_, err = OpenLevelDB(path, 0)
 	require.Error(t, err)
 	require.ErrorContains(t, err, "msglog")
+}
+
+// The byte bound evicts by creation time, as pruning does, so that logs of
+// a cluster sharing a bound keep the same messages: a message created
+// before all the others goes first, even the one being appended.
+func TestLogEvictsOldestCreatedFirst(t *testing.T) {
+	for name, open := range impls() {
+		t.Run(name, func(t *testing.T) {
+			l := open(t, 30)
+			h, err := l.Horizon()
+			require.NoError(t, err)
+			require.True(t, h.IsZero())
+			for i := 1; i <= 3; i++ {
+				ev, err := l.Append(id(i), t0.Add(time.Duration(i)*time.Second), make([]byte, 10))
+				require.NoError(t, err)
+				require.Empty(t, ev)
+			}
+			// Created before everything logged: it is the one evicted.
+			ev, err := l.Append(id(4), t0, make([]byte, 10))
+			require.NoError(t, err)
+			require.Equal(t, []ID{id(4)}, ev)
+			h, err = l.Horizon()
+			require.NoError(t, err)
+			require.Equal(t, t0, h)
+			// Created after: the oldest created goes, not the first appended.
+			ev, err = l.Append(id(5), t0.Add(10*time.Second), make([]byte, 10))
+			require.NoError(t, err)
+			require.Equal(t, []ID{id(1)}, ev)
+			require.Equal(t, []ID{id(2), id(3), id(5)}, ids(l))
+			h, err = l.Horizon()
+			require.NoError(t, err)
+			require.Equal(t, t0.Add(time.Second), h)
+			// Pruning and evicting again after many deletions start where
+			// the last left off.
+			for i := 6; i < 200; i++ {
+				_, err := l.Append(id(i), t0.Add(time.Duration(i)*time.Second), make([]byte, 10))
+				require.NoError(t, err)
+			}
+			require.Equal(t, 3, l.Len())
+			removed, err := l.Prune(t0.Add(198 * time.Second))
+			require.NoError(t, err)
+			require.Equal(t, []ID{id(197)}, removed)
+			h, err = l.Horizon()
+			require.NoError(t, err)
+			require.Equal(t, t0.Add(196*time.Second), h, "pruning does not move the horizon")
+		})
+	}
 }

@@ -52,7 +52,7 @@ func TestStatusGivesTheBounds(t *testing.T) {
 	assert.Equal(t, def.LogMaxBytes, st.LogMaxBytes)
 	b, err := json.Marshal(st)
 	require.NoError(t, err)
-	assert.Contains(t, string(b), `"log_max_bytes":67108864`)
+	assert.Contains(t, string(b), `"log_max_bytes":1073741824`)
 
 	given := startCluster(t, 1, func(_ int, c *Config) { c.Log = msglog.NewMemory(1 << 20) })[0].Status()
 	assert.Zero(t, given.LogMaxBytes, "a log given by the embedder: its bound is not the node's to tell")

@@ -99,8 +99,10 @@ type Config struct {
 	// FilterSync makes the leveldb filter fsync every write: it then survives
 	// power loss, not only process crashes. Default false.
 	FilterSync bool
-	// MemoryFilterSize bounds the memory filter, in IDs. Default
-	// filter.DefaultMaxEntries (1<<20).
+	// MemoryFilterSize bounds the memory filter, in IDs. The filter holds
+	// what the log holds (the core makes it forget what the log evicts), so
+	// the default is one ID per 256 bytes of LogMaxBytes (4 Mi IDs for
+	// 1 GiB), at least filter.DefaultMaxEntries (1<<20).
 	MemoryFilterSize int
 	// Log is the message log the gossip core keeps its retention window in,
 	// for anti-entropy and resumed streams (see package msglog). Default
@@ -109,7 +111,7 @@ type Config struct {
 	// Close (not when New fails); it must have no other writer.
 	Log msglog.Log
 	// LogMaxBytes bounds the message log the node opens (not a given Log).
-	// Default msglog.DefaultMaxBytes (64 MiB).
+	// Default msglog.DefaultMaxBytes (1 GiB).
 	LogMaxBytes int64
 	// Sign makes the node sign the messages it publishes with its node key
 	// (statements, docs/protocol.md) and accept, deliver and relay no
@@ -201,17 +203,17 @@ func (c *Config) setDefaults() {
 			c.Filter = FilterLevelDB
 		}
 	}
+	if c.LogMaxBytes <= 0 {
+		c.LogMaxBytes = msglog.DefaultMaxBytes
+	}
 	if c.MemoryFilterSize <= 0 {
-		c.MemoryFilterSize = filter.DefaultMaxEntries
+		c.MemoryFilterSize = int(max(filter.DefaultMaxEntries, c.LogMaxBytes/256))
 	}
 	if c.Gossip.MaxPacketSize == 0 {
 		c.Gossip.MaxPacketSize = gossip.DefaultConfig(gossip.NodeID{}, nil).MaxPacketSize
 	}
 	if c.Cluster == "" {
 		c.Cluster = "hearsay"
-	}
-	if c.LogMaxBytes <= 0 {
-		c.LogMaxBytes = msglog.DefaultMaxBytes
 	}
 	if c.Security.ReplayWindow <= 0 {
 		c.Security.ReplayWindow = security.DefaultReplayWindow

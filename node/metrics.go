@@ -85,6 +85,7 @@ func (n *Node) writeMetrics(w *exposition.Writer) {
 	counter("ae_repairs_dropped_total", "Differences not repaired because repairs with more than 32 peers were queued; a later session finds them again.", g.AERepairsDropped)
 	_, logged := n.merkleRoot()
 	gauge("log_messages", "Messages in the message log (the retention window).", logged)
+	counter("log_evicted_total", "Messages the message log evicted, oldest created first, to stay within --log-max-bytes before their retention ended.", g.LogEvicted)
 	gauge("peers_suspect", "Peers skipped for gossip because they stopped answering.", s.Peers.Suspects)
 	counter("peers_suspected_total", "Times a peer was found not answering and skipped.", s.Peers.Suspected)
 	counter("pulls_skipped_total", "Pulls not sent to a peer that stopped answering.", s.Peers.PullsSkipped)

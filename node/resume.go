@@ -18,6 +18,8 @@ type Replay struct {
 	pattern  Pattern
 	after    gossip.MessageID
 	cursor   msglog.ID // the last entry read; valid once started
+	curSeq   uint64    // its Seq
+	lost     bool      // the cursor was pruned or evicted: read from the start, past curSeq
 	started  bool
 	lastSeq  uint64 // the log's last entry when the subscription began
 	ra       *gossip.Reassembler
@@ -121,7 +123,10 @@ func (r *Replay) batch() {
 			r.done = true
 			return false
 		}
-		r.cursor, r.started = e.ID, true
+		if r.lost && e.Seq <= r.curSeq {
+			return true // read before the cursor went
+		}
+		r.cursor, r.curSeq, r.started = e.ID, e.Seq, true
 		scanned++
 		m, ok, err := r.ra.Add(e.Data)
 		if err != nil {
@@ -140,18 +145,22 @@ func (r *Replay) batch() {
 	}
 	found := true
 	var err error
-	if r.started {
+	if r.started && !r.lost {
 		found, err = n.log.After(r.cursor, visit)
-	} else {
+	}
+	if !found || !r.started || r.lost {
+		// The cursor was pruned, or evicted for the byte bound, under us:
+		// with days of retention a replay may take long enough for the
+		// oldest entries to go while the ones after it stay. Read on from
+		// the start, past what was read.
+		r.lost = r.started
 		err = n.log.ForEach(visit)
 	}
 	switch {
 	case err != nil:
 		r.err, r.done = err, true
-	case !found || scanned < batchSize:
-		// The end of the log, or the cursor was pruned under us (and all
-		// that followed it with it).
-		r.done = true
+	case scanned < batchSize:
+		r.done = true // the end of the log
 	}
 }
 

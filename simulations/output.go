@@ -197,6 +197,8 @@ type SummaryTotals struct {
 	Backpressure      uint64 `json:"backpressure"`
 	FilterErrors      uint64 `json:"filter_errors"`
 	LogErrors         uint64 `json:"log_errors"`
+	LogEvicted        uint64 `json:"log_evicted"`
+	Uncached          uint64 `json:"uncached"`
 	AESessions        uint64 `json:"ae_sessions"`
 	AEFailures        uint64 `json:"ae_failures"`
 	AEMissing         uint64 `json:"ae_missing"`
@@ -242,6 +244,8 @@ func summaryTotals(t *gossip.Stats) SummaryTotals {
 		Backpressure:      t.Backpressure,
 		FilterErrors:      t.FilterErrors,
 		LogErrors:         t.LogErrors,
+		LogEvicted:        t.LogEvicted,
+		Uncached:          t.Uncached,
 		AESessions:        t.AESessions,
 		AEFailures:        t.AEFailures,
 		AEMissing:         t.AEMissing,

@@ -61,6 +61,7 @@ type agentConfig struct {
 	DataDir           string             // empty: nothing kept (memory filter only)
 	Filter            string             // node.FilterLevelDB or node.FilterMemory
 	Gossip            gossip.Config      // the flags' fields, Retention and AEInterval (negative: off) included
+	LogMaxBytes       int64              // --log-max-bytes: the message log's bound
 	LogLevel          slog.Level
 	LogFormat         string // "text" or "json"
 
@@ -130,7 +131,8 @@ func (p *program) agentCommand() *cli.Command {
 			stringFlag("max-packet-size", strconv.Itoa(def.Gossip.MaxPacketSize), "largest datagram in `BYTES` (512 to 65507); larger messages travel as chunks"),
 			stringFlag("max-message-size", strconv.Itoa(def.Gossip.MaxMessageSize), "largest payload in `BYTES` a message may carry (1 to 1073741824); above one datagram it is sent as chunks"),
 			stringFlag("cache-rounds", strconv.Itoa(def.Gossip.CacheRounds), "offer a new message to pullers for `N` rounds (1 to 100000)"),
-			stringFlag("retention", durationText(def.Gossip.Retention), "keep accepted messages in the log for `DURATION` (at most "+durationText(def.Gossip.MaxAge)+"), for anti-entropy and resumed streams"),
+			stringFlag("retention", durationText(def.Gossip.Retention), "keep accepted messages in the log for `DURATION` (at most 7d; days as 2d), for anti-entropy and resumed streams; older messages are refused"),
+			stringFlag("log-max-bytes", strconv.FormatInt(def.LogMaxBytes, 10), "bound the message log to `BYTES` (at least 65536); past it the oldest messages go first, counted in hearsay_log_evicted_total"),
 			stringFlag("ae-interval", durationText(def.Gossip.AEInterval), "reconcile with a random peer every `DURATION` (Merkle anti-entropy); 0 turns it off"),
 			&cli.StringSliceFlag{Name: "handler", EnvVars: []string{envVar("handler")},
 				Usage: "`SPEC` is PATTERN=COMMAND: run COMMAND (/bin/sh -c) for each delivered message whose topic matches PATTERN, the payload on stdin; retried until it succeeds, its progress kept in --data-dir; repeatable"},
@@ -274,11 +276,11 @@ func agentConfigFromFlags(c *cli.Context) (agentConfig, error) {
 	if cfg.Gossip.CacheRounds, err = intValue(c, "cache-rounds", 1, 100_000); err != nil {
 		return cfg, err
 	}
-	if cfg.Gossip.Retention, err = durationValue(c, "retention", time.Second); err != nil {
+	if cfg.Gossip.Retention, err = retentionValue(c, "retention"); err != nil {
 		return cfg, err
 	}
-	if maxAge := node.DefaultConfig().Gossip.MaxAge; cfg.Gossip.Retention > maxAge {
-		return cfg, flagErrorf("retention", "at most %s (messages older than that are refused anyway), got %s", durationText(maxAge), cfg.Gossip.Retention)
+	if cfg.LogMaxBytes, err = logMaxBytesValue(c, "log-max-bytes"); err != nil {
+		return cfg, err
 	}
 	if cfg.Gossip.AEInterval, err = durationValue(c, "ae-interval", 0); err != nil {
 		return cfg, err
@@ -396,16 +398,17 @@ func (p *program) agent(ctx context.Context, cfg agentConfig) error {
 	logger := newLogger(p.stderr, level, cfg.LogFormat)
 
 	nc := node.Config{
-		Name:      cfg.Name,
-		DataDir:   cfg.DataDir,
-		Bind:      cfg.Bind,
-		Advertise: cfg.Advertise,
-		Filter:    cfg.Filter,
-		Gossip:    cfg.Gossip,
-		Logger:    logger,
-		Cluster:   cfg.Cluster,
-		Security:  security.SealerConfig{ReplayWindow: cfg.ReplayWindow, Suite: cfg.Cipher},
-		Sign:      cfg.Sign,
+		Name:        cfg.Name,
+		DataDir:     cfg.DataDir,
+		Bind:        cfg.Bind,
+		Advertise:   cfg.Advertise,
+		Filter:      cfg.Filter,
+		Gossip:      cfg.Gossip,
+		LogMaxBytes: cfg.LogMaxBytes,
+		Logger:      logger,
+		Cluster:     cfg.Cluster,
+		Security:    security.SealerConfig{ReplayWindow: cfg.ReplayWindow, Suite: cfg.Cipher},
+		Sign:        cfg.Sign,
 	}
 	if cfg.ValidateURL != "" {
 		nc.Validator = node.HTTPValidator(cfg.ValidateURL, &http.Client{})
@@ -677,4 +680,47 @@ func localAddrs() []netip.Addr {
 		}
 	}
 	return out
+}
+
+// retentionValue parses --retention: a Go duration or a number of days
+// (2d), from 1s to gossip.MaxRetention. MaxAge follows it.
+func retentionValue(c *cli.Context, name string) (time.Duration, error) {
+	s := flagValue(c, name)
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 7 {
+			return 0, flagErrorf(name, "want a duration such as 10m, 12h or 2d (at most 7d), got %q", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = durationValue(c, name, 0); err != nil {
+			return 0, err
+		}
+	}
+	switch {
+	case d < time.Second:
+		return 0, flagErrorf(name, "must be at least 1s, got %s", d)
+	case d > gossip.MaxRetention:
+		return 0, flagErrorf(name, "at most 7d (168h), got %s", durationText(d))
+	}
+	return d, nil
+}
+
+// minLogMaxBytes is the least --log-max-bytes: room for a few hundred
+// messages, so that anti-entropy has something to compare.
+const minLogMaxBytes = 64 << 10
+
+// logMaxBytesValue parses --log-max-bytes.
+func logMaxBytesValue(c *cli.Context, name string) (int64, error) {
+	s := flagValue(c, name)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, flagErrorf(name, "want a whole number of bytes, such as 1073741824, got %q", s)
+	}
+	if n < minLogMaxBytes {
+		return 0, flagErrorf(name, "must be at least %d, got %d", minLogMaxBytes, n)
+	}
+	return n, nil
 }

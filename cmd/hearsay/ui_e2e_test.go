@@ -185,7 +185,7 @@ func TestE2EStatusPageInChromium(t *testing.T) {
 	}
 	assert.Equal(t, "web-1", text("node-name"))
 	assert.Contains(t, text("peers"), peer.gossip)
-	assert.Contains(t, text("log-bytes"), "of 64 MiB", "the log's fill, against its bound")
+	assert.Contains(t, text("log-bytes"), "of 1.0 GiB", "the log's fill, against its bound")
 	var keys struct{ Keys []struct{ ID string } }
 	getJSONWithToken(t, agent.api, token, "/v1/keys", &keys)
 	require.Len(t, keys.Keys, 1)
