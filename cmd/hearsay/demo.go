@@ -255,6 +255,8 @@ func printWalkthrough(w io.Writer, nodes []*demoNode) {
 	fmt.Fprintf(w, "  curl -X POST '%s/v1/messages?topic=demo.hello' -d 'hi'\n", api(0))
 	fmt.Fprintf(w, "  # the counters of %s\n", name(2))
 	fmt.Fprintf(w, "  curl %s/v1/status\n", api(2))
+	fmt.Fprintf(w, "  # the status page of %s, in a browser\n", name(0))
+	fmt.Fprintf(w, "  %s/ui/\n", api(0))
 	fmt.Fprintf(w, "\nPublishing a sample message every second from each node in turn; Ctrl-C stops.\n")
 }
 
