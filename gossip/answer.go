@@ -19,6 +19,7 @@ func (c *Core) handlePull(now time.Time, from netip.AddrPort, body []byte) {
 		return
 	}
 	c.stats.PullsIn++
+	c.observePull(req)
 	skipFresh := false
 	if c.longPoll() {
 		skipFresh = req.LongPoll.SkipFresh

@@ -99,6 +99,17 @@ type Config struct {
 	CacheMessages int
 	// CacheBytes bounds the propagation cache by encoded size. Default 64 MiB.
 	CacheBytes int
+	// SpreadWindow is how many of this node's own messages its pullers
+	// may lack before Push refuses more with ErrBackpressure: the digests
+	// of the pulls it answers say how far they have got, so that a node
+	// publishes as fast as the cluster takes its messages in, and a burst
+	// waits at the publisher rather than ageing out of the propagation
+	// caches unspread (spread.go). Default 8,000, measured best for a
+	// 100,000-message burst on 20 nodes (docs/bench.md): a smaller window
+	// idles the cluster between pulls, a larger one lets laggards fall
+	// behind into costly duplicates; negative: off, only the cache bounds
+	// publishing.
+	SpreadWindow int
 	// MaxRangesPerOrigin bounds the ranges per origin in a pull digest; past
 	// it the oldest gaps are left out of the digest until newer ones fill.
 	// A node keeps track of 16 times as many; past that the oldest gap is
@@ -210,6 +221,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CacheBytes == 0 {
 		c.CacheBytes = 64 << 20
+	}
+	if c.SpreadWindow == 0 {
+		c.SpreadWindow = 8000
 	}
 	if c.MaxRangesPerOrigin == 0 {
 		c.MaxRangesPerOrigin = 16

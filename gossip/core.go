@@ -63,6 +63,9 @@ type Core struct {
 	verdicts   verdicts  // messages waiting for the application's verdict (validate.go)
 	trustStats TrustStats
 
+	ownTag      OriginTag   // TagOf(cfg.ID)
+	spreadGauge spreadGauge // how far this node's messages have spread (spread.go)
+
 	stats Stats
 }
 
@@ -77,6 +80,7 @@ func New(cfg Config) (*Core, error) {
 	}
 	c := &Core{
 		cfg:          cfg,
+		ownTag:       TagOf(cfg.ID),
 		rng:          cfg.Rand,
 		cache:        newPropagationCache(cfg.CacheMessages, cfg.CacheBytes),
 		held:         holdings{maxRanges: heldRangesFactor * cfg.MaxRangesPerOrigin},
@@ -165,6 +169,7 @@ func (c *Core) Tick(now time.Time) {
 func (c *Core) startRound(now time.Time) {
 	c.round++
 	c.stats.Rounds++
+	c.spreadRound()
 	if c.round > uint64(c.cfg.CacheRounds) {
 		c.cache.expire(c.round - uint64(c.cfg.CacheRounds))
 	}

@@ -40,8 +40,7 @@ func (c *Core) pushChunked(seq uint64, created int64, topic string, payload []by
 			ErrMessageTooLarge, count, size, c.cfg.CacheMessages, c.cfg.CacheBytes)
 	}
 	if !c.cache.hasRoomFor(count, size) {
-		c.stats.Backpressure++
-		return Message{}, ErrBackpressure
+		return Message{}, c.cacheFull()
 	}
 	whole := hashMessageID(c.cfg.ID, seq, created, []byte(topic), payload)
 	h.whole = whole

@@ -14,9 +14,11 @@ var (
 	// ErrMessageTooLarge: the payload is larger than MaxMessageSize, or its
 	// chunks could never fit in the propagation cache.
 	ErrMessageTooLarge = errors.New("gossip: message too large")
-	// ErrBackpressure: the propagation cache is full of messages that are
-	// still spreading. Retry after a round or two.
-	ErrBackpressure = errors.New("gossip: propagation cache full, retry later")
+	// ErrBackpressure: this node's recent messages have not spread yet
+	// (SpreadWindow), or the propagation cache is full of messages that are
+	// still spreading. Push returns it as a *BackpressureError, which says
+	// how long to wait (RetryAfterOf).
+	ErrBackpressure = errors.New("gossip: backpressure, retry later")
 	// ErrInvalidTopic: the topic is not a valid topic (see ValidateTopic).
 	ErrInvalidTopic = errors.New("gossip: invalid topic")
 )
@@ -24,7 +26,9 @@ var (
 // Push publishes a message from this node: it is accepted (and returned in
 // the next Ready's Messages for local delivery) and offered to pullers. A
 // payload too large for one datagram is offered as chunks, all or none:
-// ErrBackpressure if the cache cannot take them all now.
+// ErrBackpressure if the cache cannot take them all now. While SpreadWindow
+// of this node's messages have not spread, Push refuses with
+// ErrBackpressure (spread.go).
 func (c *Core) Push(now time.Time, topic string, payload []byte) (Message, error) {
 	c.begin()
 	c.now, c.from, c.fromSub = now, netip.AddrPort{}, false
@@ -35,6 +39,9 @@ func (c *Core) Push(now time.Time, topic string, payload []byte) (Message, error
 	if len(payload) > c.cfg.MaxMessageSize {
 		return Message{}, fmt.Errorf("%w: %d bytes of payload, the limit is %d (MaxMessageSize)",
 			ErrMessageTooLarge, len(payload), c.cfg.MaxMessageSize)
+	}
+	if err := c.admit(); err != nil {
+		return Message{}, err
 	}
 	seq := c.nextSeq
 	if seq == 0 {
@@ -48,6 +55,9 @@ func (c *Core) Push(now time.Time, topic string, payload []byte) (Message, error
 	}
 	if c.sign.runFirst == 0 {
 		c.sign.runFirst = seq
+	}
+	if c.spreadGauge.first == 0 {
+		c.spreadGauge.first = seq
 	}
 	size := EncodedMessageSize(seq, created, len(topic), len(payload))
 	if wire.HeaderSize+size > c.cfg.MaxPacketSize {
@@ -64,8 +74,7 @@ func (c *Core) Push(now time.Time, topic string, payload []byte) (Message, error
 		return m, err
 	}
 	if !c.cache.hasRoom(size) {
-		c.stats.Backpressure++
-		return Message{}, ErrBackpressure
+		return Message{}, c.cacheFull()
 	}
 	enc := appendMessage(make([]byte, 0, size), c.cfg.ID, seq, created, topic, payload)
 	wm, _, err := decodeMessage(enc)

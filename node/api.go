@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -225,8 +226,9 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, gossip.ErrMessageTooLarge):
 		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
 	case errors.Is(err, gossip.ErrBackpressure):
-		// A cache full of spreading messages drains within CacheRounds rounds.
-		w.Header().Set("Retry-After", strconv.Itoa(a.retryAfterSeconds()))
+		// The core says when its backlog will have spread; HTTP counts
+		// whole seconds.
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(err)))
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, ErrClosed), errors.Is(err, ErrValidatorUnavailable):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
@@ -239,10 +241,11 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (a *API) retryAfterSeconds() int {
-	gc := a.node.core.Config()
-	// A few rounds usually free room; never less than a second.
-	return max(1, int((4*gc.Interval).Seconds()+0.999))
+// retryAfterSeconds is a backpressure refusal's wait rounded up to whole
+// seconds, never less than one.
+func retryAfterSeconds(err error) int {
+	d, _ := gossip.RetryAfterOf(err)
+	return max(1, int(math.Ceil(d.Seconds())))
 }
 
 // MessageJSON is a message as the API shows it.

@@ -233,7 +233,7 @@ func (c *localCluster) close() error {
 
 // publishRetrying publishes message index, of size bytes, from n. While n
 // refuses with gossip.ErrBackpressure it counts a wait in waits, pauses
-// and tries again with a new send time. It returns the send time of the
+// for the refusal's RetryAfter (or pause if it has none) and tries again with a new send time. It returns the send time of the
 // publish that succeeded and the time it returned, both read from now.
 func publishRetrying(ctx context.Context, n benchNode, index, size int, pause time.Duration,
 	now func() time.Duration, waits *atomic.Uint64) (sent, returned time.Duration, err error) {
@@ -252,7 +252,11 @@ func publishRetrying(ctx context.Context, n benchNode, index, size int, pause ti
 			return 0, 0, fmt.Errorf("bench: publishing message %d: %w", index, err)
 		}
 		waits.Add(1)
-		if !sleep(ctx, pause) {
+		wait := pause
+		if d, ok := gossip.RetryAfterOf(err); ok && d > 0 {
+			wait = d // the core's own estimate of when its backlog will have spread
+		}
+		if !sleep(ctx, wait) {
 			return 0, 0, ctx.Err()
 		}
 	}
