@@ -57,7 +57,7 @@ func (c *Core) Push(now time.Time, topic string, payload []byte) (Message, error
 		c.sign.runFirst = seq
 	}
 	if c.spreadGauge.first == 0 {
-		c.spreadGauge.first = seq
+		c.spreadGauge.firstPublished(seq)
 	}
 	size := EncodedMessageSize(seq, created, len(topic), len(payload))
 	if wire.HeaderSize+size > c.cfg.MaxPacketSize {

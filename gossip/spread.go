@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 )
 
@@ -67,12 +68,23 @@ func (g *spreadGauge) frontier() uint64 {
 func (c *Core) observePull(req *PullRequest) {
 	g := &c.spreadGauge
 	w := uint64(c.cfg.SpreadWindow)
-	if c.cfg.SpreadWindow <= 0 || g.first == 0 || !req.covers(c.ownTag) {
+	if c.cfg.SpreadWindow <= 0 || !req.covers(c.ownTag) {
+		return
+	}
+	if g.first == 0 {
+		g.cur = 1 // a puller was seen; published() moves it to the first seq
 		return
 	}
 	lo := g.first
 	if c.nextSeq-lo > w {
 		lo = c.nextSeq - w
+	}
+	// What left the cache is anti-entropy's: waiting would not spread it.
+	if oe := c.cache.byOrigin[c.cfg.ID]; oe != nil {
+		lo = max(lo, oe.firstLive())
+	}
+	if lo >= c.nextSeq {
+		lo = c.nextSeq
 	}
 	lacking := c.nextSeq - lo
 	for i := range req.Origins {
@@ -90,6 +102,18 @@ func (c *Core) observePull(req *PullRequest) {
 	f := c.nextSeq - lacking
 	if g.cur == 0 || f < g.cur {
 		g.cur = f
+	}
+}
+
+// firstPublished starts the gauge at seq, this run's first message: the
+// pullers seen so far lack it, until they say otherwise.
+func (g *spreadGauge) firstPublished(seq uint64) {
+	g.first = seq
+	if g.cur != 0 {
+		g.cur = seq
+	}
+	if g.prev != 0 {
+		g.prev = seq
 	}
 }
 
@@ -125,6 +149,25 @@ func (c *Core) admit() error {
 		RetryAfter: c.spreadWait(float64(backlog - uint64(c.cfg.SpreadWindow) + 1)),
 		Reason:     fmt.Sprintf("%d of this node's messages not yet spread (SpreadWindow %d)", backlog, c.cfg.SpreadWindow),
 	}
+}
+
+// liveFrom returns the first live entry with seq f or above; nil if none.
+func (oe *originEntries) liveFrom(f uint64) *cacheEntry {
+	i := sort.Search(len(oe.entries), func(i int) bool { return oe.entries[i].msg.Seq >= f })
+	for ; i < len(oe.entries); i++ {
+		if e := oe.entries[i]; !e.dead {
+			return e
+		}
+	}
+	return nil
+}
+
+// firstLive is the seq of the oldest live entry; MaxUint64 if none.
+func (oe *originEntries) firstLive() uint64 {
+	if e := oe.liveFrom(0); e != nil {
+		return e.msg.Seq
+	}
+	return ^uint64(0)
 }
 
 // spreadWait is how long n messages take to spread at the measured rate:
