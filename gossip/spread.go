@@ -72,7 +72,7 @@ func (c *Core) observePull(req *PullRequest) {
 		return
 	}
 	if g.first == 0 {
-		g.cur = 1 // a puller was seen; published() moves it to the first seq
+		g.cur = 1 // a puller was seen; firstPublished moves it to the first seq
 		return
 	}
 	lo := g.first
