@@ -57,10 +57,11 @@ type Core struct {
 	fromSub      bool           // from is a subscription of this node
 	dupSeen      bool           // the datagram being handled brought a message already here
 
-	sign       signer    // this node's messages not yet signed (sign.go)
-	pend       pending   // messages held back for their origin's statement (pending.go)
-	penalties  penalties // peers charged with offences (penalty.go)
-	verdicts   verdicts  // messages waiting for the application's verdict (validate.go)
+	sign       signer         // this node's messages not yet signed (sign.go)
+	stmtPeers  statementPeers // peers whose latest pull announced statements
+	pend       pending        // messages held back for their origin's statement (pending.go)
+	penalties  penalties      // peers charged with offences (penalty.go)
+	verdicts   verdicts       // messages waiting for the application's verdict (validate.go)
 	trustStats TrustStats
 
 	ownTag      OriginTag   // TagOf(cfg.ID)

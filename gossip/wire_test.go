@@ -146,6 +146,9 @@ func FuzzDecodePullRequest(f *testing.F) {
 	f.Add(AppendPullRequest(nil, &PullRequest{Origins: []OriginRanges{{Origin: 3, Ranges: []SeqRange{{2, 4}}}},
 		LongPoll: LongPoll{Park: 400 * time.Millisecond, Eager: 66 * time.Millisecond}}))
 	f.Add(AppendPullRequest(nil, &PullRequest{LongPoll: LongPoll{Park: MaxLongPoll, Eager: MaxLongPoll}}))
+	f.Add(AppendPullRequest(nil, &PullRequest{Origins: []OriginRanges{{Origin: 3, Ranges: []SeqRange{{2, 4}}}},
+		LongPoll: LongPoll{Park: time.Second, Eager: time.Second}, Statements: true}))
+	f.Add(AppendPullRequest(nil, &PullRequest{Statements: true}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodePullRequest(b)
 		if err != nil {
