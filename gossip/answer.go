@@ -20,7 +20,7 @@ func (c *Core) handlePull(now time.Time, from netip.AddrPort, body []byte) {
 	}
 	c.stats.PullsIn++
 	c.observePull(req)
-	c.stmtPeers.note(from, req.Statements)
+	c.notePullStatements(from, req.Statements)
 	skipFresh := false
 	if c.longPoll() {
 		skipFresh = req.LongPoll.SkipFresh

@@ -143,11 +143,11 @@ type Config struct {
 	// SigningKey, when set, is this node's Ed25519 key, whose public key's
 	// NodeIDOf must be ID: the core then signs its messages with
 	// statements and accepts, delivers and relays no message that its
-	// origin's statement does not verify (sign.go, pending.go). Every
-	// core's pulls announce that it understands statements, signing or
-	// not; only such pullers get any (statement_peers.go). Nodes that
-	// predate statements get none and take a signing origin's messages
-	// unverified. Default nil: off.
+	// origin's statement does not verify (sign.go, pending.go). Its pulls
+	// announce that it understands statements, as do those of a core that
+	// does not sign once a peer's did; only such pullers get any
+	// (statement_peers.go). Nodes that predate statements get none and
+	// take a signing origin's messages unverified. Default nil: off.
 	SigningKey ed25519.PrivateKey
 	// SignWindow paces this node's statements: one per SignWindow,
 	// sustained, after a burst of four. Up to one message per SignWindow,

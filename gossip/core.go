@@ -59,6 +59,7 @@ type Core struct {
 
 	sign       signer         // this node's messages not yet signed (sign.go)
 	stmtPeers  statementPeers // peers whose latest pull announced statements
+	stmtsHeard bool           // a peer announced statements: this node does too
 	pend       pending        // messages held back for their origin's statement (pending.go)
 	penalties  penalties      // peers charged with offences (penalty.go)
 	verdicts   verdicts       // messages waiting for the application's verdict (validate.go)

@@ -200,7 +200,7 @@ func TestParkedSendsRespectTheRoundBudget(t *testing.T) {
 // A core with long-poll off is a node that predates it: its pulls carry
 // no option, it parks nothing, and a hint is a type it does not know.
 func TestLongPollOffIsAnOldNode(t *testing.T) {
-	c, err := New(Config{ID: testOrigin(1), Peers: fixedPeers{addr(1)}, MaxPark: -1, predatesStatements: true})
+	c, err := New(Config{ID: testOrigin(1), Peers: fixedPeers{addr(1)}, MaxPark: -1})
 	require.NoError(t, err)
 	var pulls int
 	for now := t0; now.Before(t0.Add(time.Second)); now = now.Add(10 * time.Millisecond) {

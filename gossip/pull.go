@@ -37,7 +37,7 @@ func (c *Core) sendPullClaiming(peer netip.AddrPort, lp LongPoll, claims []Origi
 		}
 	}
 	limit := c.cfg.MaxPacketSize - wire.HeaderSize - 2 - 10 // header, partition bytes, origin count
-	stmts := !c.cfg.predatesStatements
+	stmts := c.announcesStatements()
 	if stmts {
 		limit -= statementsOptionSize
 	}

@@ -14,6 +14,23 @@ import (
 // statement covers unverified, as they would from an origin that does not
 // sign.
 
+// A node announces statements when it signs, or once a peer has announced
+// them: a cluster where no node signs pulls as before the option, byte for
+// byte, and in one where some do every node that knows statements soon
+// announces them, so that those that do not sign relay statements too.
+
+// announcesStatements reports whether this node's pulls announce
+// statements.
+func (c *Core) announcesStatements() bool {
+	return !c.cfg.predatesStatements && (c.signing() || c.stmtsHeard)
+}
+
+// notePullStatements records what a pull from peer announced.
+func (c *Core) notePullStatements(peer netip.AddrPort, understands bool) {
+	c.stmtPeers.note(peer, understands)
+	c.stmtsHeard = c.stmtsHeard || understands
+}
+
 // maxStatementPeers bounds the peers remembered as understanding
 // statements. Past it the longest remembered is forgotten: it gets no
 // statements until its next pull, whose answer brings what it lacks.
