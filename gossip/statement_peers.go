@@ -73,5 +73,5 @@ func isStatementEncoding(enc []byte) bool {
 			return false
 		}
 	}
-	return len(b) >= 2 && b[0] == 0 && b[1] == kindStatement
+	return len(b) >= 2 && b[0] == 0 && (b[1] == kindStatement || b[1] == kindKeylessStatement)
 }
