@@ -18,7 +18,8 @@ func (c *Core) handleMessages(now time.Time, body []byte) {
 	n := 0
 	for b := body; len(b) > 0; n++ {
 		wm, rest, err := decodeMessage(b)
-		if err != nil || wm.seq == math.MaxUint64 || !wm.isStatement() && validateTopic(wm.topic) != nil {
+		if err != nil || wm.seq == math.MaxUint64 || !wm.isStatement() && validateTopic(wm.topic) != nil ||
+			wm.isStatement() && c.cfg.predatesStatements {
 			c.drop(DropMalformed, 1)
 			return
 		}

@@ -20,6 +20,7 @@ func (c *Core) handlePull(now time.Time, from netip.AddrPort, body []byte) {
 	}
 	c.stats.PullsIn++
 	c.observePull(req)
+	c.notePullStatements(from, req.Statements)
 	skipFresh := false
 	if c.longPoll() {
 		skipFresh = req.LongPoll.SkipFresh
@@ -121,6 +122,9 @@ type answer struct {
 	spent  int
 	start  int  // arena offset of the open datagram, or -1
 	cut    bool // a message was left out for want of budget
+	// statements: to understands them (statement_peers.go); else they are
+	// left out.
+	statements bool
 	// With fresh, messages that entered the cache after freshAfter are
 	// left out.
 	fresh      bool
@@ -140,6 +144,9 @@ func (a *answer) addEncoded(enc []byte) bool {
 	n := len(enc)
 	if wire.HeaderSize+n > c.cfg.MaxPacketSize {
 		return true // from a peer with larger datagrams; never forwarded
+	}
+	if !a.statements && isStatementEncoding(enc) {
+		return true // the peer would drop the whole datagram
 	}
 	if a.spent+n > a.budget {
 		a.cut = true
@@ -162,7 +169,7 @@ func (a *answer) addEncoded(enc []byte) bool {
 // within what is left of the peer's budget this round. finish ends it.
 func (c *Core) answerTo(peer netip.AddrPort, limit int) answer {
 	pr := c.peerRoundOf(peer)
-	return answer{c: c, to: peer, pr: pr, budget: min(limit, c.allowance(pr)), start: -1}
+	return answer{c: c, to: peer, pr: pr, budget: min(limit, c.allowance(pr)), start: -1, statements: c.stmtPeers.understands(peer)}
 }
 
 // finish sends what is left of the answer and charges it to the peer's

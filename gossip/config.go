@@ -143,10 +143,11 @@ type Config struct {
 	// SigningKey, when set, is this node's Ed25519 key, whose public key's
 	// NodeIDOf must be ID: the core then signs its messages with
 	// statements and accepts, delivers and relays no message that its
-	// origin's statement does not verify (sign.go, pending.go). Every node
-	// of a cluster must run a version that knows statements before any
-	// signs: older ones drop their datagrams as malformed. Default nil:
-	// off.
+	// origin's statement does not verify (sign.go, pending.go). Its pulls
+	// announce that it understands statements, as do those of a core that
+	// does not sign once a peer's did; only such pullers get any
+	// (statement_peers.go). Nodes that predate statements get none and
+	// take a signing origin's messages unverified. Default nil: off.
 	SigningKey ed25519.PrivateKey
 	// SignWindow paces this node's statements: one per SignWindow,
 	// sustained, after a burst of four. Up to one message per SignWindow,
@@ -155,6 +156,12 @@ type Config struct {
 	// verifying cost each node about 50µs per SignWindow whatever the
 	// rate. Default 10ms.
 	SignWindow time.Duration
+
+	// predatesStatements makes this core play a node built before
+	// statements, for tests of mixed clusters (export_test.go): it drops a
+	// MESSAGES datagram that holds one as malformed, and its pulls do not
+	// announce statements.
+	predatesStatements bool
 
 	// Validate makes every message wait, before it is accepted, for the
 	// caller's verdict: it comes out in Ready.Validate and is accepted,

@@ -57,10 +57,13 @@ type Core struct {
 	fromSub      bool           // from is a subscription of this node
 	dupSeen      bool           // the datagram being handled brought a message already here
 
-	sign       signer    // this node's messages not yet signed (sign.go)
-	pend       pending   // messages held back for their origin's statement (pending.go)
-	penalties  penalties // peers charged with offences (penalty.go)
-	verdicts   verdicts  // messages waiting for the application's verdict (validate.go)
+	sign       signer         // this node's messages not yet signed (sign.go)
+	stmtPeers  statementPeers // peers whose latest pull announced statements
+	stmtsHeard bool           // a peer announced statements: this node does too
+	keys       knownKeys      // origins' verified keys, and keyless statements waiting for one (keys.go)
+	pend       pending        // messages held back for their origin's statement (pending.go)
+	penalties  penalties      // peers charged with offences (penalty.go)
+	verdicts   verdicts       // messages waiting for the application's verdict (validate.go)
 	trustStats TrustStats
 
 	ownTag      OriginTag   // TagOf(cfg.ID)
@@ -192,6 +195,7 @@ func (c *Core) startRound(now time.Time) {
 	c.roundPeers = c.cfg.Peers.SamplePeers(c.rng, c.cfg.Fanout, c.roundPeers[:0])
 	c.roundPeers = c.penalties.filter(c.rng, c.round, c.roundPeers)
 	c.expirePending()
+	c.expireKeyless()
 	if len(c.verdicts.waiting) > 0 {
 		c.expireVerdicts(now)
 	}

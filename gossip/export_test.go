@@ -67,3 +67,7 @@ func Statements(d []byte) int {
 	}
 	return n
 }
+
+// PredatesStatements makes a core play a node built before statements: it
+// drops a MESSAGES datagram holding one as malformed, as such a node does.
+func PredatesStatements(c *Config) { c.predatesStatements = true }

@@ -220,10 +220,21 @@ func (c *Core) acceptStatement(now time.Time, wm *wireMessage) {
 	if !fresh {
 		return
 	}
-	if !verifyStatement(wm) {
+	pub := wm.stmt.pub
+	if pub == nil {
+		if pub = c.keyOf(wm.origin); pub == nil {
+			c.waitForKey(wm, id)
+			return
+		}
+	}
+	if !verifyStatement(wm, pub) {
 		// Not held: the genuine statement at this number is still pulled.
 		c.forged(c.from)
 		return
+	}
+	if wm.stmt.pub != nil && c.keyOf(wm.origin) == nil {
+		c.keys.learnKey(wm.origin, pub)
+		defer c.keyLearned(now, wm.origin)
 	}
 	if _, err := c.cfg.Filter.Add(id, c.expiry(wm.created)); err != nil {
 		c.filterDrop(err)

@@ -23,8 +23,8 @@ func (c *Core) sendPullClaiming(peer netip.AddrPort, lp LongPoll, claims []Origi
 	c.ranges = c.ranges[:0]
 	for i := range c.held.origins {
 		o := &c.held.origins[i]
-		if o.tag == LongPollTag {
-			continue // would read as the option: its messages come again, as duplicates
+		if o.tag == LongPollTag || o.tag == StatementsTag {
+			continue // would read as an option: its messages come again, as duplicates
 		}
 		c.ranges = append(c.ranges, OriginRanges{Origin: o.tag, Ranges: digestRanges(o.ranges, c.cfg.MaxRangesPerOrigin, c.stats.PullsSent)})
 	}
@@ -37,6 +37,10 @@ func (c *Core) sendPullClaiming(peer netip.AddrPort, lp LongPoll, claims []Origi
 		}
 	}
 	limit := c.cfg.MaxPacketSize - wire.HeaderSize - 2 - 10 // header, partition bytes, origin count
+	stmts := c.announcesStatements()
+	if stmts {
+		limit -= statementsOptionSize
+	}
 	optLimit := limit
 	if lp.Park > 0 {
 		optLimit -= longPollSize(lp)
@@ -56,7 +60,7 @@ func (c *Core) sendPullClaiming(peer netip.AddrPort, lp LongPoll, claims []Origi
 		c.polled(peer, lp)
 	}
 	for p := 0; p < 1<<bits; p++ {
-		req := PullRequest{PartitionBits: bits, Partition: uint8(p), LongPoll: lp}
+		req := PullRequest{PartitionBits: bits, Partition: uint8(p), LongPoll: lp, Statements: stmts}
 		size := 0
 		for _, o := range c.ranges {
 			if partitionOf(o.Origin, bits) != uint8(p) {

@@ -21,8 +21,13 @@ import (
 // docs/protocol.md, "STATEMENT", has the bytes.
 
 // kindStatement follows the 0x00 escape of the topic length byte, as
-// kindChunk does.
-const kindStatement = 0x02
+// kindChunk does: a statement that carries its origin's public key.
+// kindKeylessStatement is one that does not: the receiver knows the key
+// from an earlier statement (keys.go).
+const (
+	kindStatement        = 0x02
+	kindKeylessStatement = 0x03
+)
 
 // MaxStatementRange bounds the sequence numbers one statement covers, and
 // so what a receiver must hold back for one.
@@ -42,18 +47,23 @@ const (
 type statement struct {
 	n    uint64 // the statement covers [seq-n, seq)
 	hash []byte // 32: rangeHash of the IDs of [seq-n, seq)
-	pub  []byte // 32: the origin's public key
+	pub  []byte // 32: the origin's public key; nil in a keyless statement
 	sig  []byte // 64
 }
 
 // statementBodySize is the size of a statement's body after the kind byte,
-// for a range of n.
-func statementBodySize(n uint64) int {
-	return uvarintLen(n) + sha256.Size + ed25519.PublicKeySize + ed25519.SignatureSize
+// for a range of n, with or without the key.
+func statementBodySize(n uint64, keyed bool) int {
+	size := uvarintLen(n) + sha256.Size + ed25519.SignatureSize
+	if keyed {
+		size += ed25519.PublicKeySize
+	}
+	return size
 }
 
-// decodeStatement decodes the body that follows a statement's kind byte.
-func decodeStatement(b []byte, seq uint64) (statement, []byte, error) {
+// decodeStatement decodes the body that follows a statement's kind byte:
+// with the key, or without.
+func decodeStatement(b []byte, seq uint64, keyed bool) (statement, []byte, error) {
 	var s statement
 	var err error
 	if s.n, b, err = readUvarint(b); err != nil {
@@ -62,12 +72,13 @@ func decodeStatement(b []byte, seq uint64) (statement, []byte, error) {
 	if s.n == 0 || s.n > MaxStatementRange || s.n > seq {
 		return s, nil, fmt.Errorf("%w: a statement of %d messages at sequence number %d", wire.ErrMalformed, s.n, seq)
 	}
-	const rest = sha256.Size + ed25519.PublicKeySize + ed25519.SignatureSize
-	if len(b) < rest {
+	if len(b) < statementBodySize(s.n, keyed)-uvarintLen(s.n) {
 		return s, nil, wire.ErrTruncated
 	}
 	s.hash, b = b[:sha256.Size], b[sha256.Size:]
-	s.pub, b = b[:ed25519.PublicKeySize], b[ed25519.PublicKeySize:]
+	if keyed {
+		s.pub, b = b[:ed25519.PublicKeySize], b[ed25519.PublicKeySize:]
+	}
 	s.sig, b = b[:ed25519.SignatureSize], b[ed25519.SignatureSize:]
 	return s, b, nil
 }
@@ -82,34 +93,44 @@ func signedBytes(dst []byte, origin NodeID, seq uint64, createdMillis int64, n u
 	return append(dst, rangeHash...)
 }
 
-// appendStatement appends the encoding of a statement signed with key.
-func appendStatement(dst []byte, key ed25519.PrivateKey, origin NodeID, seq uint64, createdMillis int64, n uint64, rangeHash []byte) []byte {
+// appendStatement appends the encoding of a statement signed with key,
+// carrying its public key if keyed.
+func appendStatement(dst []byte, key ed25519.PrivateKey, origin NodeID, seq uint64, createdMillis int64, n uint64, rangeHash []byte, keyed bool) []byte {
 	var msg [len(statementDomain) + 16 + 24 + sha256.Size]byte
 	sig := ed25519.Sign(key, signedBytes(msg[:0], origin, seq, createdMillis, n, rangeHash))
-	return appendStatementFields(dst, origin, seq, createdMillis, n, rangeHash, key.Public().(ed25519.PublicKey), sig)
+	var pub []byte
+	if keyed {
+		pub = key.Public().(ed25519.PublicKey)
+	}
+	return appendStatementFields(dst, origin, seq, createdMillis, n, rangeHash, pub, sig)
 }
 
-// appendStatementFields appends the encoding of a statement from its fields.
+// appendStatementFields appends the encoding of a statement from its
+// fields: keyless if pub is nil.
 func appendStatementFields(dst []byte, origin NodeID, seq uint64, createdMillis int64, n uint64, rangeHash, pub, sig []byte) []byte {
 	dst = append(dst, origin[:]...)
 	dst = binary.AppendUvarint(dst, seq)
 	dst = binary.AppendUvarint(dst, uint64(createdMillis))
-	dst = append(dst, 0, kindStatement)
+	kind := byte(kindStatement)
+	if pub == nil {
+		kind = kindKeylessStatement
+	}
+	dst = append(dst, 0, kind)
 	dst = binary.AppendUvarint(dst, n)
 	dst = append(dst, rangeHash...)
 	dst = append(dst, pub...)
 	return append(dst, sig...)
 }
 
-// verifyStatement checks that wm, a decoded statement, carries its
-// origin's key and that key's signature.
-func verifyStatement(wm *wireMessage) bool {
+// verifyStatement checks that pub, the key wm carries or the one known for
+// its origin, is its origin's key and signed wm.
+func verifyStatement(wm *wireMessage, pub []byte) bool {
 	s := &wm.stmt
-	if NodeIDOf(s.pub) != wm.origin {
+	if len(pub) != ed25519.PublicKeySize || NodeIDOf(pub) != wm.origin {
 		return false
 	}
 	var msg [len(statementDomain) + 16 + 24 + sha256.Size]byte
-	return ed25519.Verify(s.pub, signedBytes(msg[:0], wm.origin, wm.seq, wm.created, s.n, s.hash), s.sig)
+	return ed25519.Verify(pub, signedBytes(msg[:0], wm.origin, wm.seq, wm.created, s.n, s.hash), s.sig)
 }
 
 // rangeHasher hashes the IDs of a statement's range in order: gathered in
@@ -136,6 +157,31 @@ type signer struct {
 	// tat SignWindow on from max(tat, now).
 	tat    time.Time
 	hasher rangeHasher
+	// made counts the statements made since start; keyedAt is when the
+	// last that carried the key was made (keyedNow).
+	made    uint64
+	keyedAt time.Time
+}
+
+// A signing origin's statement carries its public key when it is its
+// first since start, every keyEvery-th, and when keyInterval has passed
+// since the last that did; the others leave it out, 32 bytes less, and
+// receivers verify them with the key they cached (keys.go). A receiver
+// that lacks the key waits for the next keyed one: at most keyEvery
+// statements or keyInterval, well within unsignedRounds.
+const (
+	keyEvery    = 64
+	keyInterval = 2 * time.Second
+)
+
+// keyedNow reports whether the statement being made at now carries the key.
+func (s *signer) keyedNow(now time.Time) bool {
+	keyed := s.made%keyEvery == 0 || !now.Before(s.keyedAt.Add(keyInterval))
+	if keyed {
+		s.keyedAt = now
+	}
+	s.made++
+	return keyed
 }
 
 // signing reports whether this core signs its messages and requires
@@ -196,7 +242,8 @@ func (c *Core) signNow(now time.Time) {
 	n := uint64(len(s.ids))
 	seq := s.first + n
 	created := max(now.UnixMilli(), 1)
-	enc := appendStatement(make([]byte, 0, 64+statementBodySize(n)+16), c.cfg.SigningKey, c.cfg.ID, seq, created, n, sum[:])
+	keyed := s.keyedNow(now)
+	enc := appendStatement(make([]byte, 0, 64+statementBodySize(n, keyed)+16), c.cfg.SigningKey, c.cfg.ID, seq, created, n, sum[:], keyed)
 	s.ids = s.ids[:0]
 	if s.tat.Before(now) {
 		s.tat = now

@@ -11,10 +11,10 @@ import (
 
 func BenchmarkVerifyStatement(b *testing.B) {
 	key, origin := testKeyOrigin()
-	enc := appendStatement(nil, key, origin, 1000, 1_700_000_000_000, 100, make([]byte, 32))
+	enc := appendStatement(nil, key, origin, 1000, 1_700_000_000_000, 100, make([]byte, 32), true)
 	wm, _, _ := decodeMessage(enc)
 	for b.Loop() {
-		if !verifyStatement(&wm) {
+		if !verifyStatement(&wm, wm.stmt.pub) {
 			b.Fatal("bad")
 		}
 	}

@@ -25,8 +25,8 @@ func testKeyOrigin() (ed25519.PrivateKey, NodeID) {
 func TestStatementRoundTripAndVerify(t *testing.T) {
 	key, origin := testKeyOrigin()
 	hash := sha256.Sum256([]byte("ids"))
-	enc := appendStatement(nil, key, origin, 1000, 1_700_000_000_000, 7, hash[:])
-	require.Len(t, enc, 16+2+6+2+statementBodySize(7))
+	enc := appendStatement(nil, key, origin, 1000, 1_700_000_000_000, 7, hash[:], true)
+	require.Len(t, enc, 16+2+6+2+statementBodySize(7, true))
 	wm, rest, err := decodeMessage(enc)
 	require.NoError(t, err)
 	require.Empty(t, rest)
@@ -35,7 +35,7 @@ func TestStatementRoundTripAndVerify(t *testing.T) {
 	require.Equal(t, uint64(7), wm.stmt.n)
 	require.Equal(t, hash[:], wm.stmt.hash)
 	require.Equal(t, enc, wm.raw)
-	require.True(t, verifyStatement(&wm))
+	require.True(t, verifyStatement(&wm, wm.stmt.pub))
 
 	// Each signed field changed, or the key of another origin: refused.
 	for name, change := range map[string]func(b []byte){
@@ -51,14 +51,14 @@ func TestStatementRoundTripAndVerify(t *testing.T) {
 		change(bad)
 		wm, _, err := decodeMessage(bad)
 		require.NoError(t, err, name)
-		require.False(t, verifyStatement(&wm), name)
+		require.False(t, verifyStatement(&wm, wm.stmt.pub), name)
 	}
 	// Another key, even a valid signature of it, does not speak for origin.
 	other := ed25519.NewKeyFromSeed(append(make([]byte, 31), 1))
-	forged := appendStatement(nil, other, origin, 1000, 1_700_000_000_000, 7, hash[:])
+	forged := appendStatement(nil, other, origin, 1000, 1_700_000_000_000, 7, hash[:], true)
 	wm, _, err = decodeMessage(forged)
 	require.NoError(t, err)
-	require.False(t, verifyStatement(&wm))
+	require.False(t, verifyStatement(&wm, wm.stmt.pub))
 
 	_, err = ParseMessage(enc)
 	require.ErrorIs(t, err, ErrStatement)
@@ -83,11 +83,11 @@ func TestStatementDecodeRejects(t *testing.T) {
 		{"range below zero", 10, 11},
 		{"range too long", 1 << 20, MaxStatementRange + 1},
 	} {
-		enc := appendStatement(nil, key, origin, tc.seq, 5, tc.n, hash)
+		enc := appendStatement(nil, key, origin, tc.seq, 5, tc.n, hash, true)
 		_, _, err := decodeMessage(enc)
 		require.ErrorIs(t, err, wire.ErrMalformed, tc.name)
 	}
-	enc := appendStatement(nil, key, origin, 10, 5, 3, hash)
+	enc := appendStatement(nil, key, origin, 10, 5, 3, hash, true)
 	for i := 16 + 1 + 1 + 2; i < len(enc); i++ {
 		_, _, err := decodeMessage(enc[:i])
 		require.Error(t, err, "truncated at %d", i)
@@ -98,8 +98,10 @@ func TestStatementDecodeRejects(t *testing.T) {
 // same bytes, and verifies only if it is what the key signed.
 func FuzzDecodeStatement(f *testing.F) {
 	key, origin := testKeyOrigin()
-	f.Add(appendStatement(nil, key, origin, 10, 5, 3, make([]byte, 32)))
-	f.Add(appendStatement(nil, key, origin, 1<<50, 1_700_000_000_000, MaxStatementRange, make([]byte, 32)))
+	f.Add(appendStatement(nil, key, origin, 10, 5, 3, make([]byte, 32), true))
+	f.Add(appendStatement(nil, key, origin, 1<<50, 1_700_000_000_000, MaxStatementRange, make([]byte, 32), true))
+	f.Add(appendStatement(nil, key, origin, 10, 5, 3, make([]byte, 32), false))
+	pub := key.Public().(ed25519.PublicKey)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		wm, rest, err := decodeMessage(b)
 		if err != nil || !wm.isStatement() {
@@ -109,7 +111,10 @@ func FuzzDecodeStatement(f *testing.F) {
 		require.True(t, s.n >= 1 && s.n <= MaxStatementRange && s.n <= wm.seq)
 		out := appendStatementFields(nil, wm.origin, wm.seq, wm.created, s.n, s.hash, s.pub, s.sig)
 		require.Equal(t, b[:len(b)-len(rest)], out)
-		if verifyStatement(&wm) {
+		if verifyStatement(&wm, wm.stmt.pub) {
+			require.Equal(t, origin, wm.origin)
+		}
+		if s.pub == nil && verifyStatement(&wm, pub) { // keyless: with the key cached
 			require.Equal(t, origin, wm.origin)
 		}
 	})
@@ -215,7 +220,7 @@ func TestStatementExample(t *testing.T) {
 	}
 	var sum [32]byte
 	h.sum(&sum)
-	enc := appendStatement(wire.AppendHeader(nil, wire.Messages), key, origin, 45, 1_700_000_000_123, 3, sum[:])
+	enc := appendStatement(wire.AppendHeader(nil, wire.Messages), key, origin, 45, 1_700_000_000_123, 3, sum[:], true)
 	want := "48530102" + "139e3940e64b5491722088d9a0d74162" + "2d" + "fbd095ffbc31" + "0002" + "03" +
 		"ced2a0ff24325e066320aa997f4488ef42e3acd07728edee09b8e66ea0f08da9" +
 		"3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29" +
@@ -243,11 +248,11 @@ func FuzzSignedCoreHandle(f *testing.F) {
 	}
 	var sum [32]byte
 	h.sum(&sum)
-	stmt := appendStatement(nil, key, origin, 103, now, 3, sum[:])
+	stmt := appendStatement(nil, key, origin, 103, now, 3, sum[:], true)
 	f.Add(d)
 	f.Add(append(wire.AppendHeader(nil, wire.Messages), stmt...))
 	f.Add(appendMessage(wire.AppendHeader(nil, wire.Messages), origin, 101, now, "a", []byte("forged")))
-	f.Add(appendStatement(wire.AppendHeader(nil, wire.Messages), testKey(), origin, 200, now, 1, make([]byte, 32)))
+	f.Add(appendStatement(wire.AppendHeader(nil, wire.Messages), testKey(), origin, 200, now, 1, make([]byte, 32), true))
 	own := ed25519.NewKeyFromSeed(append(make([]byte, 31), 9))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := New(Config{ID: NodeIDOf(own.Public().(ed25519.PublicKey)), SigningKey: own, Peers: fixedPeers{addr(1)}})
@@ -299,7 +304,7 @@ func TestPendingBoundPerSender(t *testing.T) {
 	}
 	var sum [32]byte
 	h.sum(&sum)
-	d = appendStatement(d, key, origin, 103, now, 3, sum[:])
+	d = appendStatement(d, key, origin, 103, now, 3, sum[:], true)
 	c.Ready()
 	c.Handle(t0, honest, d)
 	require.Len(t, c.Ready().Messages, 3)

@@ -6,6 +6,7 @@ package gossip
 type TrustStats struct {
 	StatementsOut   uint64 // statements this node signed
 	StatementsIn    uint64 // statements received whose signature verified, each once
+	AwaitedKey      uint64 // keyless statements that waited for their origin's key (keys.go)
 	Pending         uint64 // messages held back for a statement (each candidate once)
 	Verified        uint64 // messages a verified statement covered, then accepted
 	RangeMismatches uint64 // ranges whose candidates did not hash to the signed hash (a forgery in them)

@@ -96,9 +96,9 @@ func decodeMessage(b []byte) (wireMessage, []byte, error) {
 		if len(b) < 2 {
 			return m, nil, wire.ErrTruncated
 		}
-		if b[0] == kindStatement {
+		if b[0] == kindStatement || b[0] == kindKeylessStatement {
 			m.kind = kindStatement
-			if m.stmt, b, err = decodeStatement(b[1:], m.seq); err != nil {
+			if m.stmt, b, err = decodeStatement(b[1:], m.seq, b[0] == kindStatement); err != nil {
 				return m, nil, err
 			}
 			m.raw = start[:len(start)-len(b)]

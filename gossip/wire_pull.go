@@ -61,7 +61,23 @@ type PullRequest struct {
 	// LongPoll, when its Park is not zero, asks the peer to keep the pull
 	// open after answering it (long-poll.go).
 	LongPoll LongPoll
+	// Statements announces that the puller understands statements (kind
+	// 0x02, sign.go): only then may the peer send it any
+	// (statement_peers.go).
+	Statements bool
 }
+
+// StatementsTag is the origin tag under which a pull announces that it
+// understands statements: "hs.stmts" in ASCII. Like LongPollTag, a node
+// that predates it reads an origin it holds nothing of.
+const StatementsTag OriginTag = 0x68732e73746d7473
+
+// statementsVersion is the value of the option's one range: the
+// statements (sign.go) the puller understands.
+const statementsVersion = 1
+
+// statementsOptionSize is the encoded size of the statements option.
+const statementsOptionSize = 8 + 1 + 1 + 1
 
 // LongPoll is the long-poll option of a pull: after answering it at once,
 // the peer keeps ("parks") the pull for Park. For the first Eager of that,
@@ -132,9 +148,18 @@ func AppendPullRequest(dst []byte, r *PullRequest) []byte {
 	if r.LongPoll.set() {
 		n++
 	}
+	if r.Statements {
+		n++
+	}
 	dst = binary.AppendUvarint(dst, n)
 	for i := range r.Origins {
 		dst = appendOriginRanges(dst, &r.Origins[i])
+	}
+	if r.Statements {
+		// One range: first = the version understood, length 1. Before the
+		// long-poll option, which must come last.
+		dst = binary.BigEndian.AppendUint64(dst, uint64(StatementsTag))
+		dst = append(dst, 1, statementsVersion, 1)
 	}
 	if lp := r.LongPoll; lp.set() {
 		// One range: first = park_ms, length = 2 × eager_ms + skip_fresh
@@ -222,9 +247,10 @@ func (d *pullDecoder) decode(b []byte) (*PullRequest, error) {
 	}
 	r.Origins = r.Origins[:0]
 	r.LongPoll = LongPoll{}
+	r.Statements = false
 	d.ranges = d.ranges[:0]
 	d.spans = d.spans[:0]
-	if b, err = d.decodeOrigins(b, count, &r.LongPoll); err != nil {
+	if b, err = d.decodeOrigins(b, count, r); err != nil {
 		return nil, err
 	}
 	if len(b) != 0 {
@@ -235,12 +261,20 @@ func (d *pullDecoder) decode(b []byte) (*PullRequest, error) {
 }
 
 // decodeOrigins decodes count origin entries into d.req.Origins (their
-// ranges sliced by d.slice) and returns the rest of b. With lp non-nil, an
-// entry under LongPollTag is the long-poll option, decoded into lp: it must
-// come last. With lp nil (a hint), it is malformed.
-func (d *pullDecoder) decodeOrigins(b []byte, count uint64, lp *LongPoll) ([]byte, error) {
+// ranges sliced by d.slice) and returns the rest of b. With opts non-nil
+// (a pull), an entry under LongPollTag is the long-poll option, decoded
+// into opts.LongPoll: it must come last; one under StatementsTag is the
+// statements option, once at most, after every origin. With opts nil (a
+// hint), either is malformed. (A later version of statements would take
+// another tag, so that a puller announces each it speaks.)
+func (d *pullDecoder) decodeOrigins(b []byte, count uint64, opts *PullRequest) ([]byte, error) {
 	r := &d.req
 	var err error
+	var lp *LongPoll
+	if opts != nil {
+		lp = &opts.LongPoll
+	}
+	seenStatements := false
 	for i := uint64(0); i < count; i++ {
 		var o OriginRanges
 		if len(b) < 8 {
@@ -295,6 +329,18 @@ func (d *pullDecoder) decodeOrigins(b []byte, count uint64, lp *LongPoll) ([]byt
 			}
 			*lp = LongPoll{Park: time.Duration(park) * time.Millisecond, Eager: time.Duration(eager) * time.Millisecond, SkipFresh: flags&1 == 1}
 			continue
+		}
+		if o.Origin == StatementsTag {
+			if opts == nil || seenStatements || n != 1 || d.ranges[from] != (SeqRange{statementsVersion, statementsVersion + 1}) {
+				return nil, fmt.Errorf("%w: statements option not once, or not version %d", wire.ErrMalformed, statementsVersion)
+			}
+			seenStatements = true
+			opts.Statements = true
+			d.ranges = d.ranges[:from]
+			continue
+		}
+		if seenStatements {
+			return nil, fmt.Errorf("%w: an origin after the statements option", wire.ErrMalformed)
 		}
 		d.spans = append(d.spans, [2]int{from, len(d.ranges)})
 		r.Origins = append(r.Origins, o)

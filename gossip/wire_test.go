@@ -146,6 +146,9 @@ func FuzzDecodePullRequest(f *testing.F) {
 	f.Add(AppendPullRequest(nil, &PullRequest{Origins: []OriginRanges{{Origin: 3, Ranges: []SeqRange{{2, 4}}}},
 		LongPoll: LongPoll{Park: 400 * time.Millisecond, Eager: 66 * time.Millisecond}}))
 	f.Add(AppendPullRequest(nil, &PullRequest{LongPoll: LongPoll{Park: MaxLongPoll, Eager: MaxLongPoll}}))
+	f.Add(AppendPullRequest(nil, &PullRequest{Origins: []OriginRanges{{Origin: 3, Ranges: []SeqRange{{2, 4}}}},
+		LongPoll: LongPoll{Park: time.Second, Eager: time.Second}, Statements: true}))
+	f.Add(AppendPullRequest(nil, &PullRequest{Statements: true}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodePullRequest(b)
 		if err != nil {
@@ -164,7 +167,7 @@ func FuzzDecodeMessages(f *testing.F) {
 	f.Add(append(wire.AppendHeader(nil, wire.Messages), append(chunks.enc(0, nil), chunks.enc(2, nil)...)...))
 	f.Add(appendMessage(chunks.datagram(1, nil), testOrigin(4), 9, 5, "small", []byte("x")))
 	f.Add(appendStatement(appendMessage(wire.AppendHeader(nil, wire.Messages), testOrigin(5), 9, 5, "t", nil),
-		testKey(), testOrigin(5), 10, 5, 1, make([]byte, 32)))
+		testKey(), testOrigin(5), 10, 5, 1, make([]byte, 32), true))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ms, err := DecodeMessages(b)
 		if err != nil {
