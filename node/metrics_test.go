@@ -57,7 +57,7 @@ func TestMetricsExposition(t *testing.T) {
 			assert.Equal(t, dto.MetricType_GAUGE, f.GetType(), name)
 		}
 	}
-	assert.Equal(t, 46, hearsay, "the families docs/api.md lists")
+	assert.Equal(t, 48, hearsay, "the families docs/api.md lists")
 	assert.Contains(t, text, "hearsay_messages_published_total 1\n")
 	assert.Contains(t, text, `hearsay_datagrams_total{direction="out"} `)
 	for _, name := range []string{"go_goroutines", "go_memstats_heap_inuse_bytes", "process_cpu_seconds_total",
