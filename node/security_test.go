@@ -50,25 +50,11 @@ func TestTwoClustersWithDifferentKeysExchangeNothing(t *testing.T) {
 			c.Keyring = ringFor(t, "passphrase of cluster B")
 		}
 	})
-	boxes := c.inboxes()
 	for _, nd := range c.nodes {
 		require.True(t, nd.Encrypted())
 	}
-	_, err := c.nodes[0].Publish(context.Background(), "a", []byte("for A"))
-	require.NoError(t, err)
-	_, err = c.nodes[3].Publish(context.Background(), "b", []byte("for B"))
-	require.NoError(t, err)
-	for i, b := range boxes {
-		c.waitFor(10*time.Second, func() bool { return b.distinct() >= 1 }, "node %d", i)
-	}
-	c.run(40 * c.nodes[0].core.Config().Interval)
-	for i, b := range boxes {
-		require.Equal(t, 1, b.distinct(), "node %d got only its own cluster's message", i)
-		want := "a"
-		if i >= 3 {
-			want = "b"
-		}
-		require.Equal(t, want, b.all[0].Topic)
+	eachHalfHearsOnlyItself(t, c, "a", "b", "cluster's")
+	for i := range c.nodes {
 		require.NotZero(t, c.nodes[i].Stats().Drops["unknown_key"], "node %d counts the other cluster's datagrams", i)
 	}
 }
@@ -87,22 +73,8 @@ func TestCipherSuitesDoNotMix(t *testing.T) {
 			c.Logger = slog.New(slog.NewTextHandler(logs, nil))
 		}
 	})
-	boxes := c.inboxes()
-	_, err := c.nodes[0].Publish(context.Background(), "x", []byte("xchacha"))
-	require.NoError(t, err)
-	_, err = c.nodes[3].Publish(context.Background(), "a", []byte("aes"))
-	require.NoError(t, err)
-	for i, b := range boxes {
-		c.waitFor(10*time.Second, func() bool { return b.distinct() >= 1 }, "node %d", i)
-	}
-	c.run(40 * c.nodes[0].core.Config().Interval)
-	for i, b := range boxes {
-		require.Equal(t, 1, b.distinct(), "node %d got only its own suite's message", i)
-		want := "x"
-		if i >= 3 {
-			want = "a"
-		}
-		require.Equal(t, want, b.all[0].Topic)
+	eachHalfHearsOnlyItself(t, c, "x", "a", "suite's")
+	for i := range c.nodes {
 		drops := c.nodes[i].Stats().Drops
 		require.NotZero(t, drops["wrong_cipher"], "node %d counts the other suite's datagrams", i)
 		require.Zero(t, drops["auth_failed"], "node %d", i)
@@ -110,6 +82,31 @@ func TestCipherSuitesDoNotMix(t *testing.T) {
 	require.Contains(t, logs.String(), "the agents' --cipher differs?", "the operator is told which flag")
 	require.Equal(t, "xchacha20-poly1305", c.nodes[0].Status().Cipher)
 	require.Equal(t, "aes-256-gcm", c.nodes[3].Status().Cipher, "status names the suite")
+}
+
+// eachHalfHearsOnlyItself publishes topic first on node 0 and topic second
+// on node 3 of a six-node cluster split in halves that cannot open each
+// other's datagrams, and checks, long after both have spread, that every
+// node got only its own half's message.
+func eachHalfHearsOnlyItself(t *testing.T, c *memCluster, first, second, half string) {
+	t.Helper()
+	boxes := c.inboxes()
+	_, err := c.nodes[0].Publish(context.Background(), first, []byte(first))
+	require.NoError(t, err)
+	_, err = c.nodes[3].Publish(context.Background(), second, []byte(second))
+	require.NoError(t, err)
+	for i, b := range boxes {
+		c.waitFor(10*time.Second, func() bool { return b.distinct() >= 1 }, "node %d", i)
+	}
+	c.run(40 * c.nodes[0].core.Config().Interval)
+	for i, b := range boxes {
+		require.Equal(t, 1, b.distinct(), "node %d got only its own %s message", i, half)
+		want := first
+		if i >= 3 {
+			want = second
+		}
+		require.Equal(t, want, b.all[0].Topic)
+	}
 }
 
 // A key rotation across five running nodes loses no message published
