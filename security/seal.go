@@ -99,8 +99,9 @@ type Sealer struct {
 	suite  Suite
 
 	xaesMu      sync.Mutex
-	xaesSenders map[KeyID]*xaesSender // this sealer's nonce prefix per key
-	xaesOpened  xaesCache             // the AEADs of the prefixes opened
+	xaesSenders map[KeyID]*xaesSender      // this sealer's nonce prefix per key
+	xaesPrimary atomic.Pointer[xaesSender] // the last used: every Seal but after a rotation, without the lock
+	xaesOpened  xaesCache                  // the AEADs of the prefixes opened
 
 	mu      sync.Mutex
 	seen    map[[16]byte]struct{}
@@ -113,6 +114,7 @@ type Sealer struct {
 // random nonce prefix fixed for the sealer's life, so its derived key is
 // computed once, and a counter that makes every nonce under it distinct.
 type xaesSender struct {
+	key     KeyID
 	prefix  [xaesPrefixSize]byte
 	salt    [4]byte // random: nonces of two sealers that drew one prefix still differ
 	aead    cipher.AEAD
@@ -196,12 +198,16 @@ func (s *Sealer) Seal(dst, datagram []byte, now time.Time) ([]byte, error) {
 // xaesSender returns this sealer's AES256GCM state for key id, drawing its
 // nonce prefix on first use.
 func (s *Sealer) xaesSender(id KeyID, key *ringKey) (*xaesSender, error) {
+	if snd := s.xaesPrimary.Load(); snd != nil && snd.key == id {
+		return snd, nil
+	}
 	s.xaesMu.Lock()
 	defer s.xaesMu.Unlock()
 	if snd, ok := s.xaesSenders[id]; ok {
+		s.xaesPrimary.Store(snd)
 		return snd, nil
 	}
-	snd := &xaesSender{}
+	snd := &xaesSender{key: id}
 	if _, err := rand.Read(snd.prefix[:]); err != nil {
 		return nil, fmt.Errorf("security: nonce prefix: %w", err)
 	}
@@ -214,6 +220,7 @@ func (s *Sealer) xaesSender(id KeyID, key *ringKey) (*xaesSender, error) {
 	}
 	snd.aead = aead
 	s.xaesSenders[id] = snd
+	s.xaesPrimary.Store(snd)
 	return snd, nil
 }
 
