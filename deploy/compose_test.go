@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -113,8 +114,16 @@ func buildImage(t *testing.T) string {
 	run(t, 5*time.Minute, nil, "docker", "build", "-q", "-t", tag, dir)
 	size := strings.TrimSpace(run(t, time.Minute, nil, "docker", "image", "inspect", "--format", "{{.Size}}", tag))
 	t.Logf("image %s: %s bytes", tag, size)
+	imageBytes, err := strconv.ParseInt(size, 10, 64)
+	require.NoError(t, err, "docker image inspect printed %q", size)
+	require.LessOrEqual(t, imageBytes, int64(maxImageBytes),
+		"the image outgrew docs/deploy.md's bound: look at what the binary now links (go version -m dist/hearsay)")
 	return tag
 }
+
+// maxImageBytes is the most the image may weigh (docs/deploy.md, "Size"):
+// it is FROM scratch, so this bounds the binary.
+const maxImageBytes = 25_000_000
 
 // composeCluster is deploy/compose.yaml brought up under a project name of
 // its own.
